@@ -1,0 +1,1 @@
+"""The ``fpsm`` command line: one program, one module per subcommand."""
