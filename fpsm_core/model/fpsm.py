@@ -165,10 +165,14 @@ class FPSM(nn.Module):
                 if synthetic is None
                 else synthetic.to(device=pooled[0].device, dtype=torch.long).reshape(-1)
             )
-            pooled = [p + emb(flag).to(p.dtype) for p, emb in zip(pooled, self.synthetic, strict=True)]
+            pooled = [
+                p + emb(flag).to(p.dtype) for p, emb in zip(pooled, self.synthetic, strict=True)
+            ]
         pooled = [self.drop(p) for p in pooled]
-        return [F.linear(p, w.to(p.dtype), b.to(p.dtype)) for p, (w, b) in
-                zip(pooled, self.head_weights(), strict=True)]
+        return [
+            F.linear(p, w.to(p.dtype), b.to(p.dtype))
+            for p, (w, b) in zip(pooled, self.head_weights(), strict=True)
+        ]
 
     def forward_all(self, x: torch.Tensor, synthetic: torch.Tensor | None = None) -> FPSMOutput:
         """One pass returning summed logits, per-level logits and the level feature maps."""

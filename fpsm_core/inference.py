@@ -1,0 +1,393 @@
+"""The inference service: images in, ranked findings with their evidence out.
+
+Synchronous and thread-agnostic: the CLI calls it directly, the viewer runs it in a worker thread.
+One forward pass per member yields the summed logits, every level's logits and the level feature
+maps, from which the closed-form per-level Grad-CAMs come at almost no cost (:mod:`fpsm_core.explain`).
+On CUDA it uses half-precision autocast, channels_last and cuDNN autotuning; everywhere it runs under
+``torch.inference_mode``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fpsm_core.model.ensemble import Ensemble, load_model, mean_probabilities
+from fpsm_core.preprocess import Letterbox, prepare
+
+
+class InferenceError(RuntimeError):
+    """Inference could not run (no usable device, a model that fails on this input...)."""
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto`` = CUDA, then Apple MPS, then CPU; otherwise the named device, checked."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InferenceError("--device cuda was asked for but no CUDA device is available.")
+    return device
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One label's verdict, with its evidence.
+
+    Attributes:
+        member_probabilities: each member's probability, in ensemble order.
+        level_logits: per member, the logit of each of that member's levels (they sum to the
+            member's logit).
+    """
+
+    label: str
+    index: int
+    probability: float
+    threshold: float
+    member_probabilities: tuple[float, ...]
+    level_logits: tuple[tuple[float, ...], ...]
+
+    @property
+    def above_threshold(self) -> bool:
+        return self.probability >= self.threshold
+
+    @property
+    def member_spread(self) -> float:
+        """Max minus min of member probabilities: disagreement between members."""
+        return max(self.member_probabilities) - min(self.member_probabilities)
+
+
+@dataclass(frozen=True)
+class Result:
+    """Everything one image's inference produced; immutable and safe to pass between threads.
+
+    Attributes:
+        findings: all labels, highest ensemble probability first.
+        probabilities: ensemble probabilities in label order, (C,).
+        member_probabilities: (M, C).
+        level_logits: per member, (L_m, C) in that member's ``levels`` order.
+        member_levels: each member's levels.
+        letterboxes: per member, where the image lies in that member's input (for CAM mapping).
+        cams: per member, the raw closed-form level CAMs (L_m arrays of (C, h_l, w_l)) when asked.
+    """
+
+    path: str | None
+    image_shape: tuple[int, int]
+    labels: tuple[str, ...]
+    findings: tuple[Finding, ...]
+    probabilities: np.ndarray
+    member_probabilities: np.ndarray
+    member_names: tuple[str, ...]
+    member_levels: tuple[tuple[int, ...], ...]
+    level_logits: tuple[np.ndarray, ...]
+    letterboxes: tuple[Letterbox, ...]
+    input_sizes: tuple[int, ...]
+    model: Mapping[str, Any]
+    untrained: bool
+    timing_ms: Mapping[str, float]
+    device: str
+    cams: tuple[tuple[np.ndarray, ...], ...] | None = None
+
+    def top(self, k: int) -> tuple[Finding, ...]:
+        return self.findings[:k]
+
+    def finding(self, label: str) -> Finding:
+        for f in self.findings:
+            if f.label == label:
+                return f
+        raise KeyError(label)
+
+    def to_json(self, top: int | None = None) -> dict[str, Any]:
+        """The ``fpsm infer --json`` record (all findings unless ``top`` is given)."""
+        findings = self.findings if top is None else self.findings[:top]
+        return {
+            "path": self.path,
+            "findings": [
+                {
+                    "label": f.label,
+                    "probability": round(f.probability, 6),
+                    "threshold": round(f.threshold, 6),
+                    "above_threshold": f.above_threshold,
+                    "members": {
+                        n: round(p, 6)
+                        for n, p in zip(self.member_names, f.member_probabilities, strict=True)
+                    },
+                    "level_logits": {
+                        n: {str(lv): round(x, 6) for lv, x in zip(levels, logits, strict=True)}
+                        for n, levels, logits in zip(
+                            self.member_names, self.member_levels, f.level_logits, strict=True
+                        )
+                    },
+                }
+                for f in findings
+            ],
+            "members": [
+                {"name": n, "levels": list(lv)}
+                for n, lv in zip(self.member_names, self.member_levels, strict=True)
+            ],
+            "levels": {
+                n: {
+                    str(lv): [round(float(v), 6) for v in row]
+                    for lv, row in zip(levels, ll, strict=True)
+                }
+                for n, levels, ll in zip(
+                    self.member_names, self.member_levels, self.level_logits, strict=True
+                )
+            },
+            "model": dict(self.model),
+            "untrained": self.untrained,
+            "device": self.device,
+            "timing_ms": {k: round(v, 2) for k, v in self.timing_ms.items()},
+        }
+
+
+@dataclass(frozen=True)
+class LoadFailure:
+    """An input that could not be read; ``error`` is one sentence naming the file."""
+
+    path: str
+    error: str
+
+
+@dataclass
+class _Prepared:
+    path: str | None
+    shape: tuple[int, int]
+    tensors: list[np.ndarray]
+    boxes: list[Letterbox]
+    load_ms: float = 0.0
+    preprocess_ms: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class InferenceService:
+    """Runs an FPSM ensemble on radiographs.
+
+    Args:
+        model: an :class:`Ensemble`, a checkpoint/ensemble path, or None for the bundled default.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps``.
+        batch_size: images per forward pass.
+    """
+
+    def __init__(
+        self,
+        model: Ensemble | str | Path | None = None,
+        device: str = "auto",
+        batch_size: int = 4,
+    ) -> None:
+        self.device = pick_device(device)
+        if model is None:
+            from fpsm_core.resources import default_model_path
+
+            model = default_model_path()
+        self.ensemble = model if isinstance(model, Ensemble) else load_model(model)
+        self.ensemble.to(self.device)
+        self.batch_size = max(1, int(batch_size))
+        self._cuda = self.device.type == "cuda"
+        if self._cuda:
+            torch.backends.cudnn.benchmark = True
+            for member in self.ensemble.members:
+                member.model.to(memory_format=torch.channels_last)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.ensemble.labels
+
+    def identity(self) -> dict[str, Any]:
+        return {**self.ensemble.identity(), "device": str(self.device)}
+
+    # -- public API ------------------------------------------------------------------------
+    def predict(self, images: Sequence[Any], *, cams: bool = False) -> list[Result]:
+        """Predict for loaded images (objects with ``pixels``, ``window`` and optionally ``path``)."""
+        prepared = [self._prepare(img) for img in images]
+        return self._run(prepared, cams=cams)
+
+    def predict_paths(
+        self,
+        paths: Iterable[str | Path],
+        *,
+        cams: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: Callable[[], bool] | None = None,
+    ) -> Iterator[Result | LoadFailure]:
+        """Load and predict files in batches; unreadable files yield :class:`LoadFailure`.
+
+        ``progress(done, total)`` is called after every batch; ``cancel()`` returning True stops
+        before the next batch.
+        """
+        from fpsm_core.io import ImageLoadError, load_image
+
+        path_list = [Path(p) for p in paths]
+        total = len(path_list)
+        done = 0
+        batch: list[_Prepared] = []
+
+        def flush() -> Iterator[Result]:
+            nonlocal batch
+            results = self._run(batch, cams=cams)
+            batch = []
+            yield from results
+
+        for path in path_list:
+            if cancel is not None and cancel():
+                return
+            t0 = time.perf_counter()
+            try:
+                image = load_image(path)
+            except ImageLoadError as exc:
+                done += 1
+                yield LoadFailure(path=str(path), error=str(exc))
+                if progress:
+                    progress(done, total)
+                continue
+            load_ms = (time.perf_counter() - t0) * 1e3
+            item = self._prepare(image)
+            item.load_ms = load_ms
+            batch.append(item)
+            if len(batch) >= self.batch_size:
+                done += len(batch)
+                yield from flush()
+                if progress:
+                    progress(done, total)
+        if batch:
+            done += len(batch)
+            yield from flush()
+            if progress:
+                progress(done, total)
+
+    # -- internals --------------------------------------------------------------------------
+    def _prepare(self, image: Any) -> _Prepared:
+        t0 = time.perf_counter()
+        pixels = np.asarray(image.pixels)
+        window = tuple(image.window)
+        tensors: list[np.ndarray] = []
+        boxes: list[Letterbox] = []
+        cache: dict[Any, tuple[np.ndarray, Letterbox]] = {}
+        for member in self.ensemble.members:
+            key = (member.meta.preprocessing, member.model.in_chans)
+            if key not in cache:
+                cache[key] = prepare(
+                    pixels, window, member.meta.preprocessing, member.model.in_chans
+                )  # type: ignore[arg-type]
+            tensor, box = cache[key]
+            tensors.append(tensor)
+            boxes.append(box)
+        path = getattr(image, "path", None)
+        return _Prepared(
+            path=str(path) if path is not None else None,
+            shape=(int(pixels.shape[0]), int(pixels.shape[1])),
+            tensors=tensors,
+            boxes=boxes,
+            preprocess_ms=(time.perf_counter() - t0) * 1e3,
+        )
+
+    def _forward_member(
+        self, index: int, batch: np.ndarray, cams: bool
+    ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray] | None]:
+        model = self.ensemble.members[index].model
+        x = torch.from_numpy(batch).to(self.device, non_blocking=True)
+        if self._cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with (
+            torch.inference_mode(),
+            torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self._cuda),
+        ):
+            out = model.forward_all(x)
+            level_logits = torch.stack([z.float() for z in out.level_logits], dim=1)  # (B, L, C)
+            probs = torch.sigmoid(out.logits.float())
+            raw = None
+            if cams:
+                from fpsm_core.explain import raw_level_cams
+
+                raw = [m.float().cpu().numpy() for m in raw_level_cams(model, out)]
+        return probs.cpu().numpy(), level_logits.cpu().numpy(), raw
+
+    def _run(self, items: Sequence[_Prepared], *, cams: bool) -> list[Result]:
+        if not items:
+            return []
+        results: list[Result] = []
+        for start in range(0, len(items), self.batch_size):
+            chunk = items[start : start + self.batch_size]
+            member_probs, member_levels, member_cams, forward_ms = [], [], [], []
+            for m in range(len(self.ensemble.members)):
+                batch = np.stack([it.tensors[m] for it in chunk])
+                if self._cuda:
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                probs, levels, raw = self._forward_member(m, batch, cams)
+                forward_ms.append((time.perf_counter() - t0) * 1e3)
+                member_probs.append(probs)
+                member_levels.append(levels)
+                member_cams.append(raw)
+            per_image_forward = sum(forward_ms) / len(chunk)
+            for b, item in enumerate(chunk):
+                results.append(
+                    self._assemble(
+                        item,
+                        [p[b] for p in member_probs],
+                        [lv[b] for lv in member_levels],
+                        [tuple(level[b] for level in raw) for raw in member_cams] if cams else None,
+                        per_image_forward,
+                    )
+                )
+        return results
+
+    def _assemble(
+        self,
+        item: _Prepared,
+        probs: list[np.ndarray],
+        levels: list[np.ndarray],
+        cams: list[tuple[np.ndarray, ...]] | None,
+        forward_ms: float,
+    ) -> Result:
+        ens = self.ensemble
+        member_probs = np.stack(probs).astype(np.float32)
+        mean = mean_probabilities(probs).astype(np.float32)
+        findings = [
+            Finding(
+                label=label,
+                index=i,
+                probability=float(mean[i]),
+                threshold=float(ens.thresholds[i]),
+                member_probabilities=tuple(float(p[i]) for p in probs),
+                level_logits=tuple(tuple(float(x) for x in lv[:, i]) for lv in levels),
+            )
+            for i, label in enumerate(ens.labels)
+        ]
+        findings.sort(key=lambda f: (-f.probability, f.index))
+        timing = {
+            "load": item.load_ms,
+            "preprocess": item.preprocess_ms,
+            "forward": forward_ms,
+        }
+        timing["total"] = sum(timing.values())
+        return Result(
+            path=item.path,
+            image_shape=item.shape,
+            labels=ens.labels,
+            findings=tuple(findings),
+            probabilities=mean,
+            member_probabilities=member_probs,
+            member_names=ens.member_names,
+            member_levels=tuple(m.model.levels for m in ens.members),
+            level_logits=tuple(lv.astype(np.float32) for lv in levels),
+            letterboxes=tuple(item.boxes),
+            input_sizes=tuple(m.meta.preprocessing.input_size for m in ens.members),
+            model={k: v for k, v in ens.identity().items() if k != "members"}
+            | {"members": [m["name"] for m in ens.identity()["members"]]},
+            untrained=ens.untrained,
+            timing_ms=timing,
+            device=str(self.device),
+            cams=tuple(cams) if cams is not None else None,
+        )

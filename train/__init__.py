@@ -1,0 +1,1 @@
+"""Training, evaluation, ensembling and HPO scripts for FPSM models (imports fpsm_core, never viewer)."""
