@@ -51,8 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = _build_parser(selected)
     except ModuleNotFoundError as exc:
-        print(f"fpsm: the '{selected}' command is not available in this build ({exc}).",
-              file=sys.stderr)
+        print(
+            f"fpsm: the '{selected}' command is not available in this build ({exc}).",
+            file=sys.stderr,
+        )
         return 2
     args = parser.parse_args(args_list)
     if args.command is None:

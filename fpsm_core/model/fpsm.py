@@ -87,18 +87,24 @@ class FPSM(nn.Module):
             raise ModelConfigError("num_classes must be at least 1.")
 
         probe = _create_backbone(backbone, in_chans=in_chans, out_indices=None)
-        reductions = list(probe.feature_info.reduction())
-        channels_all = list(probe.feature_info.channels())
-        out_indices = []
+        # feature_info.info lists every tappable stage with its absolute index (timm's out_indices),
+        # stride and channels; the deepest stage at each stride is that stride's level.
+        by_stride: dict[int, tuple[int, int]] = {}
+        for entry in probe.feature_info.info:
+            if entry.get("module", "") == "":
+                continue
+            by_stride[int(entry["reduction"])] = (int(entry["index"]), int(entry["num_chs"]))
+        del probe
+        out_indices, channels = [], []
         for level in levels:
             stride = LEVEL_STRIDES[level]
-            if stride not in reductions:
+            if stride not in by_stride:
                 raise ModelConfigError(
                     f"backbone {backbone!r} has no feature map at stride {stride} (level {level}); "
-                    f"its strides are {reductions}."
+                    f"its strides are {sorted(by_stride)}."
                 )
-            out_indices.append(reductions.index(stride))
-        del probe
+            out_indices.append(by_stride[stride][0])
+            channels.append(by_stride[stride][1])
         # timm returns features in ascending index order; remember how to reorder them.
         sorted_indices = sorted(out_indices)
         self.backbone = _create_backbone(backbone, in_chans=in_chans, out_indices=sorted_indices)
@@ -109,7 +115,7 @@ class FPSM(nn.Module):
         self.aggregation: Aggregation = aggregation
         self.num_classes = num_classes
         self.in_chans = in_chans
-        self.level_channels: tuple[int, ...] = tuple(channels_all[i] for i in out_indices)
+        self.level_channels: tuple[int, ...] = tuple(channels)
         # One identity per level: its output *is* the level's feature map, whatever the backbone's
         # module names are. These are the Grad-CAM target layers.
         self.level_taps = nn.ModuleList(nn.Identity() for _ in levels)
