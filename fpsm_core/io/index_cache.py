@@ -1,0 +1,118 @@
+"""The SQLite header cache behind ``index_folder``: one row per file, keyed by path, mtime, size.
+
+Layout: one table ``files`` (``WITHOUT ROWID``, primary key ``path``) whose columns are the fields
+of `HeaderRecord`; ``PRAGMA user_version`` holds ``SCHEMA_VERSION`` and a mismatch rebuilds the
+table. WAL journal, ``synchronous=NORMAL``. The file holds patient names and IDs, so it is created
+private to the user (mode 0600). A cache that cannot be opened is reported, never fatal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+
+from fpsm_core.io.headers import RECORD_FIELDS, HeaderRecord
+
+SCHEMA_VERSION = 1
+_INT_FIELDS = {"mtime_ns", "size", "series_number", "instance_number", "rows", "columns", "frames"}
+
+
+def default_cache_path() -> Path:
+    """``$FPSM_CACHE_DIR/study_index.sqlite3``, else under ``$XDG_CACHE_HOME/fpsm`` or ~/.cache."""
+    base = os.environ.get("FPSM_CACHE_DIR")
+    if base:
+        return Path(base) / "study_index.sqlite3"
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "fpsm" / "study_index.sqlite3"
+
+
+class HeaderCache:
+    """A connection to the cache file; use as a context manager."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+        self._con = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
+        try:
+            self._setup()
+        except sqlite3.DatabaseError:
+            self._con.close()
+            raise
+
+    def _setup(self) -> None:
+        con = self._con
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=NORMAL")
+        version = con.execute("PRAGMA user_version").fetchone()[0]
+        if version != SCHEMA_VERSION:
+            con.execute("DROP TABLE IF EXISTS files")
+        columns = ", ".join(
+            f"{name} {'INTEGER' if name in _INT_FIELDS else 'TEXT'}"
+            + (" PRIMARY KEY" if name == "path" else "")
+            for name in RECORD_FIELDS
+        )
+        con.execute(f"CREATE TABLE IF NOT EXISTS files ({columns}) WITHOUT ROWID")
+        con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def __enter__(self) -> HeaderCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection."""
+        with contextlib.suppress(sqlite3.Error):
+            self._con.close()
+
+    def load_under(self, root: str) -> dict[str, HeaderRecord]:
+        """All cached records whose path lies under ``root`` (a directory, absolute)."""
+        prefix = root.rstrip(os.sep) + os.sep
+        upper = prefix[:-1] + chr(ord(os.sep) + 1)
+        rows = self._con.execute(
+            f"SELECT {', '.join(RECORD_FIELDS)} FROM files WHERE path >= ? AND path < ?",
+            (prefix, upper),
+        ).fetchall()
+        return {row[0]: HeaderRecord(*row) for row in rows}
+
+    def load_paths(self, paths: Iterable[str]) -> dict[str, HeaderRecord]:
+        """Cached records for explicit paths (DICOMDIR references)."""
+        out: dict[str, HeaderRecord] = {}
+        query = f"SELECT {', '.join(RECORD_FIELDS)} FROM files WHERE path = ?"
+        for path in paths:
+            row = self._con.execute(query, (path,)).fetchone()
+            if row:
+                out[path] = HeaderRecord(*row)
+        return out
+
+    def store(self, records: Iterable[HeaderRecord]) -> None:
+        """Insert or replace records in one transaction."""
+        marks = ", ".join("?" for _ in RECORD_FIELDS)
+        rows = [tuple(getattr(r, f) for f in RECORD_FIELDS) for r in records]
+        if not rows:
+            return
+        with self._transaction():
+            self._con.executemany(f"INSERT OR REPLACE INTO files VALUES ({marks})", rows)
+
+    def delete(self, paths: Iterable[str]) -> None:
+        """Forget files that are gone."""
+        rows = [(p,) for p in paths]
+        if rows:
+            with self._transaction():
+                self._con.executemany("DELETE FROM files WHERE path = ?", rows)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterable[None]:  # type: ignore[misc]
+        self._con.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._con.execute("ROLLBACK")
+            raise
+        self._con.execute("COMMIT")
