@@ -1,0 +1,61 @@
+"""Explanations of FPSM predictions: per-level Grad-CAM, package CAMs, localisation metrics.
+
+The per-level maps come in closed form from one forward pass (:mod:`.closed_form`), are kept
+low-resolution in a :class:`CamSet` and normalised or fused on demand; methods without a closed
+form go through the grad-cam package (:mod:`.package`, imported lazily: it pulls in matplotlib).
+"""
+
+from fpsm_core.explain.camset import CamSet, ensemble_camset
+from fpsm_core.explain.closed_form import (
+    cams_from_output,
+    compute_cams,
+    fused_cam,
+    level_cams,
+    level_contributions,
+    raw_level_cams,
+    raw_level_cams_from_output,
+    resolve_classes,
+)
+from fpsm_core.explain.errors import ExplainError
+from fpsm_core.explain.metrics import (
+    LocalisationScores,
+    box_iou,
+    box_mask,
+    energy_in_box,
+    localisation_scores,
+    pointing_game,
+    scale_boxes,
+)
+from fpsm_core.explain.normalise import minmax_like_gradcam, normalise_like_gradcam, resize_maps
+from fpsm_core.explain.output import CamFiles, overlay, write_cam_outputs, write_result_cams
+from fpsm_core.explain.package import METHODS, package_cams
+
+__all__ = [
+    "METHODS",
+    "CamFiles",
+    "CamSet",
+    "ExplainError",
+    "LocalisationScores",
+    "box_iou",
+    "box_mask",
+    "energy_in_box",
+    "localisation_scores",
+    "overlay",
+    "pointing_game",
+    "scale_boxes",
+    "write_cam_outputs",
+    "write_result_cams",
+    "cams_from_output",
+    "compute_cams",
+    "ensemble_camset",
+    "fused_cam",
+    "level_cams",
+    "level_contributions",
+    "minmax_like_gradcam",
+    "normalise_like_gradcam",
+    "package_cams",
+    "raw_level_cams",
+    "raw_level_cams_from_output",
+    "resize_maps",
+    "resolve_classes",
+]
