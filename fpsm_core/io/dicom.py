@@ -598,7 +598,14 @@ def _build_image(ds: Dataset, path: Path, frame: int, notes: list[str]) -> XRayI
         decoder=decoder,
         bits_stored=geo["bits_stored"],
         inverted=inverted,
+        burned_in_annotation=_yes_no(header_str(ds, "BurnedInAnnotation")),
     )
+
+
+def _yes_no(value: str | None) -> bool | None:
+    if value is None:
+        return None
+    return {"YES": True, "NO": False}.get(value.upper())
 
 
 def _colour_window(

@@ -48,6 +48,8 @@ class XRayImage:
         decoder: The pixel decoder that was used ("native", "pylibjpeg", "pyjpegls", "pillow"...).
         bits_stored: BitsStored (8 or 16 for rasters).
         inverted: True when the stored values were mirrored (MONOCHROME1 or INVERSE shape).
+        burned_in_annotation: BurnedInAnnotation of a DICOM source (None when absent); exporters
+            pass the image to ``fpsm_core.io.deid.check_exportable``.
     """
 
     pixels: np.ndarray
@@ -73,6 +75,7 @@ class XRayImage:
     decoder: str | None = None
     bits_stored: int | None = None
     inverted: bool = False
+    burned_in_annotation: bool | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
