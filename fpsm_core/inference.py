@@ -337,7 +337,9 @@ class InferenceService:
                         item,
                         [p[b] for p in member_probs],
                         [lv[b] for lv in member_levels],
-                        [tuple(level[b] for level in raw) for raw in member_cams] if cams else None,
+                        [tuple(level[b] for level in raw) for raw in member_cams if raw is not None]
+                        if cams
+                        else None,
                         per_image_forward,
                     )
                 )

@@ -90,7 +90,8 @@ class FPSM(nn.Module):
         # feature_info.info lists every tappable stage with its absolute index (timm's out_indices),
         # stride and channels; the deepest stage at each stride is that stride's level.
         by_stride: dict[int, tuple[int, int]] = {}
-        for entry in probe.feature_info.info:
+        info: list[dict[str, Any]] = probe.feature_info.info  # type: ignore[union-attr,assignment]
+        for entry in info:
             if entry.get("module", "") == "":
                 continue
             by_stride[int(entry["reduction"])] = (int(entry["index"]), int(entry["num_chs"]))
@@ -127,6 +128,7 @@ class FPSM(nn.Module):
         )
         if synthetic_embedding:
             for emb in self.synthetic:  # type: ignore[union-attr]
+                assert isinstance(emb, nn.Embedding)
                 nn.init.zeros_(emb.weight)
         if aggregation == "sum":
             self.heads = nn.ModuleList(nn.Linear(ch, num_classes) for ch in self.level_channels)
@@ -156,6 +158,7 @@ class FPSM(nn.Module):
         if self.aggregation == "sum":
             return [(head.weight, head.bias) for head in self.heads]  # type: ignore[misc]
         head = self.heads[0]
+        assert isinstance(head, nn.Linear)
         weights = torch.split(head.weight, list(self.level_channels), dim=1)
         share = head.bias / len(self.levels)
         return [(w, share) for w in weights]
