@@ -1,0 +1,128 @@
+"""``fpsm-viewer [PATH] [--model CKPT_OR_DIR] [--device ...] [--screenshot FILE]``.
+
+With no PATH the bundled sample study opens (an empty worklist with a hint when there is none).
+``--screenshot FILE`` waits until the first inference has finished and its overlay is drawn, saves
+the main window as a PNG and exits 0 (1 when it could not get there); it works with
+``QT_QPA_PLATFORM=offscreen``, for docs and checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+SCREENSHOT_SIZE = (1600, 1000)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fpsm-viewer",
+        description="Chest radiograph viewer with FPSM findings and per-level heatmaps.",
+    )
+    p.add_argument("path", nargs="?", help="image file or folder (default: the sample study)")
+    p.add_argument("--model", help="checkpoint .json or ensemble directory (default: bundled)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto)")
+    p.add_argument(
+        "--screenshot",
+        metavar="FILE",
+        help="save a PNG of the window after the first inference and exit",
+    )
+    p.add_argument(
+        "--screenshot-timeout",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="give up on --screenshot after S seconds (exit 1)",
+    )
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: all cores but one)"
+    )
+    return p
+
+
+def _sample_images(folder: Path) -> bool:
+    from fpsm_core.io import is_image_path
+
+    return folder.is_dir() and any(
+        p.is_file() and is_image_path(p) and not p.name.startswith(".") for p in folder.rglob("*")
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the viewer; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from viewer.theme import apply_theme
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("fpsm-viewer")
+    app.setOrganizationName("fpsm-cxr")
+    apply_theme(app)  # type: ignore[arg-type]
+
+    from fpsm_core.resources import sample_study_dir
+    from viewer.main_window import MainWindow
+
+    window = MainWindow(args.model, args.device, torch_threads=args.threads)
+    if args.screenshot:
+        window.resize(*SCREENSHOT_SIZE)
+    window.show()
+
+    target = Path(args.path) if args.path else sample_study_dir()
+    if args.path or _sample_images(target):
+        window.open_path(target)
+    else:
+        window.show_status(
+            f"No sample study in {target}: open a file or folder (Ctrl+O / Ctrl+Shift+O)."
+        )
+
+    status = {"code": 0}
+    if args.screenshot:
+        out = Path(args.screenshot)
+
+        def save(code: int) -> None:
+            app.processEvents()
+            pixmap = window.grab()
+            if not pixmap.save(str(out), "PNG"):
+                print(f"fpsm-viewer: cannot write the screenshot '{out}'.", file=sys.stderr)
+                code = 1
+            else:
+                print(f"fpsm-viewer: screenshot {out} ({pixmap.width()}x{pixmap.height()})")
+            status["code"] = code
+            window.close()
+            app.quit()
+
+        def after_result(_result: object) -> None:
+            # The overlay is drawn synchronously when the top finding is selected; let the
+            # event loop paint it before grabbing.
+            QTimer.singleShot(300, lambda: save(0))
+
+        def on_error(message: str) -> None:
+            if window.loaded is None or window.model_info is None:
+                print(f"fpsm-viewer: {message}", file=sys.stderr)
+
+        def on_timeout() -> None:
+            print(
+                "fpsm-viewer: no inference result before the screenshot timeout.", file=sys.stderr
+            )
+            save(1)
+
+        window.result_shown.connect(after_result)
+        window.error_shown.connect(on_error)
+        window.hub.model_failed.connect(lambda _m: QTimer.singleShot(300, lambda: save(1)))
+        window.hub.image_failed.connect(lambda _i, _m: QTimer.singleShot(300, lambda: save(1)))
+        if not (args.path or _sample_images(target)):
+            window.model_ready.connect(lambda _i: QTimer.singleShot(300, lambda: save(0)))
+        QTimer.singleShot(int(args.screenshot_timeout * 1000), on_timeout)
+
+    code = app.exec()
+    return status["code"] if args.screenshot else int(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,379 @@
+"""The worklist: studies and their images with thumbnails, and triage by urgent findings.
+
+Folders are indexed by :func:`fpsm_core.io.index_folder` (on the load thread); single files join an
+"Opened files" study. Triage runs the model over every image in the background and sorts studies
+(and the images inside them) by the highest probability among the urgent findings the user chose.
+Thumbnails are made on a one-thread pool so a long list never slows the image being read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThreadPool, Signal
+from PySide6.QtGui import QAction, QBrush, QColor, QIcon, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QProgressBar,
+    QPushButton,
+    QToolButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from viewer import theme
+
+PathRole = Qt.ItemDataRole.UserRole + 1
+ScoreRole = Qt.ItemDataRole.UserRole + 2
+THUMB_SIZE = 56
+COL_NAME, COL_VIEW, COL_SCORE, COL_TOP = range(4)
+OPENED_FILES = "Opened files"
+
+
+def thumbnail_rgb(grey: np.ndarray, size: int = THUMB_SIZE) -> np.ndarray:
+    """A uint8 grey image shrunk into a ``size`` square, as (h, w, 3) RGB."""
+    h, w = grey.shape[:2]
+    scale = size / max(h, w)
+    small = cv2.resize(
+        grey, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+    )
+    return np.repeat(small[..., None], 3, axis=2)
+
+
+def _icon(rgb: np.ndarray) -> QIcon:
+    rgb = np.ascontiguousarray(rgb)
+    h, w = rgb.shape[:2]
+    return QIcon(
+        QPixmap.fromImage(QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy())
+    )
+
+
+class _ThumbnailSignals(QObject):
+    made = Signal(str, object)
+
+
+class _ThumbnailJob(QRunnable):
+    def __init__(self, path: str, signals: _ThumbnailSignals) -> None:
+        super().__init__()
+        self.path = path
+        self.signals = signals
+
+    def run(self) -> None:
+        from fpsm_core.io import ImageLoadError, load_image
+
+        try:
+            image = load_image(self.path)
+            step = max(1, max(image.shape) // (4 * THUMB_SIZE))
+            grey = image.display_uint8() if step == 1 else _window_small(image, step)
+            self.signals.made.emit(self.path, thumbnail_rgb(grey))
+        except (ImageLoadError, OSError, ValueError, MemoryError):
+            self.signals.made.emit(self.path, None)
+
+
+def _window_small(image: Any, step: int) -> np.ndarray:
+    from fpsm_core.io import apply_window
+
+    return apply_window(image.pixels[::step, ::step], *image.window, image.voi_function)
+
+
+class WorklistPanel(QWidget):
+    """Studies and images, thumbnails, triage.
+
+    Signals:
+        image_activated(path): the user selected an image.
+        triage_requested(), triage_cancel_requested()
+        urgent_changed(labels): the urgent findings were edited.
+    """
+
+    image_activated = Signal(str)
+    triage_requested = Signal()
+    triage_cancel_requested = Signal()
+    urgent_changed = Signal(list)
+
+    def __init__(self, parent: QWidget | None = None, *, thumbnails: bool = True) -> None:
+        super().__init__(parent)
+        self.setMinimumWidth(260)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        self.hint = QLabel(
+            "No study open.\nDrop a DICOM / PNG file or a folder here,\n"
+            "or use File > Open (Ctrl+O) / Open Folder (Ctrl+Shift+O)."
+        )
+        self.hint.setObjectName("hint")
+        self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hint.setWordWrap(True)
+        layout.addWidget(self.hint)
+        self.tree = QTreeWidget()
+        self.tree.setColumnCount(4)
+        self.tree.setHeaderLabels(["Image", "View", "Urgency", "Top urgent finding"])
+        self.tree.setIconSize(QSize(THUMB_SIZE, THUMB_SIZE))
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.tree.setAlternatingRowColors(True)
+        self.tree.setColumnWidth(COL_NAME, 190)
+        self.tree.setColumnWidth(COL_VIEW, 44)
+        self.tree.setColumnWidth(COL_SCORE, 62)
+        layout.addWidget(self.tree, stretch=1)
+
+        row = QHBoxLayout()
+        self.triage_button = QPushButton("Triage")
+        self.triage_button.setToolTip("Run the model over every image and sort by urgent findings")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.urgent_button = QToolButton()
+        self.urgent_button.setText("Urgent findings")
+        self.urgent_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.urgent_menu = QMenu(self.urgent_button)
+        self.urgent_button.setMenu(self.urgent_menu)
+        row.addWidget(self.triage_button)
+        row.addWidget(self.cancel_button)
+        row.addWidget(self.urgent_button)
+        layout.addLayout(row)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("%v / %m")
+        layout.addWidget(self.progress)
+        self.triage_label = QLabel("")
+        self.triage_label.setStyleSheet(f"color: {theme.TEXT_DIM};")
+        layout.addWidget(self.triage_label)
+
+        self._items: dict[str, QTreeWidgetItem] = {}
+        self._studies: dict[str, QTreeWidgetItem] = {}
+        self._thumbnails = thumbnails
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+        self._thumb_signals = _ThumbnailSignals()
+        self._thumb_signals.made.connect(self._on_thumbnail_made)
+        self._urgent_actions: dict[str, QAction] = {}
+
+        self.tree.currentItemChanged.connect(self._on_tree_current_item_changed)
+        self.triage_button.clicked.connect(self.triage_requested)
+        self.cancel_button.clicked.connect(self.triage_cancel_requested)
+        self._update_hint()
+
+    # -- content -----------------------------------------------------------------------------
+    def clear(self) -> None:
+        self._pool.clear()
+        self.tree.clear()
+        self._items.clear()
+        self._studies.clear()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.triage_label.setText("")
+        self._update_hint()
+
+    def set_index(self, index: Any) -> None:
+        """Replace the list with an indexed folder (a ``StudyIndex``)."""
+        self.clear()
+        for patient in index.patients:
+            for study in patient.studies:
+                who = patient.patient_name or patient.patient_id or "unknown patient"
+                title = " · ".join(
+                    x
+                    for x in (who.replace("^", " "), _date(study.study_date), study.description)
+                    if x
+                )
+                key = f"study:{study.study_uid or title}"
+                for img in study.images:
+                    self._add_image(key, title, Path(img.path), img.view_position, img.error)
+        placed = set(self._items)
+        for err in index.errors:
+            if str(err.path) not in placed:
+                self._add_image("errors", "Unreadable files", Path(err.path), None, err.error)
+        self.tree.expandAll()
+        self._update_hint()
+
+    def add_files(self, paths: Iterable[str | Path]) -> None:
+        """Add single files to the "Opened files" study (skipping ones already listed)."""
+        for p in paths:
+            path = Path(p)
+            if str(path) not in self._items:
+                self._add_image(OPENED_FILES, OPENED_FILES, path, None, None)
+        self.tree.expandAll()
+        self._update_hint()
+
+    def _add_image(
+        self, key: str, title: str, path: Path, view: str | None, error: str | None
+    ) -> QTreeWidgetItem:
+        study = self._studies.get(key)
+        if study is None:
+            study = QTreeWidgetItem([title])
+            study.setFirstColumnSpanned(False)
+            study.setData(COL_SCORE, ScoreRole, -1.0)
+            self.tree.addTopLevelItem(study)
+            self._studies[key] = study
+        item = QTreeWidgetItem([path.name, view or "", "", ""])
+        item.setData(COL_NAME, PathRole, str(path))
+        item.setToolTip(COL_NAME, error or str(path))
+        if error:
+            item.setForeground(COL_NAME, QBrush(QColor(theme.DANGER)))
+        study.addChild(item)
+        self._items[str(path)] = item
+        if self._thumbnails and not error:
+            self._pool.start(_ThumbnailJob(str(path), self._thumb_signals))
+        return item
+
+    def paths(self) -> list[str]:
+        """Every image path, in list order."""
+        out = []
+        for i in range(self.tree.topLevelItemCount()):
+            study = self.tree.topLevelItem(i)
+            for j in range(study.childCount()):
+                out.append(study.child(j).data(COL_NAME, PathRole))
+        return out
+
+    def study_titles(self) -> list[str]:
+        return [
+            self.tree.topLevelItem(i).text(COL_NAME) for i in range(self.tree.topLevelItemCount())
+        ]
+
+    @property
+    def current_path(self) -> str | None:
+        item = self.tree.currentItem()
+        return None if item is None else item.data(COL_NAME, PathRole)
+
+    def select_path(self, path: str | Path) -> bool:
+        item = self._items.get(str(path))
+        if item is None:
+            return False
+        self.tree.setCurrentItem(item)
+        return True
+
+    def step(self, delta: int) -> None:
+        """Select the next (1) or previous (-1) image."""
+        paths = self.paths()
+        if not paths:
+            return
+        current = self.current_path
+        i = paths.index(current) if current in paths else -1
+        self.select_path(paths[max(0, min(len(paths) - 1, i + delta))])
+
+    def set_thumbnail(self, path: str | Path, rgb: np.ndarray | None) -> None:
+        item = self._items.get(str(path))
+        if item is not None and rgb is not None:
+            item.setIcon(COL_NAME, _icon(rgb))
+
+    def has_thumbnail(self, path: str | Path) -> bool:
+        item = self._items.get(str(path))
+        return item is not None and not item.icon(COL_NAME).isNull()
+
+    def _update_hint(self) -> None:
+        self.hint.setVisible(not self._items)
+
+    # -- triage ------------------------------------------------------------------------------
+    def set_urgent_choices(self, labels: Sequence[str], chosen: Sequence[str]) -> None:
+        self.urgent_menu.clear()
+        self._urgent_actions.clear()
+        for label in labels:
+            action = self.urgent_menu.addAction(label)
+            action.setCheckable(True)
+            action.setChecked(label in chosen)
+            action.toggled.connect(lambda _on: self.urgent_changed.emit(self.urgent()))
+            self._urgent_actions[label] = action
+
+    def urgent(self) -> list[str]:
+        return [label for label, a in self._urgent_actions.items() if a.isChecked()]
+
+    def set_triage_running(self, running: bool) -> None:
+        self.triage_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        if running:
+            self.progress.setRange(0, max(1, len(self._items)))
+            self.progress.setValue(0)
+            self.triage_label.setText("Triage running…")
+
+    def set_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(1, total))
+        self.progress.setValue(done)
+
+    def set_triage_item(self, item: Any) -> None:
+        """Show one image's urgency (a ``TriageItem``)."""
+        row = self._items.get(str(item.path))
+        if row is None:
+            return
+        if item.error:
+            row.setText(COL_SCORE, "error")
+            row.setToolTip(COL_SCORE, item.error)
+            row.setData(COL_SCORE, ScoreRole, -1.0)
+            return
+        score = -1.0 if item.score is None else float(item.score)
+        row.setData(COL_SCORE, ScoreRole, score)
+        row.setText(COL_SCORE, "" if item.score is None else f"{item.score:.0%}")
+        row.setText(COL_TOP, item.top_label or "")
+        row.setToolTip(
+            COL_SCORE, "\n".join(f"{k}: {v:.1%}" for k, v in sorted(item.probabilities.items()))
+        )
+        study = row.parent()
+        if study is not None:
+            best = max(_score(study), score)
+            study.setData(COL_SCORE, ScoreRole, best)
+            study.setText(COL_SCORE, f"{best:.0%}" if best >= 0 else "")
+
+    def triage_finished(self, cancelled: bool, done: int) -> None:
+        self.set_triage_running(False)
+        self.triage_label.setText(
+            f"Triage cancelled after {done} image(s)."
+            if cancelled
+            else f"Triage done: {done} image(s)."
+        )
+        self.sort_by_urgency()
+
+    def sort_by_urgency(self) -> None:
+        """Most urgent study first, most urgent image first inside each study."""
+        current = self.current_path
+        self.tree.blockSignals(True)
+        try:
+            studies = [self.tree.takeTopLevelItem(0) for _ in range(self.tree.topLevelItemCount())]
+            studies.sort(key=lambda s: -_score(s))
+            for study in studies:
+                children = [study.takeChild(0) for _ in range(study.childCount())]
+                children.sort(key=lambda c: -_score(c))
+                study.addChildren(children)
+                self.tree.addTopLevelItem(study)
+            self.tree.expandAll()
+            if current:
+                self.select_path(current)
+        finally:
+            self.tree.blockSignals(False)
+
+    def urgency_order(self) -> list[tuple[str, float]]:
+        """(path, score) in list order (score -1 when not triaged)."""
+        return [(p, _score(self._items[p])) for p in self.paths()]
+
+    # -- events ------------------------------------------------------------------------------
+    def _on_tree_current_item_changed(self, current: QTreeWidgetItem | None, _prev: Any) -> None:
+        if current is None:
+            return
+        path = current.data(COL_NAME, PathRole)
+        if path is None and current.childCount():
+            self.tree.setCurrentItem(current.child(0))
+            return
+        if path:
+            self.image_activated.emit(path)
+
+    def _on_thumbnail_made(self, path: str, rgb: np.ndarray | None) -> None:
+        self.set_thumbnail(path, rgb)
+
+    def shutdown(self) -> None:
+        self._pool.clear()
+        self._pool.waitForDone(10000)
+
+
+def _score(item: QTreeWidgetItem) -> float:
+    value = item.data(COL_SCORE, ScoreRole)
+    return -1.0 if value is None else float(value)
+
+
+def _date(value: str | None) -> str | None:
+    if value and len(value) == 8 and value.isdigit():
+        return f"{value[:4]}-{value[4:6]}-{value[6:]}"
+    return value
