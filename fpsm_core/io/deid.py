@@ -20,6 +20,7 @@ import hmac
 import os
 import re
 import secrets
+import uuid
 from collections.abc import Collection, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -27,11 +28,11 @@ from typing import Any, Literal
 
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from pydicom.uid import UID, generate_uid
+from pydicom.uid import UID
 
 from fpsm_core.io.image import XRayImage
 
-METHOD = "PS3.15 Basic Application Confidentiality Profile (fpsm_core.io.deid)"
+METHOD = "DICOM PS3.15 Basic Profile (fpsm_core.io.deid)"
 _EMPTY_DATE = "19000101"
 
 # PS3.15 Table E.1-1 actions for the attributes a radiograph or its report can carry.
@@ -41,7 +42,8 @@ _TABLE: dict[str, str] = {}
 for _action, _names in {
     "Z": """AccessionNumber StudyID ReferringPhysicianName ContentCreatorName
         PlacerOrderNumberImagingServiceRequest FillerOrderNumberImagingServiceRequest
-        VerifyingObserverIdentificationCodeSequence PatientBirthDate PatientSex""",
+        VerifyingObserverIdentificationCodeSequence PatientBirthDate PatientSex StudyDate
+        StudyTime""",
     "D": """GraphicAnnotationSequence PersonIdentificationCodeSequence PersonName
         VerifyingObserverName VerifyingObserverSequence ContentDate ContentTime
         ContrastBolusAgent""",
@@ -220,7 +222,9 @@ def remap_uid(uid: str, salt: str | bytes | None = None) -> str:
     Returns:
         The replacement UID.
     """
-    return str(generate_uid(prefix=None, entropy_srcs=[_key(salt).hex(), uid.strip()]))
+    # A name-based UUID (version bits of v5) keyed by the salt, in the 2.25 arc (PS3.5 B.2).
+    digest = _digest(_key(salt), "uid", uid.strip())
+    return f"2.25.{uuid.UUID(bytes=digest[:16], version=5).int}"
 
 
 def _is_standard_uid(uid: str) -> bool:

@@ -85,7 +85,7 @@ def read_header(path: str, mtime_ns: int, size: int) -> HeaderRecord:
     Returns:
         The record; problems are in ``status == "error"`` records, never raised.
     """
-    base = {"path": path, "mtime_ns": mtime_ns, "size": size}
+    base: dict[str, Any] = {"path": path, "mtime_ns": mtime_ns, "size": size}
     suffix = os.path.splitext(path)[1].lower()
     try:
         with open(path, "rb") as fp:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from fpsm_core.io.headers import RECORD_FIELDS, HeaderRecord
@@ -108,7 +108,7 @@ class HeaderCache:
                 self._con.executemany("DELETE FROM files WHERE path = ?", rows)
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterable[None]:  # type: ignore[misc]
+    def _transaction(self) -> Iterator[None]:
         self._con.execute("BEGIN IMMEDIATE")
         try:
             yield

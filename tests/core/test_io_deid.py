@@ -1,0 +1,180 @@
+"""De-identification: a PHI-laden radiograph leaves no PHI; UIDs and pseudonyms stay consistent."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from io_fixtures import data_file, phi_dataset, write_dicom
+
+from fpsm_core.io import load_image
+from fpsm_core.io.deid import (
+    DeidentificationError,
+    DeidOptions,
+    check_exportable,
+    default_salt,
+    deidentify,
+    deidentify_metadata,
+    pseudonym,
+    remap_uid,
+)
+
+SALT = b"test-salt-not-secret"
+
+
+def _bytes(ds: pydicom.Dataset) -> bytes:
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def test_phi_laden_file_leaves_no_phi(tmp_path: Path) -> None:
+    ds, phi = phi_dataset()
+    out = deidentify(ds, salt=SALT)
+    raw = _bytes(out).lower()
+    leaked = [s for s in phi if s.lower().encode() in raw]
+    assert leaked == []
+    assert not any(elem.tag.is_private for elem in out.iterall())
+    assert not any(0x6000 <= elem.tag.group <= 0x601E for elem in out.iterall())
+    for elem in out.iterall():
+        if elem.VR in ("DA", "DT") and elem.value:
+            assert not str(elem.value).startswith("2023"), elem
+    assert out.PatientIdentityRemoved == "YES"
+    assert out.DeidentificationMethodCodeSequence[0].CodeValue == "113100"
+    assert out.PatientID == out.PatientName == pseudonym("MRN7731942", SALT)
+    assert "PatientAge" not in out and out.PatientSex == ""
+    # the picture and what the loader needs survive
+    path = tmp_path / "deid.dcm"
+    out.save_as(path, enforce_file_format=True)
+    before, after = load_image(write_dicom(tmp_path / "orig.dcm", ds)), load_image(path)
+    np.testing.assert_array_equal(before.pixels, after.pixels)
+    assert after.photometric == "MONOCHROME1" and after.view_position == "PA"
+    assert ds.PatientName == "Smithson^Johanna^Q"  # the input is untouched
+
+
+def test_uids_are_remapped_consistently() -> None:
+    ds, _ = phi_dataset()
+    uid_map: dict[str, str] = {}
+    a = deidentify(ds, salt=SALT, uid_map=uid_map)
+    b = deidentify(ds, salt=SALT)
+    c = deidentify(ds, salt=b"another salt")
+    assert a.StudyInstanceUID == b.StudyInstanceUID != c.StudyInstanceUID
+    assert a.StudyInstanceUID != ds.StudyInstanceUID and a.StudyInstanceUID.startswith("2.25.")
+    assert a.file_meta.MediaStorageSOPInstanceUID == a.SOPInstanceUID
+    ref = a.SourceImageSequence[0]
+    assert ref.ReferencedSOPInstanceUID == remap_uid("1.2.826.0.1.3680043.2.1125.77.5", SALT)
+    assert ref.ReferencedSOPClassUID == ds.SourceImageSequence[0].ReferencedSOPClassUID
+    assert a.SOPClassUID == ds.SOPClassUID
+    assert uid_map[ds.StudyInstanceUID] == a.StudyInstanceUID
+    assert all(len(u) <= 64 for u in uid_map.values())
+
+
+def test_date_shift_keeps_intervals_per_patient() -> None:
+    ds, _ = phi_dataset()
+    shifted = deidentify(ds, salt=SALT, options=DeidOptions(dates="shift"))
+    assert shifted.StudyDate != "20230517" and len(shifted.StudyDate) == 8
+    d = dt.datetime.strptime(shifted.StudyDate, "%Y%m%d")
+    assert dt.timedelta(days=1) <= dt.datetime(2023, 5, 17) - d <= dt.timedelta(days=3650)
+    assert shifted.AcquisitionDateTime.startswith(shifted.StudyDate)
+    assert shifted.PatientBirthDate == ""
+    assert shifted.LongitudinalTemporalInformationModified == "MODIFIED"
+    later = ds.copy()
+    later.StudyDate = "20230527"
+    assert (
+        dt.datetime.strptime(
+            deidentify(later, salt=SALT, options=DeidOptions(dates="shift")).StudyDate, "%Y%m%d"
+        )
+        - d
+    ).days == 10
+    removed = deidentify(ds, salt=SALT)
+    assert removed.StudyDate == "" and "AcquisitionDate" not in removed
+
+
+def test_patient_characteristics_option() -> None:
+    ds, _ = phi_dataset()
+    out = deidentify(ds, salt=SALT, options=DeidOptions(keep_patient_characteristics=True))
+    assert (out.PatientAge, out.PatientSex) == ("066Y", "F")
+    assert [c.CodeValue for c in out.DeidentificationMethodCodeSequence] == ["113100", "113108"]
+
+
+def test_burned_in_annotation_is_refused_unless_allowed() -> None:
+    ds, _ = phi_dataset()
+    ds.BurnedInAnnotation = "YES"
+    with pytest.raises(DeidentificationError, match="BurnedInAnnotation is YES"):
+        deidentify(ds, salt=SALT)
+    out = deidentify(ds, salt=SALT, options=DeidOptions(allow_burned_in=True))
+    assert out.BurnedInAnnotation == "YES"
+
+
+def test_check_exportable_on_a_loaded_image(tmp_path: Path) -> None:
+    ds, _ = phi_dataset()
+    ds.BurnedInAnnotation = "YES"
+    img = load_image(write_dicom(tmp_path / "b.dcm", ds))
+    assert img.burned_in_annotation is True
+    with pytest.raises(DeidentificationError, match=str(tmp_path)):
+        check_exportable(img)
+
+
+def test_real_files_deidentify_and_still_load(tmp_path: Path) -> None:
+    for name in ("RG1_J2KR.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm", "chrJapMulti.dcm"):
+        ds = pydicom.dcmread(data_file(name))
+        out = deidentify(ds, salt=SALT)
+        raw = _bytes(out)
+        for keyword in ("PatientName", "PatientID", "InstitutionName", "ReferringPhysicianName"):
+            value = str(ds.get(keyword, "") or "")
+            if len(value) > 3:
+                assert value.encode() not in raw, (name, keyword)
+        if "PixelData" in ds:
+            out.save_as(tmp_path / name, enforce_file_format=True)
+            assert load_image(tmp_path / name).pixels.size > 0
+
+
+def test_metadata_follows_the_same_rules() -> None:
+    ds, _ = phi_dataset()
+    uid_map: dict[str, str] = {}
+    meta = {
+        "patient_id": "MRN7731942",
+        "PatientName": "Smithson^Johanna^Q",
+        "study_uid": ds.StudyInstanceUID,
+        "instance_uids": [ds.SOPInstanceUID],
+        "path": "/data/Smithson_Johanna/chest.dcm",
+        "study_date": "20230517",
+        "acquired": dt.date(2023, 5, 17),
+        "InstitutionName": "Saint Elsewhere Hospital",
+        "view_position": "PA",
+        "finding": "Nodule",
+        "box": [10, 20, 30, 40],
+        "patch": {"source_path": Path("/data/Smithson_Johanna/x.png"), "label": "Mass"},
+        "subject_id": "10000032",
+    }
+    out = deidentify_metadata(meta, salt=SALT, uid_map=uid_map, keep_keys=["subject_id"])
+    dicom_out = deidentify(ds, salt=SALT)
+    assert out["patient_id"] == out["PatientName"] == dicom_out.PatientID
+    assert out["study_uid"] == dicom_out.StudyInstanceUID
+    assert out["instance_uids"] == [dicom_out.SOPInstanceUID]
+    assert out["path"].endswith(".dcm") and "Smithson" not in out["path"]
+    assert out["patch"]["source_path"].endswith(".png") and out["patch"]["label"] == "Mass"
+    assert "study_date" not in out and "acquired" not in out and "InstitutionName" not in out
+    assert (out["view_position"], out["finding"], out["box"]) == ("PA", "Nodule", [10, 20, 30, 40])
+    assert out["subject_id"] == "10000032"
+    assert "Smithson" not in repr(out) and "MRN7731942" not in repr(out)
+    shifted = deidentify_metadata(meta, salt=SALT, options=DeidOptions(dates="shift"))
+    assert (
+        shifted["study_date"]
+        == deidentify(ds, salt=SALT, options=DeidOptions(dates="shift")).StudyDate
+    )
+
+
+def test_default_salt_is_created_once_and_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FPSM_CONFIG_DIR", str(tmp_path / "cfg"))
+    first = default_salt()
+    assert len(first) == 32 and default_salt() == first
+    assert (tmp_path / "cfg/deid_salt").stat().st_mode & 0o077 == 0
+    ds, _ = phi_dataset()
+    assert deidentify(ds).PatientID == pseudonym("MRN7731942", first)
