@@ -479,7 +479,7 @@ class MainWindow(QMainWindow):
             f"{getattr(image, 'photometric', '')}  loaded in {loaded.load_ms:.0f} ms"
             + (f"  ·  {notes}" if notes else "")
         )
-        self.setWindowTitle(f"{loaded.path.name} — {APP_NAME}")
+        self._update_title()
         if self.tag_dialog is not None and self.tag_dialog.isVisible():
             self.show_tags()
         self.image_shown.emit(str(loaded.path))
@@ -509,11 +509,17 @@ class MainWindow(QMainWindow):
         self.ai_panel.set_model_info(info)
         self.ai_panel.set_state("Model ready.")
         self.worklist.set_urgent_choices(info.labels, self.urgent_labels())
-        if info.untrained:
-            self.setWindowTitle(f"{APP_NAME} — UNTRAINED MODEL, not for clinical use")
+        self._update_title()
         self.model_ready.emit(info)
         if self._pending_inference:
             self._request_inference()
+
+    def _update_title(self) -> None:
+        parts = [str(self.loaded.path.name)] if self.loaded is not None else []
+        parts.append(APP_NAME)
+        if self.model_info is not None and self.model_info.untrained:
+            parts.append("UNTRAINED MODEL, not for clinical use")
+        self.setWindowTitle(" — ".join(parts))
 
     def _on_hub_model_failed(self, message: str) -> None:
         self.model_info = None
