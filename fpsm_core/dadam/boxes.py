@@ -261,17 +261,17 @@ def merge_readers(
         return i
 
     for members in groups.values():
-        for a_pos, a in enumerate(members):
-            for b in members[a_pos + 1 :]:
-                if boxes[a].iou(boxes[b]) >= iou:
-                    parent[find(b)] = find(a)
+        for pos, ia in enumerate(members):
+            for ib in members[pos + 1 :]:
+                if boxes[ia].iou(boxes[ib]) >= iou:
+                    parent[find(ib)] = find(ia)
     clusters: dict[int, list[int]] = {}
     for i in range(len(boxes)):
         clusters.setdefault(find(i), []).append(i)
-    out: list[tuple[int, list[Box]]] = []
+    out: list[tuple[int, Box]] = []
     for members_idx in clusters.values():
         members_b = [boxes[i] for i in sorted(members_idx)]
-        readers = sorted({b.reader for b in members_b if b.reader is not None})
+        readers = sorted({m.reader for m in members_b if m.reader is not None})
         if max(len(readers), 1) < min_readers:
             continue
         first = min(members_idx)
@@ -280,7 +280,7 @@ def merge_readers(
         else:
             out.append((first, _fuse(members_b, policy, readers)))
     out.sort(key=lambda t: t[0])
-    return [b for _, b in out]
+    return [box for _, box in out]
 
 
 def _fuse(members: list[Box], policy: str, readers: list[str]) -> Box:

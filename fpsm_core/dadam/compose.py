@@ -170,15 +170,19 @@ def blend_into(
 
 
 # -- lung field ----------------------------------------------------------------------------------
-@lru_cache(maxsize=1)
 def prior_lung_mask() -> np.ndarray:
     """The template lung field on a MASK_SIZE grid (bool, read-only)."""
+    return _prior_region(1.0)
+
+
+@lru_cache(maxsize=4)
+def _prior_region(scale: float) -> np.ndarray:
     yy, xx = np.mgrid[0:MASK_SIZE, 0:MASK_SIZE].astype(np.float32) + 0.5
     yy /= MASK_SIZE
     xx /= MASK_SIZE
     mask = np.zeros((MASK_SIZE, MASK_SIZE), dtype=bool)
     for cx, cy, ax, ay in PRIOR_LUNGS:
-        mask |= ((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2 <= 1.0
+        mask |= ((xx - cx) / (ax * scale)) ** 2 + ((yy - cy) / (ay * scale)) ** 2 <= 1.0
     mask.setflags(write=False)
     return mask
 
@@ -186,10 +190,11 @@ def prior_lung_mask() -> np.ndarray:
 def estimate_lung_mask(image: np.ndarray) -> np.ndarray | None:
     """A rough lung field of a frontal film (display sense: lungs dark), on a MASK_SIZE grid.
 
-    Otsu's threshold of the smoothed, downsampled image inside the central 80 %, then the two
-    largest dark components that do not touch the border (air outside the body does), in the upper
-    four fifths of the film. Returns None when the result is not lung-like (too small or large,
-    both components on one side), so callers fall back to :func:`prior_lung_mask`.
+    Inside a generous region around the template lungs (1.4 times their size, which keeps out the
+    air and soft tissue beside and above the body), Otsu's threshold of the smoothed, downsampled
+    image splits dark lung from bright mediastinum, heart, diaphragm and chest wall; the two
+    largest dark components are the lungs. Returns None when the result is not lung-like (too
+    small or large, both components on one side), so callers fall back to the template.
 
     Args:
         image: (H, W) uint8 display image.
@@ -197,34 +202,31 @@ def estimate_lung_mask(image: np.ndarray) -> np.ndarray | None:
     Returns:
         (MASK_SIZE, MASK_SIZE) bool mask, or None.
     """
+    allowed = _prior_region(1.4)
     small = cv2.resize(image, (MASK_SIZE, MASK_SIZE), interpolation=cv2.INTER_AREA)
     small = cv2.GaussianBlur(small, (5, 5), 0)
-    m = MASK_SIZE // 10
-    thr, _ = cv2.threshold(small[m:-m, m:-m], 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    dark = (small < thr).astype(np.uint8)
+    values = np.ascontiguousarray(small[allowed]).reshape(-1, 1)
+    if int(values.max()) - int(values.min()) < 8:  # a flat picture has no lungs to find
+        return None
+    thr, _ = cv2.threshold(values, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    dark = ((small < thr) & allowed).astype(np.uint8)
+    dark = cv2.morphologyEx(dark, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     n, lab, stats, cents = cv2.connectedComponentsWithStats(dark, connectivity=4)
-    keep: list[tuple[int, int]] = []
     min_area = 0.015 * MASK_SIZE * MASK_SIZE
-    for i in range(1, n):
-        x, y, w, h, area = (int(v) for v in stats[i])
-        if x == 0 or y == 0 or x + w >= MASK_SIZE or y + h >= MASK_SIZE or area < min_area:
-            continue
-        if not 0.15 <= cents[i][1] / MASK_SIZE <= 0.8:
-            continue
-        keep.append((area, i))
-    keep.sort(reverse=True)
-    keep = keep[:2]
+    keep = sorted(
+        ((int(stats[i][4]), i) for i in range(1, n) if stats[i][4] >= min_area), reverse=True
+    )[:2]
     if not keep:
         return None
     mask = np.isin(lab, [i for _, i in keep])
-    frac = float(mask.mean())
-    if not 0.08 <= frac <= 0.55:
+    if not 0.08 <= float(mask.mean()) <= 0.55:
         return None
     if len(keep) == 2:
         xs = sorted(float(cents[i][0]) for _, i in keep)
         if not (xs[0] < MASK_SIZE / 2 < xs[1]):
             return None
-    return mask
+    closed = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+    return closed.astype(bool)
 
 
 def resize_mask(mask: np.ndarray) -> np.ndarray:
@@ -327,8 +329,8 @@ def compose(
         nw, nh = max(2, int(round(pw * s))), max(2, int(round(ph * s)))
         sx, sy = nw / pw, nh / ph
         bx0, by0 = int(round(spec.box[0] * sx)), int(round(spec.box[1] * sy))
-        bx1 = min(max(int(round(spec.box[2] * sx)), bx0 + 1), nw)
-        by1 = min(max(int(round(spec.box[3] * sy)), by0 + 1), nh)
+        bx1 = min(bx0 + max(1, int(round((spec.box[2] - spec.box[0]) * sx))), nw)
+        by1 = min(by0 + max(1, int(round((spec.box[3] - spec.box[1]) * sy))), nh)
         center = spec.center
         placed_in = "source_position"
         if in_lung and field is not None:

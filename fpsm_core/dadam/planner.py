@@ -74,8 +74,8 @@ class PlannedPatch:
         return {
             "patch_id": self.patch_id,
             "label": self.label,
-            "center": [round(self.center[0], 5), round(self.center[1], 5)],
-            "scale": round(self.scale, 5),
+            "center": [self.center[0], self.center[1]],
+            "scale": self.scale,
             "alpha": self.alpha,
         }
 
@@ -309,10 +309,10 @@ class _Planner:
                 float(np.clip(patch.rel_center[0] + jitter[0], 0.02, 0.98)),
                 float(np.clip(patch.rel_center[1] + jitter[1], 0.02, 0.98)),
             )
-        scale = float(1.0 + self.rng.uniform(-self.scale_jitter, self.scale_jitter))
-        return PlannedPatch(
-            int(patch.id), LABELS[c], (float(center[0]), float(center[1])), scale, alpha
-        )
+        scale = round(float(1.0 + self.rng.uniform(-self.scale_jitter, self.scale_jitter)), 5)
+        # Rounded as the manifest stores them, so a plan read back equals the plan made.
+        xy = (round(float(center[0]), 5), round(float(center[1]), 5))
+        return PlannedPatch(int(patch.id), LABELS[c], xy, scale, alpha)
 
 
 def make_plan(
