@@ -386,21 +386,69 @@ def _ribs(scene: Scene, rng: np.random.Generator, cx: float, apex_y: float, lung
     scene.marks["rib_gap"] = gap
 
 
+def _band(points: np.ndarray, half_width: np.ndarray) -> np.ndarray:
+    """The outline of a band of varying half-width around a polyline (a closed polygon)."""
+    tangent = np.gradient(points, axis=0)
+    tangent /= np.maximum(np.linalg.norm(tangent, axis=1, keepdims=True), 1e-9)
+    normal = np.stack([-tangent[:, 1], tangent[:, 0]], axis=1) * half_width[:, None]
+    return np.vstack([points + normal, (points - normal)[::-1]])
+
+
+def _rib_profile(kind: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Relative half-width and density along a rib, from its medial (posterior: spinal) end."""
+    t = np.linspace(0.0, 1.0, n)
+    if kind == "posterior":  # a slim neck at the spine, full width over the lung
+        return 0.5 * (0.65 + 0.35 * np.clip(t / 0.25, 0, 1)), np.ones(n)
+    # Anterior ribs fade towards the sternum, where the unseen costal cartilage takes over.
+    return 0.5 * (1.0 + 0.15 * t), 1.0 - 0.75 * np.clip((t - 0.45) / 0.55, 0, 1)
+
+
 def draw_ribs(scene: Scene) -> None:
-    """Draw the recorded ribs (with cortex brighter than marrow) into the bone layer."""
+    """Draw the recorded ribs (tapered bands with brighter cortex) into the bone layer.
+
+    A rib with ``breaks`` (set by the fracture painter: point index, gap in points, step in
+    pixels) is drawn in two pieces, the far one shifted by the step.
+    """
     # Below the domes the ribs overlie the dense upper abdomen and fade from view.
     y = np.arange(scene.size, dtype=np.float64)
     dome = max(scene.marks["dome_y"])
     fade = (1.0 - 0.6 * np.clip((y - dome) / scene.marks["rib_gap"], 0, 1)).astype(np.float32)
-    for kind, density in (("posterior", 2.2), ("anterior", 1.0)):
-        layer = scene.blank()
+    edge = max(1.0, scene.mm(1.0))
+    total = scene.blank()
+    for kind, density in (("posterior", 2.0), ("anterior", 1.0)):
+        marrow, cortex = scene.blank(), scene.blank()
         for rib in scene.marks["ribs"]:
             if rib["kind"] != kind:
                 continue
-            for piece in rib.get("pieces", [rib["points"]]):
-                draw_line(layer, piece, rib["width"], 1.0)
-                draw_line(layer, piece, rib["width"] * 0.6, 0.7)
-        scene.bone += blur(layer, scene.mm(0.6)) * density * fade[:, None]
+            points = rib["points"]
+            half, weight = _rib_profile(kind, len(points))
+            half = half * rib["width"]
+            pieces = [(0, len(points), np.zeros(2))]
+            if "breaks" in rib:
+                k, gap, step = rib["breaks"]
+                pieces = [(0, k + 1, np.zeros(2)), (k + gap, len(points), np.asarray(step))]
+            for a, b, shift in pieces:
+                band = _band(points[a:b] + shift, half[a:b])
+                if kind == "posterior":
+                    fill_poly(marrow, band, density)
+                else:  # in runs, so that the density can fall along the rib
+                    m = b - a
+                    step_ = max(2, m // 3)
+                    for c in range(0, m - 1, step_):
+                        d = min(m, c + step_ + 1)
+                        run = np.vstack([band[c:d], band[2 * m - d : 2 * m - c]])
+                        fill_poly(marrow, run, density * float(weight[a + c]))
+                cv2.polylines(
+                    cortex,
+                    [np.round(band * 16).astype(np.int32).reshape(-1, 1, 2)],
+                    True,
+                    density * float(weight[a:b].mean()),
+                    max(1, int(round(edge))),
+                    cv2.LINE_AA,
+                    4,
+                )
+        total += 0.7 * marrow + 0.5 * cortex  # posterior and anterior ribs add up where they cross
+    scene.bone += blur(total, scene.mm(0.6)) * fade[:, None]
 
 
 def _shoulder_girdle(

@@ -93,7 +93,7 @@ def mass(scene: Scene, rng: np.random.Generator) -> list[np.ndarray]:
         scene,
         scene.soft,
         poly,
-        diameter / 10 * rng.uniform(0.45, 0.65),
+        diameter / 10 * rng.uniform(0.8, 1.1),
         scene.mm(diameter) * 0.12,
         within=scene.lung_mask.astype(np.float32),
     )

@@ -91,10 +91,7 @@ def fracture(scene: Scene, rng: np.random.Generator) -> list[np.ndarray]:
             )
         ),
     )
-    near = points[: k + 1].copy()
-    far = points[k + gap :].copy() + step
-    far[:3] += step * np.linspace(0.0, 0.2, 3)[:, None]
-    rib["pieces"] = [near, far]
+    rib["breaks"] = (k, gap, step)
     site = points[k] + tangent * gap * 0.5 * np.linalg.norm(points[1] - points[0])
     r = rib["width"] * 0.9
     disc = fill_ellipse(np.zeros((scene.size, scene.size), np.uint8), tuple(site), (r, r), 0, 1)

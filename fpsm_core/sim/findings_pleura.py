@@ -50,7 +50,9 @@ def pleural_effusion(scene: Scene, rng: np.random.Generator) -> list[np.ndarray]
         depth = np.clip((rows - meniscus) / scene.mm(rng.uniform(15, 35)), 0, 1)
         fluid = depth * lung
         # Fluid replaces aerated lung: it hides the dome and the costophrenic angle.
-        scene.soft += blur(fluid.astype(np.float32), scene.mm(2.5)) * rng.uniform(9, 13)
+        soft_fluid = blur(fluid.astype(np.float32), scene.mm(2.5))
+        scene.air *= 1.0 - rng.uniform(0.85, 0.95) * soft_fluid
+        scene.soft += soft_fluid * rng.uniform(0.5, 1.5)
         scene.markings_keep *= 1.0 - 0.8 * fluid
         masks.append(fluid > 0.15)
     return masks

@@ -107,15 +107,14 @@ def _display(line_integral: np.ndarray, rng: np.random.Generator, spacing: float
     low = cv2.resize(low, (size, size), interpolation=cv2.INTER_LINEAR)
     strength = rng.uniform(0.45, 0.6)
     centre = rng.uniform(11.0, 13.0) - strength * float(low.mean())
-    width = rng.uniform(4.0, 5.0)
-    gamma = rng.uniform(0.9, 1.15)
-    # 1 / (1 + exp(-(L - strength * low - centre) / width)) ** gamma, in place and in float32.
+    width = rng.uniform(4.3, 5.3)
+    # 1 / (1 + exp(-(L - strength * low - centre) / width)), in place and in float32.
     z: np.ndarray = cv2.addWeighted(
         line_integral, -1.0 / width, low, strength / width, centre / width
     )
     np.exp(z, out=z)
     z += 1.0
-    image = np.power(z, -gamma, out=z)
+    image = np.reciprocal(z, out=z)
     quantum = rng.uniform(0.008, 0.02)
     noise = rng.standard_normal(image.shape, dtype=np.float32)
     noise *= np.sqrt(image + 0.25)

@@ -149,7 +149,8 @@ def write_dicom(path: Path, case: SimCase, ids: CaseIds, seed: int, index: int) 
 
 def write_png(path: Path, case: SimCase) -> None:
     """Write one case as an 8-bit PNG in display sense."""
-    if not cv2.imwrite(str(path), np.rint(case.image * 255).astype(np.uint8)):
+    pixels = np.rint(case.image * 255).astype(np.uint8)
+    if not cv2.imwrite(str(path), pixels, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
         raise SimWriteError(f"{path}: the PNG could not be written.")
 
 
