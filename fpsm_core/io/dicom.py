@@ -15,7 +15,7 @@ import contextlib
 import math
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -183,7 +183,9 @@ def _is_encapsulated(ds: Dataset) -> bool:
         return False
 
 
-def header_value(ds: Dataset, keyword: str, notes: list[str] | None = None) -> Any:
+def header_value(
+    ds: Dataset | Mapping[str, Any], keyword: str, notes: list[str] | None = None
+) -> Any:
     """``ds.get(keyword)`` that turns a malformed value into None (and a note) instead of raising."""
     try:
         value = ds.get(keyword)
@@ -194,7 +196,7 @@ def header_value(ds: Dataset, keyword: str, notes: list[str] | None = None) -> A
     return value
 
 
-def header_str(ds: Dataset, keyword: str) -> str | None:
+def header_str(ds: Dataset | Mapping[str, Any], keyword: str) -> str | None:
     """A header value as a stripped string, None when absent or empty (first of several)."""
     value = header_value(ds, keyword)
     if value is None:
@@ -207,7 +209,9 @@ def header_str(ds: Dataset, keyword: str) -> str | None:
     return text or None
 
 
-def header_int(ds: Dataset, keyword: str, notes: list[str] | None = None) -> int | None:
+def header_int(
+    ds: Dataset | Mapping[str, Any], keyword: str, notes: list[str] | None = None
+) -> int | None:
     """A header value as int, None when absent; a note when present but not a number."""
     value = header_value(ds, keyword, notes)
     if value is None or value == "":
@@ -225,7 +229,7 @@ def header_int(ds: Dataset, keyword: str, notes: list[str] | None = None) -> int
         return None
 
 
-def header_floats(ds: Dataset, keyword: str) -> list[float] | None:
+def header_floats(ds: Dataset | Mapping[str, Any], keyword: str) -> list[float] | None:
     """A numeric (multi-)value as a list of finite floats, None when absent or malformed."""
     value = header_value(ds, keyword)
     if value is None or value == "":
@@ -272,13 +276,16 @@ def _short(exc: BaseException) -> str:
 
 
 def check_geometry(
-    path: Path, ds: Dataset, notes: list[str], has_pixel_data: bool | None = None
+    path: Path,
+    ds: Dataset | Mapping[str, Any],
+    notes: list[str],
+    has_pixel_data: bool | None = None,
 ) -> dict[str, int]:
     """Validate the Image Pixel module before any allocation.
 
     Args:
         path: The file (for messages).
-        ds: The data set.
+        ds: The data set (or a dict of keyword -> value, as the study index decodes them).
         notes: Notes to append to.
         has_pixel_data: Whether a (non-float) PixelData element exists; None = look in ``ds``
             (pass True for a header read with ``stop_before_pixels``).

@@ -143,7 +143,7 @@ def mirror_about_window(pixels: np.ndarray, center: float, function: str = "LINE
         The mirrored float32 array.
     """
     pivot = 2.0 * float(center) - (1.0 if function == "LINEAR" else 0.0)
-    return (np.float32(pivot) - pixels).astype(np.float32, copy=False)
+    return np.subtract(np.float32(pivot), pixels, dtype=np.float32)
 
 
 def percentile_window(

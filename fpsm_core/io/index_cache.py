@@ -79,7 +79,8 @@ class HeaderCache:
             f"SELECT {', '.join(RECORD_FIELDS)} FROM files WHERE path >= ? AND path < ?",
             (prefix, upper),
         ).fetchall()
-        return {row[0]: HeaderRecord(*row) for row in rows}
+        make = HeaderRecord._make
+        return {row[0]: make(row) for row in rows}
 
     def load_paths(self, paths: Iterable[str]) -> dict[str, HeaderRecord]:
         """Cached records for explicit paths (DICOMDIR references)."""
@@ -88,13 +89,13 @@ class HeaderCache:
         for path in paths:
             row = self._con.execute(query, (path,)).fetchone()
             if row:
-                out[path] = HeaderRecord(*row)
+                out[path] = HeaderRecord._make(row)
         return out
 
     def store(self, records: Iterable[HeaderRecord]) -> None:
         """Insert or replace records in one transaction."""
         marks = ", ".join("?" for _ in RECORD_FIELDS)
-        rows = [tuple(getattr(r, f) for f in RECORD_FIELDS) for r in records]
+        rows = [tuple(r) for r in records]
         if not rows:
             return
         with self._transaction():

@@ -7,6 +7,7 @@ name files by SOP Instance UID) is tried as a meta-less DICOM data set.
 
 from __future__ import annotations
 
+import os
 from os import PathLike
 from pathlib import Path
 
@@ -37,7 +38,7 @@ def is_image_path(path: str | PathLike[str]) -> bool:
     Returns:
         Whether ``load_image`` / ``index_folder`` consider the file.
     """
-    suffix = Path(path).suffix.lower()
+    suffix = os.path.splitext(os.fspath(path))[1].lower()
     return suffix in SUPPORTED_SUFFIXES or suffix == "" or suffix[1:].isdigit()
 
 

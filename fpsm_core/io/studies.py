@@ -15,7 +15,7 @@ import os
 import re
 import sqlite3
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 from typing import Literal
@@ -331,8 +331,7 @@ def _fill_mimic_views(root: Path, records: list[HeaderRecord]) -> None:
                 i = wanted.get(row.get("dicom_id", ""))
                 if i is not None:
                     r = records[i]
-                    records[i] = replace(
-                        r,
+                    records[i] = r._replace(
                         view_position=row.get("ViewPosition") or r.view_position,
                         study_date=row.get("StudyDate") or r.study_date,
                         study_time=(row.get("StudyTime") or "").split(".")[0] or r.study_time,
@@ -343,6 +342,13 @@ def _fill_mimic_views(root: Path, records: list[HeaderRecord]) -> None:
 
 def _natural(text: str) -> tuple[object, ...]:
     return tuple(int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text))
+
+
+def _image_order(r: HeaderRecord) -> tuple[object, ...]:
+    """InstanceNumber first; file names (natural order) only for images without one."""
+    if r.instance_number is not None:
+        return (False, r.instance_number, ())
+    return (True, 0, _natural(os.path.basename(r.path)))
 
 
 def _entry(r: HeaderRecord) -> ImageEntry:
@@ -403,13 +409,7 @@ def _build(
             first = next(iter(series.values()))[0]
             series_entries = []
             for ser in series.values():
-                ser.sort(
-                    key=lambda r: (
-                        r.instance_number is None,
-                        r.instance_number or 0,
-                        _natural(os.path.basename(r.path)),
-                    )
-                )
+                ser.sort(key=_image_order)
                 head = ser[0]
                 series_entries.append(
                     SeriesEntry(

@@ -220,3 +220,17 @@ def test_uid_named_files_and_dicom_without_suffix(tmp_path: Path) -> None:
     write_dicom(tmp_path / "IM0001", ds=make_dataset())
     index = index_folder(tmp_path, cache=False)
     assert len(index.images) == 2 and not index.errors
+
+
+def test_lean_scanner_agrees_with_pydicom_on_real_files() -> None:
+    """The fast header path gives exactly the records pydicom's full parse gives."""
+    from fpsm_core.io.headers import read_header
+
+    files = [p for p in PYDICOM_FILES.rglob("*") if p.is_file() and p.suffix != ".py"]
+    files += list(data_file("RG1_UNCR.dcm").parent.glob("*.dcm"))
+    assert len(files) > 200
+    for path in files:
+        st = path.stat()
+        fast = read_header(str(path), st.st_mtime_ns, st.st_size)
+        full = read_header(str(path), st.st_mtime_ns, st.st_size, fast_path=False)
+        assert fast == full, path
