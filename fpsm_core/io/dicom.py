@@ -565,16 +565,15 @@ def _build_image(ds: Dataset, path: Path, frame: int, notes: list[str]) -> XRayI
         pixels, window, function, source = window_info
         shape = (header_str(ds, "PresentationLUTShape") or "").upper()
         inverted = photometric == "MONOCHROME1" or shape == "INVERSE"
+        padding = _padding_value(ds, raw, values) if window is None else None
         if inverted:
             if window is None:
                 lo, hi = float(np.nanmin(pixels)), float(np.nanmax(pixels))
                 pixels = mirror_about_window(pixels, (lo + hi) / 2.0, "LINEAR_EXACT")
+                padding = None if padding is None else lo + hi - padding
             else:
                 pixels = mirror_about_window(pixels, window[0], function)
         if window is None:
-            padding = _padding_value(ds, raw, values)
-            if padding is not None and inverted:
-                padding = None  # mirrored: the padding value moved; percentiles cope anyway
             window = percentile_window(pixels, exclude=padding)
     notes.extend(caught)
     if any(0x6000 <= tag >> 16 <= 0x601E for tag in ds.keys()):

@@ -410,3 +410,19 @@ def test_suffix_rules() -> None:
     assert ".dcm" in SUPPORTED_SUFFIXES and ".png" in SUPPORTED_SUFFIXES
     assert is_image_path("IM00001") and is_image_path("1.2.840.113619.2.55.3.604688119.868")
     assert not is_image_path("notes.txt")
+
+
+def test_percentile_window_ignores_padding(tmp_path: Path) -> None:
+    arr = ramp(high=1000)
+    arr[:, :10] = 4000  # a padding border, brighter than anything real
+    for photometric in ("MONOCHROME2", "MONOCHROME1"):
+        img = load_image(
+            write_dicom(
+                tmp_path / f"{photometric}.dcm",
+                pixels=arr,
+                photometric=photometric,
+                PixelPaddingValue=4000,
+            )
+        )
+        c, w = img.window
+        assert w < 1100, photometric  # the window spans the ramp, not the padding
