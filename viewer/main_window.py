@@ -414,7 +414,7 @@ class MainWindow(QMainWindow):
     def open_path(self, path: str | Path) -> None:
         """Open a file (added to the worklist and shown) or a folder (indexed, first image shown)."""
         p = Path(path)
-        if p.is_dir():
+        if p.is_dir() or p.name.upper() == "DICOMDIR":
             self.show_status(f"Indexing {p}…")
             self.hub.request_index(p)
             self._remember(str(p))

@@ -19,6 +19,7 @@ from PySide6.QtGui import QAction, QBrush, QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QMenu,
     QProgressBar,
@@ -101,7 +102,7 @@ class WorklistPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None, *, thumbnails: bool = True) -> None:
         super().__init__(parent)
-        self.setMinimumWidth(260)
+        self.setMinimumWidth(300)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         self.hint = QLabel(
@@ -118,9 +119,12 @@ class WorklistPanel(QWidget):
         self.tree.setIconSize(QSize(THUMB_SIZE, THUMB_SIZE))
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.tree.setAlternatingRowColors(True)
-        self.tree.setColumnWidth(COL_NAME, 190)
-        self.tree.setColumnWidth(COL_VIEW, 44)
-        self.tree.setColumnWidth(COL_SCORE, 62)
+        header = self.tree.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
+        for col in (COL_VIEW, COL_SCORE, COL_TOP):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        self.tree.setHeaderLabels(["Image", "View", "Urgency", "Top urgent"])
         layout.addWidget(self.tree, stretch=1)
 
         row = QHBoxLayout()
@@ -140,7 +144,7 @@ class WorklistPanel(QWidget):
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
-        self.progress.setFormat("%v / %m")
+        self.progress.setFormat("%v / %m triaged")
         layout.addWidget(self.progress)
         self.triage_label = QLabel("")
         self.triage_label.setStyleSheet(f"color: {theme.TEXT_DIM};")
@@ -191,6 +195,7 @@ class WorklistPanel(QWidget):
                 self._add_image("errors", "Unreadable files", Path(err.path), None, err.error)
         self.tree.expandAll()
         self._update_hint()
+        self._reset_progress()
 
     def add_files(self, paths: Iterable[str | Path]) -> None:
         """Add single files to the "Opened files" study (skipping ones already listed)."""
@@ -200,6 +205,11 @@ class WorklistPanel(QWidget):
                 self._add_image(OPENED_FILES, OPENED_FILES, path, None, None)
         self.tree.expandAll()
         self._update_hint()
+        self._reset_progress()
+
+    def _reset_progress(self) -> None:
+        self.progress.setRange(0, max(1, len(self._items)))
+        self.progress.setValue(0)
 
     def _add_image(
         self, key: str, title: str, path: Path, view: str | None, error: str | None

@@ -297,7 +297,9 @@ def test_triage_cancelled_before_it_starts(
         window.start_triage()
         window.actions_by_name["cancel"].trigger()
     assert blocker.args == [True]
-    assert all(s < 0 for _, s in window.worklist.urgency_order())
+    # The worker may already be in its first batch when the flag is set; it stops after it.
+    assert sum(s >= 0 for _, s in window.worklist.urgency_order()) <= 1
+    assert window.worklist.triage_button.isEnabled()
 
 
 def test_drop_a_file_and_recent_items(qtbot: Any, make_window: Any, dicom_file: Path) -> None:
