@@ -157,11 +157,18 @@ class DeidOptions:
             (Retain Patient Characteristics Option).
         allow_burned_in: Export images whose BurnedInAnnotation is YES (their pixels may show
             names or IDs; the caller takes responsibility for cleaning them).
+        clean_structured_content: Keep SR content (ContentSequence), cleaned like the rest
+            instead of removed (Clean Structured Content Option); for the project's own reports,
+            whose text holds findings, not identities.
+        clean_graphics: Keep presentation-state graphics (GraphicAnnotationSequence), cleaned
+            instead of emptied (Clean Graphics Option); for the project's own annotations.
     """
 
     dates: Literal["remove", "shift"] = "remove"
     keep_patient_characteristics: bool = False
     allow_burned_in: bool = False
+    clean_structured_content: bool = False
+    clean_graphics: bool = False
 
 
 def _config_dir() -> Path:
@@ -288,6 +295,10 @@ class _Cleaner:
             if keyword in _KEEP:
                 continue
             action = _TABLE.get(keyword)
+            if (keyword == "ContentSequence" and self.options.clean_structured_content) or (
+                keyword == "GraphicAnnotationSequence" and self.options.clean_graphics
+            ):
+                action = "C"
             if (
                 action in ("Z", "X")
                 and self.options.keep_patient_characteristics
@@ -448,6 +459,10 @@ def _method_codes(options: DeidOptions) -> list[tuple[str, str]]:
         codes.append(("113107", "Retain Longitudinal Temporal Information Modified Dates Option"))
     if options.keep_patient_characteristics:
         codes.append(("113108", "Retain Patient Characteristics Option"))
+    if options.clean_graphics:
+        codes.append(("113103", "Clean Graphics Option"))
+    if options.clean_structured_content:
+        codes.append(("113104", "Clean Structured Content Option"))
     return codes
 
 

@@ -178,3 +178,28 @@ def test_default_salt_is_created_once_and_private(
     assert (tmp_path / "cfg/deid_salt").stat().st_mode & 0o077 == 0
     ds, _ = phi_dataset()
     assert deidentify(ds).PatientID == pseudonym("MRN7731942", first)
+
+
+def test_own_report_content_and_graphics_survive_with_the_clean_options() -> None:
+    ds, _ = phi_dataset()
+    item = pydicom.Dataset()
+    item.ValueType = "TEXT"
+    item.TextValue = "Cardiomegaly probability 0.82"
+    item.PersonName = "Smithson^Johanna"  # a PN inside content is still replaced
+    item.add_new(0x0040A124, "UI", ds.StudyInstanceUID)  # UID inside content is remapped
+    ds.ContentSequence = [item]
+    graphic = pydicom.Dataset()
+    graphic.GraphicLayer = "AI"
+    ds.GraphicAnnotationSequence = [graphic]
+    plain = deidentify(ds, salt=SALT)
+    assert "ContentSequence" not in plain and len(plain.GraphicAnnotationSequence) == 0
+    kept = deidentify(
+        ds, salt=SALT, options=DeidOptions(clean_structured_content=True, clean_graphics=True)
+    )
+    content = kept.ContentSequence[0]
+    assert content.TextValue == "Cardiomegaly probability 0.82"
+    assert "Smithson" not in str(content.get("PersonName", ""))
+    assert content.UID == kept.StudyInstanceUID
+    assert kept.GraphicAnnotationSequence[0].GraphicLayer == "AI"
+    codes = [c.CodeValue for c in kept.DeidentificationMethodCodeSequence]
+    assert codes == ["113100", "113103", "113104"]
