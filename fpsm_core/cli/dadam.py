@@ -118,6 +118,12 @@ def register(subparsers: Any) -> None:
         help="pseudonymous subject/study ids (synthetic only)",
     )
     gen.add_argument("--allow-burned-in", action="store_true")
+    gen.add_argument(
+        "--image-format",
+        default="auto",
+        choices=("auto", "png", "jpg"),
+        help="auto: JPEG (q 95) for JPEG destinations, else PNG (default)",
+    )
     gen.add_argument("--limit", type=int, help="make at most N images in this run")
     gen.set_defaults(step=run_generate)
 
@@ -326,7 +332,7 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from fpsm_core.dadam.generate import generate
+    from fpsm_core.dadam.generator import generate
     from fpsm_core.dadam.planner import read_plan
 
     try:
@@ -344,6 +350,7 @@ def run_generate(args: argparse.Namespace) -> int:
             include_original=not args.synthetic_only,
             pseudonymize=args.pseudonymize,
             allow_burned_in=args.allow_burned_in,
+            image_format=args.image_format,
             limit=args.limit,
             progress=(lambda d, t: bar.update(d - bar.n)) if bar else None,
         )

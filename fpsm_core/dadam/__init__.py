@@ -5,16 +5,16 @@ The pipeline, each step its own module:
 1. ``boxes``: lesion boxes from NIH, VinDr-CXR, ChestX-Det and the project's own box files.
 2. ``library`` / ``importer``: a patch library (SQLite + PNG) of lesion crops with provenance.
 3. ``cooc``: the label correlation matrix and each class's most correlated partner.
-4. ``compose``: CutMix / MixUp pasting (scaled, placed, intensity-matched, feathered).
+4. ``composition``: CutMix / MixUp pasting (scaled, placed, intensity-matched, feathered).
 5. ``planner``: a reproducible JSONL plan that reaches per-class targets within a budget.
-6. ``generate``: the augmented data set, in parallel and resumable.
+6. ``generator``: the augmented data set, in parallel and resumable.
 7. ``report``: counts before/after and the two correlation matrices side by side.
 
 ``fpsm dadam import|cooc|plan|generate|report|library`` drives it from the command line.
 """
 
 from fpsm_core.dadam.boxes import Box, BoxSet, merge_readers, nih_spacing, read_boxes
-from fpsm_core.dadam.compose import (
+from fpsm_core.dadam.composition import (
     LUNG_FIELD_CLASSES,
     Composition,
     PatchSpec,
@@ -30,7 +30,7 @@ from fpsm_core.dadam.cooc import (
     most_correlated,
 )
 from fpsm_core.dadam.errors import DadamError
-from fpsm_core.dadam.generate import GenerateReport, generate
+from fpsm_core.dadam.generator import GenerateReport, generate
 from fpsm_core.dadam.importer import ImportReport, import_boxes
 from fpsm_core.dadam.library import STATES, Patch, PatchLibrary, Provenance
 from fpsm_core.dadam.planner import Plan, PlanItem, PlannedPatch, make_plan, read_plan, write_plan

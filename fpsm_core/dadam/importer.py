@@ -113,8 +113,9 @@ def load_display(
 
     img = load_image(path)
     check_exportable(img, DeidOptions(allow_burned_in=allow_burned_in), str(path))
-    if img.source_format != "dicom" and (img.bits_stored or 8) <= 8:
-        pix = np.clip(np.rint(img.pixels), 0, 255).astype(np.uint8)
+    if img.source_format != "dicom" and (img.bits_stored or 8) <= 8 and img.pixels.ndim == 2:
+        # 8-bit samples arrive as exact whole numbers in float32: the cast is lossless.
+        pix = img.pixels.astype(np.uint8)
     else:
         pix = img.display_uint8()
     if pix.ndim == 3:  # a colour raster: its luminance

@@ -34,7 +34,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fpsm_core.dadam.compose import LUNG_FIELD_CLASSES, prior_lung_mask
+from fpsm_core.dadam.composition import LUNG_FIELD_CLASSES, prior_lung_mask
 from fpsm_core.dadam.cooc import correlation_matrix, matrix_distance, most_correlated
 from fpsm_core.dadam.errors import DadamError
 from fpsm_core.dadam.library import USABLE_STATES

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from test_dadam_support import add_lesion, chest
 
-from fpsm_core.dadam.compose import (
+from fpsm_core.dadam.composition import (
     MASK_SIZE,
     PatchSpec,
     blend_into,

@@ -16,7 +16,7 @@ from test_dadam_support import write_dataset
 
 from fpsm_core.dadam.boxes import read_boxes
 from fpsm_core.dadam.errors import DadamError
-from fpsm_core.dadam.generate import generate
+from fpsm_core.dadam.generator import generate
 from fpsm_core.dadam.importer import import_boxes
 from fpsm_core.dadam.library import PatchLibrary
 from fpsm_core.dadam.planner import make_plan, read_plan, write_plan
@@ -133,7 +133,7 @@ def test_killed_generator_resumes_without_loss_or_duplicates(
     script = textwrap.dedent(
         f"""
         import os
-        from fpsm_core.dadam.generate import generate
+        from fpsm_core.dadam.generator import generate
         def progress(done, total):
             if done == 7:
                 os._exit(9)  # killed mid-run
@@ -236,3 +236,37 @@ def test_lung_mask_folder(setup: dict[str, Path], tmp_path: Path) -> None:
         assert 5 <= x0 and x1 <= 46 and 10 <= y0 and y1 <= 61
     with pytest.raises(DadamError, match="lung mask folder"):
         generate(setup["plan"], setup["lib"], setup["base"], tmp_path / "x", lung=tmp_path / "none")
+
+
+def test_jpeg_destinations_give_jpeg_images(tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    images, labels, boxes = write_dataset(base, n=8, size=96, lesions={0: ["Nodule"], 1: ["Mass"]})
+    text = labels.read_text()
+    for png in sorted(images.glob("*.png")):
+        cv2.imwrite(
+            str(png.with_suffix(".jpg")),
+            cv2.imread(str(png), cv2.IMREAD_GRAYSCALE),
+            [cv2.IMWRITE_JPEG_QUALITY, 95],
+        )
+        png.unlink()
+    labels.write_text(text.replace(".png", ".jpg"))
+    boxes_set = read_boxes(boxes, "fpsm")
+    with PatchLibrary(tmp_path / "lib") as lib:
+        assert import_boxes(lib, boxes_set, images).added == 2
+        plan = make_plan(read_labels_csv(labels), lib, targets={"Nodule": 4}, budget=4, seed=0,
+                         sources={"labels_csv": str(labels)})  # fmt: skip
+    plan_path = write_plan(plan, tmp_path / "plan.jsonl")
+    rep = generate(plan_path, tmp_path / "lib", base, tmp_path / "auto", workers=1)
+    out = read_labels_csv(rep.labels_csv)
+    synthetic = [m["path"] for m, s in zip(out.meta, out.synthetic, strict=True) if s]
+    assert synthetic and all(p.endswith(".jpg") for p in synthetic)
+    assert all(
+        cv2.imread(str(tmp_path / "auto" / p), cv2.IMREAD_GRAYSCALE) is not None for p in synthetic
+    )
+    forced = generate(
+        plan_path, tmp_path / "lib", base, tmp_path / "png", workers=1, image_format="png"
+    )
+    assert all(p.suffix == ".png" for p in (tmp_path / "png" / "images").iterdir())
+    assert forced.generated == len(plan.items)
+    with pytest.raises(DadamError, match="image format"):
+        generate(plan_path, tmp_path / "lib", base, tmp_path / "x", image_format="webp")

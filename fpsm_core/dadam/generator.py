@@ -2,7 +2,8 @@
 
 Output folder layout::
 
-    images/<id>.png   the synthetic images (8-bit grey PNG, no metadata)
+    images/<id>.png   the synthetic images (8-bit grey, no metadata; JPEG (.jpg) when the
+                      destinations are JPEGs, as in MIMIC-CXR-JPG, so compression tells nothing)
     manifest.jsonl    header (plan settings, generation settings), then one record per image as it
                       is finished: destination, seed, every patch with its pasted box, labels
     labels.csv        CXR-LT layout + ``synthetic`` column: the original rows (paths made relative
@@ -42,7 +43,7 @@ import cv2
 import numpy as np
 
 from fpsm_core.dadam.boxes import read_boxes
-from fpsm_core.dadam.compose import PatchSpec, compose
+from fpsm_core.dadam.composition import PatchSpec, compose
 from fpsm_core.dadam.errors import DadamError
 from fpsm_core.dadam.importer import load_display
 from fpsm_core.dadam.library import PatchLibrary, read_patch_png
@@ -158,8 +159,11 @@ def make_item(item: PlanItem) -> dict[str, Any]:
         )
     except (ImageLoadError, DeidentificationError, DadamError, OSError) as exc:
         return {"kind": "failed", "id": item.id, "error": str(exc)}
-    rel = f"{IMAGES_DIR}/{item.id}.png"
-    _write_png(out / rel, result.image, int(_W["png_compression"]))
+    fmt = _W["image_format"]
+    if fmt == "auto":
+        fmt = "jpg" if dest_path.suffix.lower() in (".jpg", ".jpeg") else "png"
+    rel = f"{IMAGES_DIR}/{item.id}.{fmt}"
+    _write_image(out / rel, result.image, fmt, int(_W["png_compression"]), int(_W["jpeg_quality"]))
     return {
         "kind": "record",
         "id": item.id,
@@ -189,10 +193,13 @@ def make_item(item: PlanItem) -> dict[str, Any]:
     }
 
 
-def _write_png(path: Path, image: np.ndarray, compression: int) -> None:
-    ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, compression])
+def _write_image(path: Path, image: np.ndarray, fmt: str, compression: int, quality: int) -> None:
+    if fmt == "jpg":
+        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    else:
+        ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, compression])
     if not ok:
-        raise DadamError(path, "could not be encoded as PNG")
+        raise DadamError(path, f"could not be encoded as {fmt.upper()}")
     tmp = path.with_name(f".{path.name}.tmp")
     with tmp.open("wb") as fh:
         fh.write(buf.tobytes())
@@ -265,7 +272,9 @@ def generate(
     include_original: bool = True,
     pseudonymize: bool = False,
     allow_burned_in: bool = False,
+    image_format: str = "auto",
     png_compression: int = 1,
+    jpeg_quality: int = 95,
     salt: str | bytes | None = None,
     progress: Callable[[int, int], None] | None = None,
     limit: int | None = None,
@@ -288,7 +297,10 @@ def generate(
         pseudonymize: Replace ``subject_id`` / ``study_id`` of synthetic rows by the io
             pseudonyms (implies synthetic rows only).
         allow_burned_in: Use images whose header says BurnedInAnnotation YES.
+        image_format: "auto" (JPEG for JPEG destinations such as MIMIC-CXR-JPG, else PNG: a
+            synthetic image should not be told apart by its compression), "png" or "jpg".
         png_compression: zlib level 0-9 of the output PNGs (1: fast, about 10 % larger than 9).
+        jpeg_quality: Quality of the output JPEGs (95, as MIMIC-CXR-JPG).
         salt: De-identification salt (default: the user's, see ``fpsm_core.io.deid``).
         progress: Called with (images finished, images planned).
         limit: Make at most this many new images in this run (the rest wait for the next run).
@@ -309,6 +321,8 @@ def generate(
     lung_mode, lung_dir = (
         (str(lung), None) if str(lung) in ("estimate", "template") else ("mask", str(lung))
     )
+    if image_format not in ("auto", "png", "jpg"):
+        raise DadamError(None, f"unknown image format {image_format!r}; expected auto, png or jpg")
     if lung_dir is not None and not Path(lung_dir).is_dir():
         raise DadamError(lung_dir, "lung mask folder not found")
     digest = _plan_digest(plan_path)
@@ -349,7 +363,9 @@ def generate(
         "images_root": str(images_root),
         "lung": lung_mode,
         "lung_dir": lung_dir,
+        "image_format": image_format,
         "png_compression": int(png_compression),
+        "jpeg_quality": int(jpeg_quality),
         "allow_burned_in": allow_burned_in,
     }
     resumed = len(done)
