@@ -193,6 +193,7 @@ def write_result_cams(
     image: Any = None,
     max_side: int = 1024,
     alpha: float = 0.5,
+    stem: str | None = None,
 ) -> dict[str, Any]:
     """Write the CAM files of one inference result; returns a JSON-ready record of them.
 
@@ -214,6 +215,8 @@ def write_result_cams(
         image: the loaded image (an ``XRayImage``); read from ``result.path`` when None.
         max_side: overlays are drawn on the image shrunk to at most this many pixels per side.
         alpha: overlay opacity.
+        stem: file name prefix; default the image file's stem (give a unique one when several
+            inputs share a file name, e.g. DICOMs named IM0001 in different folders).
     """
     if image is None:
         if result.path is None:
@@ -222,7 +225,8 @@ def write_result_cams(
 
         image = load_image(result.path)
     disp = _display_image(image, max_side)
-    stem = Path(result.path).stem if result.path else "image"
+    if stem is None:
+        stem = Path(result.path).stem if result.path else "image"
     probs = np.asarray(result.probabilities, dtype=np.float32)
     labels = list(result.labels)
     box = result.letterboxes[0]

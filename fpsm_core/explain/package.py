@@ -74,7 +74,7 @@ def _preserve(model: nn.Module) -> Iterator[None]:
     was_training = model.training
     grads = {p: p.grad for p in model.parameters()}
     try:
-        with torch.enable_grad():
+        with torch.inference_mode(False), torch.enable_grad():
             yield
     finally:
         model.train(was_training)
@@ -169,7 +169,8 @@ def package_cams(
         for k in range(1 if class_free else n_classes)
     ]
     device = next(model.parameters()).device
-    x = images.to(device)
+    with torch.inference_mode(False):  # callers may sit in inference mode; autograd needs out
+        x = images.to(device).clone()  # a normal tensor even if ``images`` is an inference one
     flags = None if synthetic is None else torch.as_tensor(synthetic, device=device).reshape(-1)
     step = 1 if key == "scorecam" else batch_size
     taps = model.level_modules

@@ -103,3 +103,11 @@ def test_failures_inside_the_package_remove_hooks_and_are_not_swallowed(model, i
 def test_bad_requests_raise_one_sentence(model, images, kwargs, message):
     with pytest.raises(ExplainError, match=message):
         package_cams(model, images, **kwargs)
+
+
+def test_works_when_called_from_inference_mode(model, images):
+    expected = package_cams(model, images, "gradcam", "level", classes=[1])
+    with torch.inference_mode():
+        x = images.clone()  # an inference tensor, as the inference service makes
+        got = package_cams(model, x, "gradcam", "level", classes=[1])
+    np.testing.assert_array_equal(got, expected)
