@@ -89,7 +89,13 @@ def register(subparsers: Any) -> None:
     pl.add_argument("--budget", type=int, required=True, help="most synthetic images")
     pl.add_argument("--seed", type=int, default=0)
     pl.add_argument("--alpha", type=float, default=0.6, help="MixUp patch weight (0.6)")
-    pl.add_argument("--strategy", default="template", choices=("template", "paper"))
+    pl.add_argument(
+        "--strategy",
+        default="cooc",
+        choices=("cooc", "template", "paper"),
+        help="cooc: keep the correlation matrix (default); template: copy real label sets; "
+        "paper: half CutMix, half MixUp with the partner",
+    )
     pl.add_argument("--max-patches", type=int, default=3)
     pl.add_argument(
         "--accepted-only",

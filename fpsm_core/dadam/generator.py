@@ -176,6 +176,7 @@ def make_item(item: PlanItem) -> dict[str, Any]:
         "image": rel,
         "size": [int(dest.shape[1]), int(dest.shape[0])],
         "dest_spacing_mm": list(spacing) if spacing else None,
+        "dest_labels": list(item.dest_labels),
         "labels": list(item.labels),
         "patches": [
             {

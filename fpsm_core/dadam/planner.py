@@ -1,21 +1,26 @@
 """Planning an augmented data set: which image gets which patches, to reach per-class targets.
 
-The planner reads only labels (a CXR-LT labels CSV) and the library's patch list, never pixels, so a
-plan for a 300k-image data set takes seconds. It grows the class furthest (relatively) from its
-target, one synthetic image at a time, until every reachable target is met or the budget is spent.
-Each synthetic image is one of:
+The planner reads only labels (a CXR-LT labels CSV) and the library's patch list, never pixels. It
+grows the class furthest (relatively) from its target, one synthetic image at a time, until every
+reachable target is met or the budget is spent. Each synthetic image is one of:
 
 - **CutMix**: disease patches pasted (alpha 1) onto a normal image.
-- **MixUp**: on a disease image, a patch of the class being grown and a patch of its most correlated
-  class, blended at alpha (default 0.6, the paper's transparency).
+- **MixUp**: on a disease image, a patch of the class being grown, optionally with a patch of its
+  most correlated class, blended at alpha (default 0.6, the paper's transparency).
 
-Under the default ``"template"`` strategy the label set of each synthetic image copies the label set
-of a real image containing the class (drawn at random), so the co-occurrence matrix stays close to
-the original: the patches are that class and (when the template holds it) its most correlated
-partner, and the destination is a real image carrying the rest of the template (a normal image when
-nothing is left: CutMix; a disease image otherwise: MixUp). The ``"paper"`` strategy does what the
-paper says literally: half CutMix of the class alone on normal images, half MixUp of the class and
-its partner on random disease images.
+Its labels are the union of the destination's labels and the pasted classes ("No Finding" dropped).
+Three strategies choose destination and patches:
+
+- ``"cooc"`` (default): among a few sampled destinations (a normal image, random disease images,
+  images with the class's partner or with the class itself), with and without the partner's patch,
+  take the one that keeps the running label correlation matrix closest (Frobenius) to the
+  original. This is what keeps the co-occurrence: growing a class changes its marginal, and
+  the correlations only stay put if its co-labels follow (about 1 ms per image).
+- ``"template"``: copy the label set of a random real image with the class (destination = a real
+  image carrying the rest). Keeps the conditional distribution of co-labels, which drifts the
+  correlations when a class grows many-fold from a few examples.
+- ``"paper"``: literally the paper: half CutMix of the class alone on normal images, half MixUp of
+  the class and its partner on random disease images.
 
 A plan is a JSON-lines manifest: one header line, then one line per synthetic image with its
 destination row, patches, planned relative positions, scale jitter, alpha, labels and its own seed,
@@ -41,13 +46,28 @@ from fpsm_core.dadam.library import USABLE_STATES
 from fpsm_core.dadam.table import META_COLUMNS, LabelTable
 from fpsm_core.labels import LABEL_INDEX, LABELS
 
-STRATEGIES = ("template", "paper")
+STRATEGIES = ("cooc", "template", "paper")
 PLAN_KIND = "dadam-plan"
 PLAN_VERSION = 1
 NO_FINDING = LABEL_INDEX["No Finding"]
 DEFAULT_ALPHA = 0.6
 DEFAULT_TARGET = 15_000  # the paper grew every minority class to at least 15k images
 _SUBSET_SEARCH_LIMIT = 20_000
+_COOC_RANDOM_DESTS = 12
+
+
+def _signed_corr(n: float, s: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Signed label correlations (zero diagonal, zero for constant labels) from the sufficient
+    statistics of B label matrices: n rows, (B, C) column sums, (B, C, C) co-occurrence counts."""
+    mean = s / n
+    cov = m / n - mean[:, :, None] * mean[:, None, :]
+    std = np.sqrt(np.clip(np.diagonal(cov, axis1=1, axis2=2), 0.0, None))
+    denom = std[:, :, None] * std[:, None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        corr = np.where(denom > 1e-12, cov / np.where(denom > 1e-12, denom, 1.0), 0.0)
+    idx = np.arange(corr.shape[1])
+    corr[:, idx, idx] = 0.0
+    return corr
 
 
 class PatchLike(Protocol):
@@ -220,6 +240,12 @@ class _Planner:
         ys, xs = np.nonzero(mask)
         self.lung_points = (xs.astype(np.float64), ys.astype(np.float64), mask.shape[0])
         self.subset_cache: dict[frozenset[int], list[frozenset[int]]] = {}
+        # Running sufficient statistics of the label matrix, for the "cooc" strategy.
+        y_all = table.y.astype(np.float64)
+        self.n = float(y_all.shape[0])
+        self.s = y_all.sum(axis=0)
+        self.m = y_all.T @ y_all
+        self.target_corr = _signed_corr(self.n, self.s[None], self.m[None])[0]
 
     # -- destinations -----------------------------------------------------------------------
     def best_subset(self, wanted: frozenset[int]) -> frozenset[int] | None:
@@ -248,40 +274,17 @@ class _Planner:
 
     # -- one item --------------------------------------------------------------------------
     def make(self, k: int, index: int) -> PlanItem:
-        paste: list[int] = [k]
-        partner = self.partner.get(k)
         if self.strategy == "paper":
-            if self.disease and (not self.normal or self.rng.random() < self.mixup_fraction):
-                dest = self.pick(self.disease)
-                if partner is not None:
-                    paste.append(partner)
-            else:
-                dest = self.pick(self.normal)
+            dest, paste = self.choose_paper(k)
+        elif self.strategy == "template":
+            dest, paste = self.choose_template(k)
         else:
-            template = (
-                frozenset(self.table.y[self.pick(self.positives[k])].nonzero()[0].tolist())
-                - {NO_FINDING}
-                if self.positives[k]
-                else frozenset({k})
-            )
-            if partner is not None and partner in template:
-                paste.append(partner)
-            rest = template - set(paste)
-            subset = self.best_subset(rest) if rest else None
-            if subset is not None:
-                dest = self.pick(self.rows_by_set[subset])
-            elif self.normal:
-                dest = self.pick(self.normal)
-            else:
-                dest = self.pick(self.disease)
-            # Complete the template with patches of what the destination lacks.
-            for c in sorted(rest - (subset or frozenset())):
-                if c in self.pastable and len(paste) < self.max_patches:
-                    paste.append(c)
+            dest, paste = self.choose_cooc(k)
         dest_set = frozenset(self.table.y[dest].nonzero()[0].tolist())
         mode = "mixup" if dest_set - {NO_FINDING} else "cutmix"
         alpha = self.alpha if mode == "mixup" else 1.0
         final = (dest_set | set(paste)) - {NO_FINDING}
+        self.commit(sorted(final))
         planned = tuple(self.plan_patch(c, alpha) for c in paste)
         meta = self.table.meta[dest]
         return PlanItem(
@@ -296,6 +299,74 @@ class _Planner:
             patches=planned,
             labels=tuple(LABELS[c] for c in sorted(final)),
         )
+
+    def commit(self, labels: Sequence[int]) -> None:
+        self.n += 1.0
+        self.s[list(labels)] += 1.0
+        idx = np.array(labels, dtype=np.intp)
+        self.m[np.ix_(idx, idx)] += 1.0
+
+    def choose_paper(self, k: int) -> tuple[int, list[int]]:
+        """The paper: MixUp (class + partner) on a disease image, or CutMix on a normal one."""
+        partner = self.partner.get(k)
+        if self.disease and (not self.normal or self.rng.random() < self.mixup_fraction):
+            return self.pick(self.disease), [k] if partner is None else [k, partner]
+        return self.pick(self.normal), [k]
+
+    def choose_template(self, k: int) -> tuple[int, list[int]]:
+        """Copy the label set of a real image with the class (see the module docstring)."""
+        paste = [k]
+        partner = self.partner.get(k)
+        template = (
+            frozenset(self.table.y[self.pick(self.positives[k])].nonzero()[0].tolist())
+            - {NO_FINDING}
+            if self.positives[k]
+            else frozenset({k})
+        )
+        if partner is not None and partner in template:
+            paste.append(partner)
+        rest = template - set(paste)
+        subset = self.best_subset(rest) if rest else None
+        if subset is not None:
+            dest = self.pick(self.rows_by_set[subset])
+        elif self.normal:
+            dest = self.pick(self.normal)
+        else:
+            dest = self.pick(self.disease)
+        for c in sorted(rest - (subset or frozenset())):  # complete the template with patches
+            if c in self.pastable and len(paste) < self.max_patches:
+                paste.append(c)
+        return dest, paste
+
+    def choose_cooc(self, k: int) -> tuple[int, list[int]]:
+        """Among sampled destinations, with or without the partner's patch, the choice that keeps
+        the running correlation matrix closest to the original one."""
+        partner = self.partner.get(k)
+        dests: list[int] = []
+        if self.normal:
+            dests.append(self.pick(self.normal))
+        for pool, n in (
+            (self.disease, _COOC_RANDOM_DESTS),
+            (self.positives[partner] if partner is not None else [], 4),
+            (self.positives[k], 4),
+        ):
+            if pool:
+                dests.extend(pool[int(i)] for i in self.rng.integers(len(pool), size=n))
+        pastes = [[k]] if partner is None else [[k], [k, partner]]
+        rows = np.zeros((len(dests) * len(pastes), len(LABELS)))
+        options: list[tuple[int, list[int]]] = []
+        for d in dests:
+            for paste in pastes:
+                row = rows[len(options)]
+                row[:] = self.table.y[d]
+                row[paste] = 1.0
+                row[NO_FINDING] = 0.0
+                options.append((d, paste))
+        corr = _signed_corr(
+            self.n + 1.0, self.s[None] + rows, self.m[None] + rows[:, :, None] * rows[:, None, :]
+        )
+        loss = ((corr - self.target_corr[None]) ** 2).sum(axis=(1, 2))
+        return options[int(np.argmin(loss))]
 
     def plan_patch(self, c: int, alpha: float) -> PlannedPatch:
         patch = next(self.cycles[c])
@@ -323,7 +394,7 @@ def make_plan(
     budget: int,
     seed: int = 0,
     alpha: float = DEFAULT_ALPHA,
-    strategy: str = "template",
+    strategy: str = "cooc",
     max_patches: int = 3,
     states: Sequence[str] = USABLE_STATES,
     scale_jitter: float = 0.15,
@@ -334,14 +405,15 @@ def make_plan(
     """Plan synthetic images until every reachable target is met or the budget is spent.
 
     Args:
-        table: The data set to grow (its synthetic rows, if any, are neither templates nor
-            destinations, but count towards the targets).
+        table: The data set to grow (its synthetic rows, if any, are never destinations or
+            templates, but count towards the targets and the correlation statistics).
         library: A :class:`~fpsm_core.dadam.library.PatchLibrary`, or label -> patches.
         targets: CXR-LT class -> wanted number of positive images.
         budget: Most synthetic images to plan.
         seed: Seed of every random choice; the same inputs and seed give the same plan.
         alpha: MixUp blend weight of the pasted patches (CutMix pastes at 1).
-        strategy: "template" (keep co-occurrence; default) or "paper".
+        strategy: "cooc" (keep the correlation matrix; default), "template" or "paper" (see
+            the module docstring).
         max_patches: Most patches on one image.
         states: Curation states of usable patches.
         scale_jitter: Patch size varies by up to this fraction.

@@ -15,10 +15,11 @@ from fpsm_core.dadam.planner import make_plan, read_plan, write_plan
 from fpsm_core.labels import LABEL_INDEX, LABELS
 
 RARE = ("Nodule", "Mass", "Lung Lesion", "Pneumothorax", "Subcutaneous Emphysema", "Fracture")
-# Co-occurrence tolerance of the "template" strategy on this data while six rare classes triple:
-# mean |diff| of the off-diagonal |corr| entries at most 0.015, none off by more than 0.1, and less
-# than half the paper strategy's Frobenius distance. (Measured: 0.0103 / 0.075; paper 0.030 / 0.23.)
-MEAN_TOL, MAX_TOL = 0.015, 0.1
+# Co-occurrence tolerance of the default "cooc" strategy on this data while six rare classes triple:
+# mean |diff| of the off-diagonal |corr| entries at most 0.005, none off by more than 0.05, and below
+# the "template" and "paper" strategies. (Measured: cooc 0.0018 / 0.023, template 0.0103 / 0.075,
+# paper 0.030 / 0.23.)
+MEAN_TOL, MAX_TOL = 0.005, 0.05
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ def test_cooccurrence_is_kept_within_tolerance(table) -> None:
     targets = _targets(table)
     before = correlation_matrix(table.y)
     distances = {}
-    for strategy in ("template", "paper"):
+    for strategy in ("cooc", "template", "paper"):
         plan = make_plan(
             table, _library(), targets=targets, budget=100_000, seed=0, strategy=strategy
         )
@@ -127,9 +128,9 @@ def test_cooccurrence_is_kept_within_tolerance(table) -> None:
         assert plan.header["cooc_distance"]["mean_abs"] == pytest.approx(
             distances[strategy].mean_abs
         )
-    t = distances["template"]
-    assert t.mean_abs <= MEAN_TOL and t.max_abs <= MAX_TOL
-    assert t.frobenius < 0.5 * distances["paper"].frobenius
+    c = distances["cooc"]
+    assert c.mean_abs <= MEAN_TOL and c.max_abs <= MAX_TOL
+    assert c.frobenius < distances["template"].frobenius < distances["paper"].frobenius
 
 
 def test_same_seed_same_plan_and_roundtrip(table, tmp_path: Path) -> None:
