@@ -376,13 +376,19 @@ class AIPanel(QWidget):
         self.set_banner(info.untrained, info.disclaimer)
 
     def set_banner(self, untrained: bool, disclaimer: str) -> None:
+        """Red banner for an untrained model; the model's disclaimer, quieter, otherwise."""
         if untrained:
+            self.banner.setStyleSheet("")
             self.banner.setText(
                 "UNTRAINED MODEL: random weights, the findings below mean nothing. "
                 "Demo only, not for clinical use."
             )
             self.banner.show()
         elif disclaimer:
+            self.banner.setStyleSheet(
+                f"background: {theme.SURFACE_HIGH}; color: {theme.WARNING}; font-weight: normal;"
+                f" border: 1px solid {theme.BORDER};"
+            )
             self.banner.setText(disclaimer)
             self.banner.show()
         else:

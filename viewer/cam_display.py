@@ -8,10 +8,12 @@ colours it. Everything is numpy on a few hundred thousand pixels: cheap enough f
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 import pyqtgraph as pg
 
@@ -21,8 +23,9 @@ from fpsm_core.preprocess import unletterbox
 COLORMAPS = ("turbo", "inferno", "magma", "viridis", "plasma")
 FUSED = "fused"
 ENSEMBLE = -1
-# Overlays are computed on a grid whose longer side is at most this (the film item stretches them).
-OVERLAY_MAX_SIDE = 512
+# Overlays are computed on a grid whose longer side is at most this and drawn interpolated: the
+# finest level's own grid is 128 px at a 512 px input, so a finer overlay would only cost time.
+OVERLAY_MAX_SIDE = 256
 
 
 @dataclass(frozen=True)
@@ -133,10 +136,14 @@ class ResultCams:
         shape = out_shape or overlay_shape(self.result.image_shape)
         cs = self.camset(member).take([class_index])
         box, size = self._frame(member)
+        # Normalise on a square grid no finer than the output needs (never coarser than the
+        # finest level's own grid), then crop the letterbox away: small tiles stay cheap.
+        finest = max(max(m.shape[-2:]) for m in cs.raw)
+        work = min(size, max(finest, max(shape)))
         if level == FUSED:
-            grid = cs.fused(size)[0, 0]
+            grid = cs.fused(work)[0, 0]
         else:
-            grid = cs.level_maps(size, levels=[int(level)])[0, 0, 0]
+            grid = cs.level_maps(work, levels=[int(level)])[0, 0, 0]
         out = unletterbox(grid, box, size, shape)
         return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
 
@@ -147,10 +154,15 @@ class ResultCams:
         return {lv: float(w) for lv, w in zip(cs.levels, weights, strict=True)}
 
 
+@functools.lru_cache(maxsize=16)
 def colour_table(name: str) -> np.ndarray:
-    """(256, 3) uint8 colours of a named pyqtgraph colour map."""
+    """(256, 3) uint8 colours of a named pyqtgraph colour map (cached, read-only)."""
     cmap = pg.colormap.get(name)
-    return np.asarray(cmap.getLookupTable(nPts=256, alpha=False), dtype=np.uint8)[:, :3]
+    table = np.ascontiguousarray(
+        np.asarray(cmap.getLookupTable(nPts=256, alpha=False), dtype=np.uint8)[:, :3]
+    )
+    table.flags.writeable = False
+    return table
 
 
 def colourise(
@@ -180,10 +192,11 @@ def blend_rgb(
     threshold: float = 0.0,
 ) -> np.ndarray:
     """A grey uint8 image with a map blended over it, as (h, w, 3) uint8 RGB (for tiles, exports)."""
-    rgb = np.repeat(grey[..., None], 3, axis=2).astype(np.float32)
-    if values is not None:
-        table = colour_table(colormap).astype(np.float32)
-        idx = np.clip(values * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        alpha = np.where(values >= threshold, np.float32(np.clip(opacity, 0, 1)), np.float32(0))
-        rgb = rgb * (1 - alpha[..., None]) + table[idx] * alpha[..., None]
-    return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+    rgb = np.repeat(np.ascontiguousarray(grey, dtype=np.uint8)[..., None], 3, axis=2)
+    if values is None:
+        return rgb
+    idx = np.clip(values * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    colour = colour_table(colormap)[idx]
+    a = float(np.clip(opacity, 0.0, 1.0))
+    mixed = cv2.addWeighted(rgb, 1.0 - a, colour, a, 0.0)
+    return np.where((values >= threshold)[..., None], mixed, rgb)

@@ -141,11 +141,12 @@ class FilmItem(pg.GraphicsObject):
     handed to Qt in its native pixel format, skipping pyqtgraph's generic image pipeline.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, smooth: bool = False) -> None:
         super().__init__()
         self._array: np.ndarray | None = None
         self._qimage: QImage | None = None
         self._rect = QRectF(0, 0, 1, 1)
+        self.smooth = smooth
 
     def set_array(self, argb: np.ndarray | None, rect: QRectF | None = None) -> None:
         """Show a (h, w) uint32 premultiplied ARGB array over ``rect`` (None: show nothing)."""
@@ -171,6 +172,7 @@ class FilmItem(pg.GraphicsObject):
 
     def paint(self, painter: QPainter, *args: Any) -> None:
         if self._qimage is not None:
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.smooth)
             painter.drawImage(self._rect, self._qimage)
 
 
@@ -213,7 +215,7 @@ class ImageViewWidget(QWidget):
         self.view.addItem(self.frame)
         self.image_item = FilmItem()
         self.image_item.setParentItem(self.frame)
-        self.overlay_item = FilmItem()
+        self.overlay_item = FilmItem(smooth=True)  # a low-resolution map, always interpolated
         self.overlay_item.setParentItem(self.frame)
         self.overlay_item.setZValue(10)
         self.overlay_item.setVisible(False)
@@ -263,13 +265,22 @@ class ImageViewWidget(QWidget):
     def pyramid(self) -> display.DisplayPyramid | None:
         return self._pyramid
 
-    def set_image(self, image: Any, pyramid: display.DisplayPyramid | None = None) -> None:
+    def set_image(
+        self,
+        image: Any,
+        pyramid: display.DisplayPyramid | None = None,
+        *,
+        invert: bool | None = None,
+    ) -> None:
         """Show a new film at its own window, fitted, upright; clears rulers and overlay.
 
         Args:
             image: an ``XRayImage`` (or any object with ``pixels``, ``window``, ``spacing_mm``).
             pyramid: a pyramid already built for it off the GUI thread, else built here.
+            invert: show it inverted (None keeps the current choice).
         """
+        if invert is not None:
+            self._invert = bool(invert)
         self._image = image
         self._pyramid = pyramid if pyramid is not None else display.build_pyramid(image.pixels)
         rows, cols = self._pyramid.shape
@@ -451,7 +462,7 @@ class ImageViewWidget(QWidget):
             self._codes_key = (level, crop, scale)
             self._codes_rect = display.level_rect(pyr, level, crop)
             # Zoomed out, the codes are already on the screen grid; zoomed in, magnify smoothly.
-            self.graphics.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, scale > 1.01)
+            self.image_item.smooth = scale > 1.01
         argb = display.apply_lut(self._codes, self._lut_argb)
         self.image_item.set_array(argb, QRectF(*self._codes_rect))
         self._rendered = (level, self._codes_key[1])

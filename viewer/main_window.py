@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
@@ -90,6 +91,7 @@ class MainWindow(QMainWindow):
         image_shown(path): the first pixels of a newly opened image are on screen.
         result_shown(Result): the findings of the image on screen are listed.
         overlay_drawn(): a CAM overlay was drawn (or changed).
+        grid_drawn(): the level grid shows the selected finding at every level.
         error_shown(message): an error went to the status bar.
         triage_done(cancelled)
     """
@@ -97,6 +99,7 @@ class MainWindow(QMainWindow):
     image_shown = Signal(str)
     result_shown = Signal(object)
     overlay_drawn = Signal()
+    grid_drawn = Signal()
     error_shown = Signal(str)
     model_ready = Signal(object)
     triage_done = Signal(bool)
@@ -138,6 +141,9 @@ class MainWindow(QMainWindow):
         self._pending_inference = False
         self._triage_done_count = 0
         self._closing = False
+        self._grid_timer = QTimer(self)
+        self._grid_timer.setSingleShot(True)
+        self._grid_timer.timeout.connect(self._on_grid_timer_timeout)
 
         self.actions_by_name: dict[str, QAction] = {}
         self._build_actions()
@@ -464,8 +470,9 @@ class MainWindow(QMainWindow):
 
     def _on_hub_image_loaded(self, _request_id: int, loaded: LoadedImage) -> None:
         self.loaded = loaded
-        self.image_view.set_image(loaded.image, loaded.pyramid)
-        self.image_view.set_inverted(self.actions_by_name["invert"].isChecked())
+        self.image_view.set_image(
+            loaded.image, loaded.pyramid, invert=self.actions_by_name["invert"].isChecked()
+        )
         self.image_view.graphics.viewport().repaint()
         self.timings["load_ms"] = loaded.load_ms
         self.timings["first_pixel_ms"] = (time.perf_counter() - self._t_open) * 1e3
@@ -606,8 +613,18 @@ class MainWindow(QMainWindow):
         else:
             self.image_view.set_overlay(None)
         if grid:
-            self._update_grid(class_index)
+            self._schedule_grid(0)
         self.overlay_drawn.emit()
+
+    def _schedule_grid(self, delay_ms: int) -> None:
+        """Refresh the level grid on a later event-loop turn (coalesced), so a new result's
+        findings and main overlay are painted first and no single turn does all the work."""
+        self._grid_timer.start(delay_ms)
+
+    def _on_grid_timer_timeout(self) -> None:
+        class_index = self.ai_panel.selected_class
+        if class_index is not None:
+            self._update_grid(class_index)
 
     def _update_grid(self, class_index: int) -> None:
         if self.cams is None or self.loaded is None:
@@ -622,8 +639,6 @@ class MainWindow(QMainWindow):
             self.image_view.inverted,
         )
         grey = display.apply_lut(small, lut)
-        import cv2
-
         grey = cv2.resize(grey, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
         weights = self.cams.fusion_weights(class_index, panel.member)
         tiles = []
@@ -635,6 +650,7 @@ class MainWindow(QMainWindow):
             title = "Fused" if key == FUSED else f"Level {key} · {weights.get(int(key), 0.0):.0%}"
             tiles.append((key, title, rgb))
         panel.level_grid.set_tiles(tiles)
+        self.grid_drawn.emit()
 
     # -- view ----------------------------------------------------------------------------------
     def apply_preset(self, name: str) -> None:

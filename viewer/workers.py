@@ -117,6 +117,12 @@ class LoadWorker(QObject):
         except (OSError, ValueError, MemoryError) as exc:
             self.image_failed.emit(request_id, f"Cannot load '{path}': {one_sentence(exc)}")
             return
+        except Exception as exc:  # noqa: BLE001 - a bug: keep the traceback, tell the user
+            traceback.print_exc()
+            self.image_failed.emit(
+                request_id, f"Unexpected error while loading '{path}': {one_sentence(exc)}"
+            )
+            return
         ms = (time.perf_counter() - t0) * 1e3
         self.image_loaded.emit(request_id, LoadedImage(Path(path), image, pyramid, ms))
 
@@ -131,6 +137,12 @@ class LoadWorker(QObject):
             return
         except (OSError, ValueError) as exc:
             self.folder_failed.emit(request_id, f"Cannot index '{path}': {one_sentence(exc)}")
+            return
+        except Exception as exc:  # noqa: BLE001 - a bug: keep the traceback, tell the user
+            traceback.print_exc()
+            self.folder_failed.emit(
+                request_id, f"Unexpected error while indexing '{path}': {one_sentence(exc)}"
+            )
             return
         self.folder_indexed.emit(request_id, result)
 
@@ -161,6 +173,8 @@ class InferenceWorker(QObject):
             torch.set_num_threads(self._threads)
             self.service = InferenceService(model, device=device, batch_size=1)
         except Exception as exc:  # noqa: BLE001 - any failure becomes the one-sentence message
+            if not isinstance(exc, (ValueError, OSError, RuntimeError)):
+                traceback.print_exc()
             self.service = None
             self.model_failed.emit(_model_message(model, exc))
             return

@@ -102,7 +102,7 @@ class WorklistPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None, *, thumbnails: bool = True) -> None:
         super().__init__(parent)
-        self.setMinimumWidth(300)
+        self.setMinimumWidth(320)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         self.hint = QLabel(
@@ -122,9 +122,11 @@ class WorklistPanel(QWidget):
         header = self.tree.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
-        for col in (COL_VIEW, COL_SCORE, COL_TOP):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        for col, width in ((COL_VIEW, 40), (COL_SCORE, 58), (COL_TOP, 120)):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
+            self.tree.setColumnWidth(col, width)
         self.tree.setHeaderLabels(["Image", "View", "Urgency", "Top urgent"])
+        self.tree.setColumnHidden(COL_TOP, True)  # shown once triage has scored something
         layout.addWidget(self.tree, stretch=1)
 
         row = QHBoxLayout()
@@ -173,6 +175,7 @@ class WorklistPanel(QWidget):
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.triage_label.setText("")
+        self.tree.setColumnHidden(COL_TOP, True)
         self._update_hint()
 
     def set_index(self, index: Any) -> None:
@@ -319,6 +322,7 @@ class WorklistPanel(QWidget):
         row.setData(COL_SCORE, ScoreRole, score)
         row.setText(COL_SCORE, "" if item.score is None else f"{item.score:.0%}")
         row.setText(COL_TOP, item.top_label or "")
+        self.tree.setColumnHidden(COL_TOP, False)
         row.setToolTip(
             COL_SCORE, "\n".join(f"{k}: {v:.1%}" for k, v in sorted(item.probabilities.items()))
         )

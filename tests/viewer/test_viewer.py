@@ -76,7 +76,8 @@ def test_switching_levels_changes_the_overlay_and_the_grid_shows_every_level(
     qtbot: Any, make_window: Any, dicom_file: Path
 ) -> None:
     window = make_window()
-    open_and_wait(qtbot, window, dicom_file)
+    with qtbot.waitSignal(window.grid_drawn, timeout=TIMEOUT):
+        open_and_wait(qtbot, window, dicom_file)
     panel = window.ai_panel
     assert panel.level == "fused"
     assert panel.level_grid.tile_keys() == ["fused", 4, 3, 2]
