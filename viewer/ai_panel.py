@@ -41,7 +41,7 @@ from PySide6.QtWidgets import (
 )
 
 from viewer import theme
-from viewer.cam_display import COLORMAPS, FUSED, LevelShare
+from viewer.cam_display import COLORMAPS, FUSED, LevelKey, LevelShare
 
 FindingRole = Qt.ItemDataRole.UserRole + 1
 TierRole = Qt.ItemDataRole.UserRole + 2
@@ -244,9 +244,9 @@ class LevelGridWidget(QWidget):
         self._layout = QGridLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._layout.setSpacing(4)
-        self._tiles: list[tuple[object, QLabel, QLabel]] = []
+        self._tiles: list[tuple[LevelKey, QLabel, QLabel]] = []
 
-    def set_tiles(self, tiles: Sequence[tuple[object, str, np.ndarray]]) -> None:
+    def set_tiles(self, tiles: Sequence[tuple[LevelKey, str, np.ndarray]]) -> None:
         """Tiles as (level key, title, (h, w, 3) uint8 RGB)."""
         for _, image_label, title_label in self._tiles:
             image_label.deleteLater()
@@ -260,7 +260,7 @@ class LevelGridWidget(QWidget):
             image_label.setPixmap(QPixmap.fromImage(qimage))
             image_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
             image_label.setCursor(Qt.CursorShape.PointingHandCursor)
-            image_label.mousePressEvent = lambda _e, k=key: self.tile_clicked.emit(k)  # type: ignore[method-assign]
+            image_label.mousePressEvent = self._tile_press_handler(key)  # type: ignore[method-assign]
             title_label = QLabel(title)
             title_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
             title_label.setStyleSheet(f"color: {theme.TEXT_DIM}; font-size: 8pt;")
@@ -268,7 +268,13 @@ class LevelGridWidget(QWidget):
             self._layout.addWidget(title_label, 1, col)
             self._tiles.append((key, image_label, title_label))
 
-    def tile_keys(self) -> list[object]:
+    def _tile_press_handler(self, key: LevelKey) -> Any:
+        def handler(_event: Any) -> None:
+            self.tile_clicked.emit(key)
+
+        return handler
+
+    def tile_keys(self) -> list[LevelKey]:
         return [key for key, _, _ in self._tiles]
 
     def tile_titles(self) -> list[str]:
@@ -357,7 +363,7 @@ class AIPanel(QWidget):
         self.level_grid = LevelGridWidget()
 
         self._result: Any = None
-        self._levels: list[object] = []
+        self._levels: list[LevelKey] = []
         self._syncing = False
         self.level_combo.currentIndexChanged.connect(self._on_level_combo_changed)
         self.member_combo.currentIndexChanged.connect(self._on_member_combo_changed)
@@ -480,11 +486,11 @@ class AIPanel(QWidget):
 
     # -- CAM controls ------------------------------------------------------------------------
     @property
-    def level(self) -> object:
+    def level(self) -> LevelKey:
         i = self.level_combo.currentIndex()
         return self._levels[i] if 0 <= i < len(self._levels) else FUSED
 
-    def set_level(self, level: object) -> None:
+    def set_level(self, level: LevelKey) -> None:
         if level in self._levels:
             self.level_combo.setCurrentIndex(self._levels.index(level))
 

@@ -22,6 +22,7 @@ from fpsm_core.preprocess import unletterbox
 
 COLORMAPS = ("turbo", "inferno", "magma", "viridis", "plasma")
 FUSED = "fused"
+LevelKey = int | str  # a paper level number, or FUSED
 ENSEMBLE = -1
 # Overlays are computed on a grid whose longer side is at most this and drawn interpolated: the
 # finest level's own grid is 128 px at a 512 px input, so a finer overlay would only cost time.
@@ -118,7 +119,7 @@ class ResultCams:
     def map(
         self,
         class_index: int,
-        level: int | str = FUSED,
+        level: LevelKey = FUSED,
         out_shape: tuple[int, int] | None = None,
         member: int = ENSEMBLE,
     ) -> np.ndarray:

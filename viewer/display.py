@@ -100,7 +100,7 @@ def build_pyramid(pixels: np.ndarray) -> DisplayPyramid:
     if not all_finite:
         codes = np.nan_to_num(codes, nan=0.0, posinf=0.0, neginf=0.0)
     full = np.clip(codes, 0, CODES - 1).astype(np.uint16)
-    levels = [full]
+    levels: list[np.ndarray] = [full]
     while max(levels[-1].shape) >= 2 * MIN_LEVEL_SIDE:
         prev = levels[-1]
         size = (max(1, prev.shape[1] // 2), max(1, prev.shape[0] // 2))

@@ -315,7 +315,8 @@ class ImageViewWidget(QWidget):
 
     # -- window / level --------------------------------------------------------------------
     @property
-    def window(self) -> tuple[float, float]:
+    def window_level(self) -> tuple[float, float]:
+        """The current (center, width); not called ``window`` so QWidget.window() stays intact."""
         return self._window
 
     @property
@@ -463,6 +464,9 @@ class ImageViewWidget(QWidget):
             self._codes_rect = display.level_rect(pyr, level, crop)
             # Zoomed out, the codes are already on the screen grid; zoomed in, magnify smoothly.
             self.image_item.smooth = scale > 1.01
+        assert (
+            self._codes is not None and self._codes_key is not None and self._lut_argb is not None
+        )
         argb = display.apply_lut(self._codes, self._lut_argb)
         self.image_item.set_array(argb, QRectF(*self._codes_rect))
         self._rendered = (level, self._codes_key[1])

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 
 from viewer import cam_display, display
 from viewer.ai_panel import AIPanel
-from viewer.cam_display import FUSED, ResultCams, level_shares
+from viewer.cam_display import FUSED, LevelKey, ResultCams, level_shares
 from viewer.export import ExportError, write_findings_csv, write_findings_json
 from viewer.image_view import ImageViewWidget
 from viewer.prevalence import prevalence_tiers
@@ -309,7 +309,7 @@ class MainWindow(QMainWindow):
         for key in ("open", "open_folder"):
             bar.addAction(n[key])
         bar.addSeparator()
-        short = {
+        short: dict[str | None, str | None] = {
             "preset_dicom": "DICOM",
             "preset_auto": "Auto",
             "preset_lung": "Lung",
@@ -329,12 +329,13 @@ class MainWindow(QMainWindow):
             "tags": "Tags",
             "export_png": "PNG",
         }
-        for key, label in short.items():
+        for name, label in short.items():
             if label is None:
                 bar.addSeparator()
                 continue
-            n[key].setIconText(label)
-            bar.addAction(n[key])
+            action = n[str(name)]
+            action.setIconText(label)
+            bar.addAction(action)
         self.toolbar = bar
 
     def _connect(self) -> None:
@@ -374,8 +375,8 @@ class MainWindow(QMainWindow):
         if state is not None:
             self.restoreState(state)
         self.ai_panel.set_colormap(str(s.value("cam/colormap", cam_display.COLORMAPS[0])))
-        self.ai_panel.opacity_slider.setValue(int(s.value("cam/opacity", 40)))
-        self.ai_panel.threshold_slider.setValue(int(s.value("cam/threshold", 25)))
+        self.ai_panel.opacity_slider.setValue(int(str(s.value("cam/opacity", 40))))
+        self.ai_panel.threshold_slider.setValue(int(str(s.value("cam/threshold", 25))))
         self._refresh_recent_menu()
 
     def _save_settings(self) -> None:
@@ -400,7 +401,7 @@ class MainWindow(QMainWindow):
 
     def recent_items(self) -> list[str]:
         value = self.settings.value("recent", "")
-        items = value.split("|") if isinstance(value, str) else [str(v) for v in value or []]
+        items = value.split("|") if isinstance(value, str) else [str(v) for v in list(value or [])]  # type: ignore[call-overload]
         return [v for v in items if v]
 
     def _remember(self, path: str) -> None:
@@ -477,7 +478,8 @@ class MainWindow(QMainWindow):
         self.timings["load_ms"] = loaded.load_ms
         self.timings["first_pixel_ms"] = (time.perf_counter() - self._t_open) * 1e3
         small = loaded.pyramid.levels[-1]
-        lut = display.window_lut(loaded.pyramid, *loaded.image.window, loaded.image.voi_function)
+        center, width = loaded.image.window
+        lut = display.window_lut(loaded.pyramid, center, width, loaded.image.voi_function)
         self.worklist.set_thumbnail(loaded.path, thumbnail_rgb(display.apply_lut(small, lut)))
         image = loaded.image
         notes = "; ".join(getattr(image, "warnings", ()) or ())
@@ -632,22 +634,27 @@ class MainWindow(QMainWindow):
         panel = self.ai_panel
         shape = cam_display.overlay_shape(self.loaded.pyramid.shape, GRID_TILE_SIDE)
         small = self.loaded.pyramid.levels[-1]
+        center, width = self.image_view.window_level
         lut = display.window_lut(
             self.loaded.pyramid,
-            *self.image_view.window,
+            center,
+            width,
             self.loaded.image.voi_function,
             self.image_view.inverted,
         )
         grey = display.apply_lut(small, lut)
         grey = cv2.resize(grey, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
         weights = self.cams.fusion_weights(class_index, panel.member)
-        tiles = []
-        for key in (FUSED, *self.cams.levels):
+        tiles: list[tuple[LevelKey, str, np.ndarray]] = []
+        keys: list[LevelKey] = [FUSED, *self.cams.levels]
+        for key in keys:
             values = self.cams.map(class_index, key, shape, member=panel.member)
             rgb = cam_display.blend_rgb(
                 grey, values, panel.colormap, max(panel.opacity, 0.45), panel.threshold
             )
-            title = "Fused" if key == FUSED else f"Level {key} · {weights.get(int(key), 0.0):.0%}"
+            title = (
+                "Fused" if isinstance(key, str) else f"Level {key} · {weights.get(key, 0.0):.0%}"
+            )
             tiles.append((key, title, rgb))
         panel.level_grid.set_tiles(tiles)
         self.grid_drawn.emit()
@@ -662,7 +669,7 @@ class MainWindow(QMainWindow):
             self.show_error(f"This image has no '{name}' window.")
             return
         self.show_status(
-            f"Window: {name}  (W {self.image_view.window[1]:.6g}, L {self.image_view.window[0]:.6g})"
+            f"Window: {name}  (W {self.image_view.window_level[1]:.6g}, L {self.image_view.window_level[0]:.6g})"
         )
 
     def _on_invert_toggled(self, checked: bool) -> None:
@@ -689,18 +696,8 @@ class MainWindow(QMainWindow):
 
     def _on_image_view_window_changed(self, center: float, width: float) -> None:
         if self.result is not None and self.ai_panel.selected_class is not None and self.cams:
-            # The grid tiles show the film at the current window; refresh them lazily.
-            if not hasattr(self, "_grid_timer"):
-                self._grid_timer = QTimer(self)
-                self._grid_timer.setSingleShot(True)
-                self._grid_timer.setInterval(250)
-                self._grid_timer.timeout.connect(
-                    lambda: (
-                        self.ai_panel.selected_class is not None
-                        and self._update_grid(self.ai_panel.selected_class)
-                    )
-                )
-            self._grid_timer.start()
+            # The grid tiles show the film at the current window; refresh them after the drag.
+            self._schedule_grid(250)
 
     # -- triage --------------------------------------------------------------------------------
     def start_triage(self) -> None:

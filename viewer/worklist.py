@@ -83,7 +83,8 @@ class _ThumbnailJob(QRunnable):
 def _window_small(image: Any, step: int) -> np.ndarray:
     from fpsm_core.io import apply_window
 
-    return apply_window(image.pixels[::step, ::step], *image.window, image.voi_function)
+    center, width = image.window
+    return apply_window(image.pixels[::step, ::step], center, width, image.voi_function)
 
 
 class WorklistPanel(QWidget):
@@ -235,19 +236,20 @@ class WorklistPanel(QWidget):
             self._pool.start(_ThumbnailJob(str(path), self._thumb_signals))
         return item
 
+    def _study_items(self) -> list[QTreeWidgetItem]:
+        items = (self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount()))
+        return [item for item in items if item is not None]
+
     def paths(self) -> list[str]:
         """Every image path, in list order."""
-        out = []
-        for i in range(self.tree.topLevelItemCount()):
-            study = self.tree.topLevelItem(i)
-            for j in range(study.childCount()):
-                out.append(study.child(j).data(COL_NAME, PathRole))
-        return out
+        return [
+            str(child.data(COL_NAME, PathRole))
+            for study in self._study_items()
+            for child in _children(study)
+        ]
 
     def study_titles(self) -> list[str]:
-        return [
-            self.tree.topLevelItem(i).text(COL_NAME) for i in range(self.tree.topLevelItemCount())
-        ]
+        return [study.text(COL_NAME) for study in self._study_items()]
 
     @property
     def current_path(self) -> str | None:
@@ -346,10 +348,11 @@ class WorklistPanel(QWidget):
         current = self.current_path
         self.tree.blockSignals(True)
         try:
-            studies = [self.tree.takeTopLevelItem(0) for _ in range(self.tree.topLevelItemCount())]
+            studies = self._study_items()
+            self.tree.invisibleRootItem().takeChildren()
             studies.sort(key=lambda s: -_score(s))
             for study in studies:
-                children = [study.takeChild(0) for _ in range(study.childCount())]
+                children = study.takeChildren()
                 children.sort(key=lambda c: -_score(c))
                 study.addChildren(children)
                 self.tree.addTopLevelItem(study)
@@ -368,8 +371,9 @@ class WorklistPanel(QWidget):
         if current is None:
             return
         path = current.data(COL_NAME, PathRole)
-        if path is None and current.childCount():
-            self.tree.setCurrentItem(current.child(0))
+        first = current.child(0) if path is None else None
+        if first is not None:
+            self.tree.setCurrentItem(first)
             return
         if path:
             self.image_activated.emit(path)
@@ -380,6 +384,11 @@ class WorklistPanel(QWidget):
     def shutdown(self) -> None:
         self._pool.clear()
         self._pool.waitForDone(10000)
+
+
+def _children(item: QTreeWidgetItem) -> list[QTreeWidgetItem]:
+    kids = (item.child(j) for j in range(item.childCount()))
+    return [kid for kid in kids if kid is not None]
 
 
 def _score(item: QTreeWidgetItem) -> float:

@@ -105,19 +105,19 @@ def test_window_presets_drag_and_invert_change_the_picture(
     window = make_window()
     open_and_wait(qtbot, window, dicom_file)
     view = window.image_view
-    assert view.window == (2000.0, 3000.0)  # the file's own window
+    assert view.window_level == (2000.0, 3000.0)  # the file's own window
     presets = view.presets()
     pictures = {}
     for name in ("lung", "soft tissue", "bone", "auto", "dicom"):
         window.actions_by_name[f"preset_{name}"].trigger()
-        assert view.window == pytest.approx(presets[name])
+        assert view.window_level == pytest.approx(presets[name])
         pictures[name] = view.displayed_array().copy()
     assert not np.array_equal(pictures["lung"], pictures["bone"])
     lo, hi = view.histogram.getLevels()
     assert (lo + hi) / 2 == pytest.approx(presets["dicom"][0])
     with qtbot.waitSignal(view.window_changed):
         view.view.window_dragged.emit(40.0, -25.0)
-    assert view.window[1] > presets["dicom"][1] and view.window[0] > presets["dicom"][0]
+    assert view.window_level[1] > presets["dicom"][1] and view.window_level[0] > presets["dicom"][0]
     window.actions_by_name["preset_dicom"].trigger()
     plain = view.displayed_array().copy()
     window.actions_by_name["invert"].trigger()
