@@ -173,9 +173,6 @@ def class_balanced_weights(
 
 
 def _worker_init(_: int) -> None:
-    import cv2
-
-    cv2.setNumThreads(1)  # the loader's parallelism is the workers; nested threads only thrash
     torch.set_num_threads(1)
     # Ctrl-C is the trainer's to handle (finish the step, save, stop); workers must outlive it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -209,6 +206,12 @@ def make_loader(
     """
     kwargs: dict[str, Any] = {}
     if num_workers > 0:
+        import cv2
+
+        # The loader's parallelism is its workers. OpenCV's own thread pool must be idle before
+        # they fork: a child that inherits a pool mutex held by a parent thread hangs forever in
+        # its first OpenCV call. One thread in this (the training) process avoids both problems.
+        cv2.setNumThreads(1)
         kwargs.update(
             persistent_workers=True, prefetch_factor=prefetch_factor, worker_init_fn=_worker_init
         )

@@ -43,6 +43,8 @@ class DataConfig:
         val_csv: a separate validation table; without one, ``train_csv`` is split.
         image_root: folder the CSV paths are relative to (default the CSV's folder).
         split: ``patient`` (default) or ``random`` (the paper's 80/20 split).
+        synthetic_in_val: keep DADAM-made images in the validation set (default: score on real
+            images only; a synthetic image stays with its patient's side of the split).
         val_fraction: validation share when splitting; 0 trains on everything, without validation.
         max_train_images, max_val_images: random subsets for quick runs.
         cache_dir: cached resized copies (decode each file once).
@@ -63,6 +65,7 @@ class DataConfig:
     patient_column: str | None = None
     split: str = "patient"
     val_fraction: float = 0.2
+    synthetic_in_val: bool = False
     split_seed: int = 0
     max_train_images: int | None = None
     max_val_images: int | None = None

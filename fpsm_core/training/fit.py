@@ -518,6 +518,7 @@ class _Trainer:
             },
             "lr": self.optimizer.param_groups[0]["lr"],
             "epoch_time_s": round(stats["time_s"], 2),
+            "train_images_seen": stats["images"],
             "train_images_per_s": round(stats["images"] / max(stats["time_s"], 1e-9), 2),
             "data_wait_fraction": round(stats["data_wait"], 3),
             "unreadable_images": len(stats["unreadable"]),

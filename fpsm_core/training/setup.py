@@ -85,6 +85,9 @@ def load_run_data(config: TrainConfig) -> RunData:
         train = concat_records([train, extra])
         notes.append(f"added {len(extra)} images from {data.extra_train_csv} to training.")
     train = train.sample(data.max_train_images, seed=config.run.seed)
+    if val is not None and not data.synthetic_in_val and val.synthetic.any():
+        notes.append(f"left {int(val.synthetic.sum())} synthetic images out of validation.")
+        val = val.subset(np.flatnonzero(~val.synthetic))
     if val is not None:
         val = val.sample(data.max_val_images, seed=config.run.seed)
         if val.labels != train.labels:
@@ -149,7 +152,8 @@ def init_from_checkpoint(model: FPSM, path: str | Path) -> str:
     theirs = source.model.state_dict()
     ours = model.state_dict()
     taken = {k: v for k, v in theirs.items() if k in ours and ours[k].shape == v.shape}
-    backbone_taken = sum(1 for k in taken if k.startswith("backbone."))
+    # a conv kernel must fit: BatchNorm step counters share names and shapes across backbones
+    backbone_taken = sum(1 for k, v in taken.items() if k.startswith("backbone.") and v.ndim >= 2)
     if backbone_taken == 0:
         raise ConfigError(
             f"model.init_from: {path} has no backbone tensors that fit {model.backbone_name} "
