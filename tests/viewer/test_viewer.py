@@ -449,3 +449,48 @@ def test_worklist_hint_and_keyboard_navigation(
         qtbot.keyClick(window, Qt.Key.Key_PageDown)
     assert blocker.args[0] != first
     assert window.worklist.current_path == blocker.args[0]
+
+
+def _drag(
+    widget: Any, button: Qt.MouseButton, start: QPointF, end: QPointF, steps: int = 6
+) -> None:
+    """A real press-move-release sequence (QTest's mouseMove carries no buttons in Qt 6)."""
+    from PySide6.QtCore import QEvent
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    def send(kind: QEvent.Type, pos: QPointF, buttons: Qt.MouseButton) -> None:
+        global_pos = QPointF(widget.mapToGlobal(pos.toPoint()))
+        event = QMouseEvent(kind, pos, global_pos, button, buttons, Qt.KeyboardModifier.NoModifier)
+        QApplication.sendEvent(widget, event)
+
+    send(QEvent.Type.MouseButtonPress, start, button)
+    for i in range(1, steps + 1):
+        send(QEvent.Type.MouseMove, start + (end - start) * (i / steps), button)
+    send(QEvent.Type.MouseButtonRelease, end, Qt.MouseButton.NoButton)
+
+
+def test_right_drag_changes_window_and_left_drag_draws_a_ruler(
+    qtbot: Any, make_window: Any, dicom_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyqtgraph as pg
+
+    # pyqtgraph drops mouse moves closer than 10 ms apart; synthetic moves come back to back.
+    monkeypatch.setitem(pg.CONFIG_OPTIONS, "mouseRateLimit", 0)
+    window = make_window()
+    open_and_wait(qtbot, window, dicom_file)
+    view = window.image_view
+    viewport = view.graphics.viewport()
+    centre = QPointF(viewport.width() * 0.35, viewport.height() * 0.5)
+    before = view.window_level
+    _drag(viewport, Qt.MouseButton.RightButton, centre, centre + QPointF(60, -30))
+    center, width = view.window_level
+    assert width > before[1] and center > before[0]
+    window.actions_by_name["ruler"].trigger()
+    assert view.ruler_mode
+    _drag(viewport, Qt.MouseButton.LeftButton, centre, centre + QPointF(80, 0))
+    ((length, unit),) = view.ruler_lengths()
+    assert unit == "mm" and length > 0
+    assert window.status_label.text().startswith("Distance:")
+    window.actions_by_name["cancel"].trigger()
+    assert not view.ruler_mode
