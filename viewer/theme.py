@@ -56,7 +56,7 @@ QTabBar::tab:selected {{ background: {SURFACE_HIGH}; color: {TEXT}; }}
 QLabel#banner {{ background: #5a1e1b; color: #ffd9d6; padding: 6px; font-weight: bold;
                border: 1px solid {DANGER}; }}
 QLabel#hint {{ color: {TEXT_DIM}; padding: 12px; }}
-QLabel#overlayText {{ background: transparent; color: {TEXT}; }}
+QLabel#overlayText {{ background: rgba(11, 13, 16, 170); color: {TEXT}; padding: 2px 4px; }}
 """
 
 

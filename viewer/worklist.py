@@ -35,6 +35,7 @@ from viewer import theme
 
 PathRole = Qt.ItemDataRole.UserRole + 1
 ScoreRole = Qt.ItemDataRole.UserRole + 2
+TitleRole = Qt.ItemDataRole.UserRole + 3
 THUMB_SIZE = 56
 COL_NAME, COL_VIEW, COL_SCORE, COL_TOP = range(4)
 OPENED_FILES = "Opened files"
@@ -221,9 +222,11 @@ class WorklistPanel(QWidget):
         study = self._studies.get(key)
         if study is None:
             study = QTreeWidgetItem([title])
-            study.setFirstColumnSpanned(False)
+            study.setData(COL_NAME, TitleRole, title)
+            study.setToolTip(COL_NAME, title)
             study.setData(COL_SCORE, ScoreRole, -1.0)
             self.tree.addTopLevelItem(study)
+            study.setFirstColumnSpanned(True)  # the title uses the whole row
             self._studies[key] = study
         item = QTreeWidgetItem([path.name, view or "", "", ""])
         item.setData(COL_NAME, PathRole, str(path))
@@ -332,7 +335,8 @@ class WorklistPanel(QWidget):
         if study is not None:
             best = max(_score(study), score)
             study.setData(COL_SCORE, ScoreRole, best)
-            study.setText(COL_SCORE, f"{best:.0%}" if best >= 0 else "")
+            base = study.data(COL_NAME, TitleRole)
+            study.setText(COL_NAME, f"{best:.0%}  ·  {base}" if best >= 0 else base)
 
     def triage_finished(self, cancelled: bool, done: int) -> None:
         self.set_triage_running(False)
@@ -356,6 +360,7 @@ class WorklistPanel(QWidget):
                 children.sort(key=lambda c: -_score(c))
                 study.addChildren(children)
                 self.tree.addTopLevelItem(study)
+                study.setFirstColumnSpanned(True)
             self.tree.expandAll()
             if current:
                 self.select_path(current)
