@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -51,6 +52,20 @@ def _sample_images(folder: Path) -> bool:
     )
 
 
+def _install_excepthook(window: object) -> None:
+    """A bug in a slot must not take the reading session down: log it, say it, carry on."""
+
+    def hook(exc_type: type[BaseException], exc: BaseException, tb: object) -> None:
+        traceback.print_exception(exc_type, exc, tb)  # type: ignore[arg-type]
+        if issubclass(exc_type, KeyboardInterrupt):
+            sys.exit(130)
+        show = getattr(window, "show_error", None)
+        if show is not None:
+            show(f"Internal error ({exc_type.__name__}): {' '.join(str(exc).split())}")
+
+    sys.excepthook = hook
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the viewer; returns the exit status."""
     args = build_parser().parse_args(argv)
@@ -69,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from viewer.main_window import MainWindow
 
     window = MainWindow(args.model, args.device, torch_threads=args.threads)
+    _install_excepthook(window)
     if args.screenshot:
         window.resize(*SCREENSHOT_SIZE)
     window.show()
@@ -98,9 +114,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             app.quit()
 
         def after_result(_result: object) -> None:
-            # The overlay is drawn synchronously when the top finding is selected; let the
-            # event loop paint it before grabbing.
-            QTimer.singleShot(300, lambda: save(0))
+            # The film's heatmap is drawn with the findings; the level strip follows on a later
+            # event-loop turn. Grab once both are there and painted.
+            if window.cams is not None:
+                window.grid_drawn.connect(lambda: QTimer.singleShot(200, lambda: save(0)))
+            else:
+                QTimer.singleShot(200, lambda: save(0))
 
         def on_error(message: str) -> None:
             if window.loaded is None or window.model_info is None:
