@@ -138,6 +138,7 @@ class MainWindow(QMainWindow):
         self.timings: dict[str, float] = {}
         self.last_error = ""
         self._t_open = 0.0
+        self._t_infer = 0.0
         self._pending_inference = False
         self._triage_done_count = 0
         self._closing = False
