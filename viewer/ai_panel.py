@@ -416,21 +416,12 @@ class AIPanel(QWidget):
         self.findings_model.set_findings(result.findings, tiers or {}, urgent)
         self._syncing = True
         try:
-            current = self.level
-            self._levels = [FUSED, *levels] if levels else []
-            self.level_combo.clear()
-            for key in self._levels:
-                self.level_combo.addItem(
-                    "Fused (share-weighted)" if key == FUSED else f"Level {key}"
-                )
-            if current in self._levels:
-                self.level_combo.setCurrentIndex(self._levels.index(current))
+            self._fill_levels(levels)
             self.member_combo.clear()
             self.member_combo.addItem("Ensemble mean")
             for name in result.member_names:
                 self.member_combo.addItem(str(name))
             self.member_combo.setEnabled(len(result.member_names) > 1)
-            self.level_combo.setEnabled(bool(self._levels))
         finally:
             self._syncing = False
         timing = result.timing_ms.get("total", 0.0)
@@ -439,6 +430,24 @@ class AIPanel(QWidget):
             f"{above} finding(s) above threshold  ·  {timing:.0f} ms on {result.device}"
             + ("" if self._levels else "  ·  no heatmaps for this result")
         )
+
+    def set_levels(self, levels: Sequence[int]) -> None:
+        """Offer these levels (and fused), keeping the current choice when it is still there."""
+        self._syncing = True
+        try:
+            self._fill_levels(levels)
+        finally:
+            self._syncing = False
+
+    def _fill_levels(self, levels: Sequence[int]) -> None:
+        current = self.level
+        self._levels = [FUSED, *levels] if levels else []
+        self.level_combo.clear()
+        for key in self._levels:
+            self.level_combo.addItem("Fused (share-weighted)" if key == FUSED else f"Level {key}")
+        if current in self._levels:
+            self.level_combo.setCurrentIndex(self._levels.index(current))
+        self.level_combo.setEnabled(bool(self._levels))
 
     def clear(self) -> None:
         self._result = None

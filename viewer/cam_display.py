@@ -100,6 +100,10 @@ class ResultCams:
             out.extend(lv for lv in cs.levels if lv not in out)
         return tuple(out)
 
+    def levels_of(self, member: int = ENSEMBLE) -> tuple[int, ...]:
+        """The levels one member has (all levels for the ensemble)."""
+        return self.levels if member == ENSEMBLE else self.members[member].levels
+
     def camset(self, member: int = ENSEMBLE) -> CamSet:
         if member != ENSEMBLE:
             return self.members[member]

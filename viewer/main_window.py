@@ -590,7 +590,9 @@ class MainWindow(QMainWindow):
     def _on_ai_panel_level_changed(self, _level: object) -> None:
         self.update_overlay(grid=False)
 
-    def _on_ai_panel_member_changed(self, _member: int) -> None:
+    def _on_ai_panel_member_changed(self, member: int) -> None:
+        if self.cams is not None:
+            self.ai_panel.set_levels(self.cams.levels_of(member))
         if self.ai_panel.selected_class is not None:
             self._on_ai_panel_finding_selected(self.ai_panel.selected_class)
 
@@ -647,7 +649,7 @@ class MainWindow(QMainWindow):
         grey = cv2.resize(grey, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
         weights = self.cams.fusion_weights(class_index, panel.member)
         tiles: list[tuple[LevelKey, str, np.ndarray]] = []
-        keys: list[LevelKey] = [FUSED, *self.cams.levels]
+        keys: list[LevelKey] = [FUSED, *self.cams.levels_of(panel.member)]
         for key in keys:
             values = self.cams.map(class_index, key, shape, member=panel.member)
             rgb = cam_display.blend_rgb(

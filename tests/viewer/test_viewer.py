@@ -494,3 +494,48 @@ def test_right_drag_changes_window_and_left_drag_draws_a_ruler(
     assert window.status_label.text().startswith("Distance:")
     window.actions_by_name["cancel"].trigger()
     assert not view.ruler_mode
+
+
+def test_an_ensemble_shows_member_spread_and_each_members_maps(
+    qtbot: Any, make_window: Any, tmp_path: Path, dicom_file: Path
+) -> None:
+    import torch
+
+    from fpsm_core.model import Preprocessing, create_fpsm, save_checkpoint, write_ensemble
+
+    folder = tmp_path / "ens"
+    members = []
+    for i, levels in enumerate(((4, 3, 2), (4, 3))):
+        torch.manual_seed(10 + i)
+        model = create_fpsm("resnet18", levels=levels).eval()
+        members.append(
+            save_checkpoint(
+                model, folder / f"m{i}", name=f"m{i}", preprocessing=Preprocessing(input_size=64)
+            )
+        )
+    write_ensemble(folder, members, name="two", member_names=["deep", "shallow"])
+    window = make_window(folder)
+    result = open_and_wait(qtbot, window, dicom_file)
+    panel = window.ai_panel
+    assert [panel.member_combo.itemText(i) for i in range(3)] == [
+        "Ensemble mean",
+        "deep",
+        "shallow",
+    ]
+    assert panel.member_combo.isEnabled()
+    assert any(f.member_spread > 0 for f in result.findings)
+    assert [s.member for s in panel.shares_widget.shares] == ["deep"] * 3 + ["shallow"] * 2
+    panel.set_level(2)
+    level2_mean = window.overlay_array().copy()
+    # Level 2 exists only in the first member: choosing the shallow one offers its own levels.
+    with qtbot.waitSignal(window.grid_drawn, timeout=TIMEOUT):
+        panel.member_combo.setCurrentIndex(2)
+    assert panel.member == 1
+    assert panel.level == "fused"
+    assert panel.level_grid.tile_keys() == ["fused", 4, 3]
+    assert not np.array_equal(window.overlay_array(), level2_mean)
+    panel.member_combo.setCurrentIndex(1)
+    assert (
+        panel.level == "fused"
+        and [panel.level_combo.itemText(i) for i in range(4)][-1] == "Level 2"
+    )
