@@ -56,7 +56,7 @@ def _install_excepthook(window: object) -> None:
     """A bug in a slot must not take the reading session down: log it, say it, carry on."""
 
     def hook(exc_type: type[BaseException], exc: BaseException, tb: object) -> None:
-        traceback.print_exception(exc_type, exc, tb)  # type: ignore[arg-type]
+        traceback.print_exception(exc_type, exc, tb)  # type: ignore[call-overload]
         if issubclass(exc_type, KeyboardInterrupt):
             sys.exit(130)
         show = getattr(window, "show_error", None)
