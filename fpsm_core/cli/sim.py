@@ -50,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise CLIError(f"--n must be at least 1, not {args.n}.")
-    if not 32 <= args.size <= 4096:
-        raise CLIError(f"--size must be between 32 and 4096 pixels, not {args.size}.")
+    if not 64 <= args.size <= 4096:
+        raise CLIError(f"--size must be between 64 and 4096 pixels, not {args.size}.")
     if not 0.0 <= args.min_prevalence <= 1.0:
         raise CLIError(f"--min-prevalence must be between 0 and 1, not {args.min_prevalence}.")
     if args.workers < 1:

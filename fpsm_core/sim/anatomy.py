@@ -533,9 +533,10 @@ def build_anatomy(
     """Draw one patient's normal anatomy (plus anatomy-changing labels) into ``scene``."""
     s = scene.size
     cx = s / 2 + scene.mm(rng.normal(0, 6))
-    thorax_hw = scene.mm(rng.uniform(128, 160))
+    thorax_hw = min(scene.mm(rng.uniform(128, 160)), 0.42 * s)
     lung_h = 2 * thorax_hw * rng.uniform(0.78, 0.95) * (1.12 if labels["Emphysema"] else 1.0)
     apex_y = s * rng.uniform(0.08, 0.14)
+    lung_h = min(lung_h, 0.84 * s - apex_y)  # keep the domes and the upper abdomen on the film
     female = rng.uniform() < 0.5
     scene.marks.update(cx=cx, thorax_hw=thorax_hw, lung_h=lung_h, apex_y=apex_y)
     _body(scene, rng, cx, thorax_hw, apex_y, lung_h)

@@ -117,8 +117,8 @@ class SimConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not 32 <= self.size <= 4096:
-            raise ValueError(f"Image size {self.size} is outside 32..4096 pixels.")
+        if not 64 <= self.size <= 4096:  # below 64 px the smallest findings vanish
+            raise ValueError(f"Image size {self.size} is outside 64..4096 pixels.")
         unknown = (set(self.prevalences) | set(self.loadings)) - (set(LABELS) - {"No Finding"})
         if unknown:
             raise ValueError(f"Unknown or underived labels in the config: {sorted(unknown)}.")

@@ -261,9 +261,10 @@ def atelectasis(scene: Scene, rng: np.random.Generator) -> list[np.ndarray]:
             band = np.stack(
                 [np.array(centre) - d, np.array(centre) + rng.normal(0, 2, 2), np.array(centre) + d]
             )
-            layer = draw_lines(scene.blank(), [band], scene.mm(rng.uniform(3, 8)), 1.0) * lung
+            raw = draw_lines(scene.blank(), [band], max(2.0, scene.mm(rng.uniform(3, 8))), 1.0)
+            layer = raw * lung
             scene.soft += blur(layer, scene.mm(1.2)) * rng.uniform(1.6, 2.6)
-            masks.append(layer > 0.5)
+            masks.append(layer > 0.5 if (layer > 0.5).any() else raw > 0.5)
     else:
         dome = scene.marks["dome_y"][side]
         heart = scene.marks["heart_poly"]
@@ -277,17 +278,11 @@ def atelectasis(scene: Scene, rng: np.random.Generator) -> list[np.ndarray]:
                 [edge_x - 0.4 * width, dome + scene.mm(5)],
             ]
         )
-        masks.append(
-            stamp(
-                scene,
-                scene.soft,
-                wedge,
-                rng.uniform(1.8, 2.8),
-                scene.mm(3),
-                rounded=False,
-                within=lung.astype(np.float32),
-            )
-        )
+        density = rng.uniform(2.5, 3.5)
+        mask = stamp(scene, scene.soft, wedge, density, scene.mm(3), False, lung.astype(np.float32))
+        if not mask.any():  # the wedge missed the lung: the collapse is where it was drawn
+            mask = stamp(scene, scene.soft, wedge, density, scene.mm(3), rounded=False)
+        masks.append(mask)
     return masks
 
 

@@ -97,11 +97,11 @@ def pleural_thickening(scene: Scene, rng: np.random.Generator) -> list[np.ndarra
         lateral = int(np.argmin(poly[:, 0]) if side == 0 else np.argmax(poly[:, 0]))
         span = int(rng.integers(4, 10))
         idx = np.arange(lateral - span, lateral + span // 2) % n
-    band = draw_line(scene.blank(), poly[idx], scene.mm(rng.uniform(4, 10)) * 2, 1.0)
-    band *= side_of(scene, side)
+    raw = draw_line(scene.blank(), poly[idx], max(3.0, scene.mm(rng.uniform(4, 10)) * 2), 1.0)
+    band = raw * side_of(scene, side)
     scene.soft += blur(band, scene.mm(1.5)) * rng.uniform(2.0, 3.2)
     scene.markings_keep *= 1.0 - band
-    return [band > 0.5]
+    return [band > 0.5 if (band > 0.5).any() else raw > 0.5]
 
 
 def pleural_other(scene: Scene, rng: np.random.Generator) -> list[np.ndarray]:
@@ -113,7 +113,8 @@ def pleural_other(scene: Scene, rng: np.random.Generator) -> list[np.ndarray]:
         point = poly[int(rng.integers(len(poly)))]
         inward = np.asarray(scene.marks["hila"][side]) - point
         centre = point + inward / np.linalg.norm(inward) * scene.mm(rng.uniform(3, 10))
-        plaque = blob_polygon(rng, tuple(centre), scene.mm(rng.uniform(6, 16)), 0.6, n=24)
+        radius = max(1.5, scene.mm(rng.uniform(6, 16)))
+        plaque = blob_polygon(rng, tuple(centre), radius, 0.6, n=24)
         masks.append(stamp(scene, scene.bone, plaque, rng.uniform(0.8, 1.5), 1.0, rounded=False))
     return masks
 
@@ -134,27 +135,34 @@ def pneumomediastinum(scene: Scene, rng: np.random.Generator) -> list[np.ndarray
     return [(gas > 0.5) | (pleura > 0.5)]
 
 
+def _crescent(scene: Scene, rng: np.random.Generator, side: int) -> np.ndarray | None:
+    """Free gas under one dome; None when that dome shows no free edge (hidden by the heart)."""
+    poly = scene.lungs[side]
+    dome = scene.marks["dome_y"][side]
+    base = poly[poly[:, 1] > dome - scene.mm(20)]
+    if side == 1:  # under the left dome, free gas shows lateral to the heart
+        base = base[base[:, 0] > np.asarray(scene.marks["heart_poly"])[:, 0].max() - scene.mm(10)]
+    base = base[np.argsort(base[:, 0])]
+    if len(base) < 3:
+        return None
+    diaphragm = max(1.0, scene.mm(rng.uniform(3, 5)))
+    thick = max(2.0, scene.mm(rng.uniform(6, 18)))
+    t = np.linspace(0, np.pi, len(base))
+    upper = base + [0, diaphragm]
+    lower = base + np.stack([np.zeros(len(base)), diaphragm + thick * np.sin(t)], axis=1)
+    crescent = np.vstack([upper, lower[::-1]])
+    mask = stamp(scene, scene.air, crescent, rng.uniform(3.0, 5.0), 0.8, rounded=False)
+    return mask if mask.any() else None
+
+
 def pneumoperitoneum(scene: Scene, rng: np.random.Generator) -> list[np.ndarray]:
     """A crescent of free gas under a hemidiaphragm (mostly the right)."""
-    masks = []
-    for side in _pick_sides(rng, 0.7, 0.15):
-        poly = scene.lungs[side]
-        dome = scene.marks["dome_y"][side]
-        base = poly[poly[:, 1] > dome - scene.mm(20)]
-        if side == 1:  # under the left dome, free gas shows lateral to the heart
-            base = base[
-                base[:, 0] > np.asarray(scene.marks["heart_poly"])[:, 0].max() - scene.mm(10)
-            ]
-        base = base[np.argsort(base[:, 0])]
-        if len(base) < 3:
-            continue
-        diaphragm = scene.mm(rng.uniform(3, 5))
-        thick = scene.mm(rng.uniform(6, 18))
-        t = np.linspace(0, np.pi, len(base))
-        upper = base + [0, diaphragm]
-        lower = base + np.stack([np.zeros(len(base)), diaphragm + thick * np.sin(t)], axis=1)
-        crescent = np.vstack([upper, lower[::-1]])
-        masks.append(stamp(scene, scene.air, crescent, rng.uniform(3.0, 5.0), 0.8, rounded=False))
+    masks = [
+        m for side in _pick_sides(rng, 0.7, 0.15) if (m := _crescent(scene, rng, side)) is not None
+    ]
+    if not masks:  # the left dome was all behind the heart: the right one always shows
+        right = _crescent(scene, rng, 0)
+        masks = [] if right is None else [right]
     return masks
 
 

@@ -180,6 +180,9 @@ def simulate_case(
     masks: dict[str, np.ndarray] = {}
     for name, mask in instances:
         moved = cv2.warpAffine(mask.astype(np.uint8), warp, dsize, flags=cv2.INTER_NEAREST) > 0
+        if not moved.any() and mask.any():  # a sliver thinner than a pixel: keep it findable
+            grown = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8))
+            moved = cv2.warpAffine(grown, warp, dsize, flags=cv2.INTER_NEAREST) > 0
         box = _box_of(moved)
         if box is None:
             continue

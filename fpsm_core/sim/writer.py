@@ -14,6 +14,7 @@ import csv
 import dataclasses
 import hashlib
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -240,7 +241,9 @@ def write_dataset(
     rows: list[list[object]] = []
     boxes: list[list[object]] = []
     if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers, initializer=_single_thread) as pool:
+        # "spawn": forking a process whose OpenCV/OpenMP thread pools are running can deadlock.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_single_thread) as pool:
             results: Iterator[tuple[list[object], list[list[object]]]] = pool.map(
                 _render, jobs, chunksize=max(1, min(32, n // (workers * 8) or 1))
             )
