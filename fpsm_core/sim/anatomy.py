@@ -68,23 +68,39 @@ def _body(
     shoulder_y = apex_y - scene.mm(rng.uniform(30, 60))
     slope = scene.mm(rng.uniform(60, 100))
     axilla_y = apex_y + 0.3 * lung_h
-    arm_end = axilla_y + lung_h * rng.uniform(-0.1, 0.3)
+    arm_end = axilla_y + lung_h * rng.uniform(0.0, 0.35)
     waist = rng.uniform(0.86, 1.0)
-    chest_hw = (thorax_hw + wall) * (0.86 + 0.14 * _smoothstep((y - apex_y) / (0.35 * lung_h)))
-    chest_hw = chest_hw * (1 - (1 - waist) * _smoothstep((y - apex_y - lung_h) / (0.4 * lung_h)))
+    # The chest wall follows the rib cage, i.e. the lungs' lateral edges, smoothed.
+    lateral = np.maximum(cx - scene.marks["lung_left_x"], scene.marks["lung_right_x"] - cx)
+    lateral = np.maximum.accumulate(lateral)  # below its widest level the cage does not narrow
+    kernel = np.ones(max(1, int(scene.mm(40)))) / max(1, int(scene.mm(40)))
+    lateral = np.convolve(np.pad(lateral, len(kernel), mode="edge"), kernel, "same")[
+        len(kernel) : -len(kernel)
+    ]
+    cage = np.maximum(np.interp(grid, np.arange(s), lateral), 0.7 * thorax_hw)[:, None]
+    chest_hw = (cage + wall) * (
+        1 - (1 - waist) * _smoothstep((y - apex_y - lung_h) / (0.4 * lung_h))
+    )
     chest = thick * np.sqrt(np.clip(1.0 - (dx / chest_hw) ** 2, 0.0, 1.0)) * (y >= shoulder_y)
     abdomen = 1 + 0.12 * _smoothstep((y - apex_y - 0.9 * lung_h) / (0.3 * lung_h))
     chest = chest * abdomen
     neck = 0.6 * thick * np.sqrt(np.clip(1.0 - (dx / neck_hw) ** 2, 0.0, 1.0))
-    arm_out = thorax_hw + wall + scene.mm(rng.uniform(60, 100))
-    outline = neck_hw + (arm_out - neck_hw) * _smoothstep((y - shoulder_y) / slope)
-    inner = np.where(y < axilla_y, neck_hw * 0.6, thorax_hw + wall)
-    t = (dx - inner) / np.maximum(outline - inner, 1.0)
-    arm = rng.uniform(6, 10) * np.sqrt(np.clip(1.0 - (2 * t - 1) ** 2, 0.0, 1.0))
-    arm = arm * (1 - _smoothstep((y - arm_end) / scene.mm(30))) * (y >= shoulder_y - slope)
-    body = np.maximum(np.maximum(chest, neck), arm).astype(np.float32)
+    # Shoulders: the trapezius slopes from the neck to the shoulder joints.
+    joint = thorax_hw + wall + scene.mm(rng.uniform(5, 25))
+    outline = neck_hw + (joint - neck_hw) * _smoothstep((y - shoulder_y) / slope)
+    shoulders = 0.75 * thick * np.sqrt(np.clip(1.0 - (dx / outline) ** 2, 0.0, 1.0))
+    shoulders = shoulders * (y >= shoulder_y) * (1 - _smoothstep((y - axilla_y) / scene.mm(40)))
+    body = np.maximum(np.maximum(chest, neck), shoulders).astype(np.float32)
     if n != s:
         body = cv2.resize(body, (s, s), interpolation=cv2.INTER_LINEAR)
+    # Arms hang down and out from the shoulder joints, leaving the film at its upper corners.
+    arms = scene.blank()
+    for sign in (-1, 1):
+        top = (cx + sign * (joint - scene.mm(30)), shoulder_y + 0.5 * slope)
+        bottom = (cx + sign * (joint + scene.mm(rng.uniform(40, 130))), arm_end + lung_h)
+        draw_line(arms, np.array([top, bottom]), scene.mm(rng.uniform(80, 100)), 1.0)
+    arms = np.sqrt(blur(arms, scene.mm(14))) * rng.uniform(8, 11)
+    body = np.maximum(body, arms)
     scene.soft += blur(body, scene.mm(2.0))
     scene.marks["body_mask"] = (body > 0.5).astype(np.uint8)
     scene.marks["wall_mm"] = wall * scene.spacing
@@ -539,8 +555,8 @@ def build_anatomy(
     lung_h = min(lung_h, 0.84 * s - apex_y)  # keep the domes and the upper abdomen on the film
     female = rng.uniform() < 0.5
     scene.marks.update(cx=cx, thorax_hw=thorax_hw, lung_h=lung_h, apex_y=apex_y)
-    _body(scene, rng, cx, thorax_hw, apex_y, lung_h)
     _lungs(scene, rng, cx, thorax_hw, apex_y, lung_h, labels["Emphysema"])
+    _body(scene, rng, cx, thorax_hw, apex_y, lung_h)
     _heart_and_mediastinum(scene, rng, cx, thorax_hw, apex_y, lung_h, labels, ap)
     _airways(scene, rng, cx)
     _vessel_tree(scene, rng)
