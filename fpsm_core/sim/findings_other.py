@@ -107,7 +107,7 @@ def _tube(scene: Scene, path: np.ndarray, width_mm: float, density: float) -> np
     return layer > 0.3
 
 
-def _ett(scene: Scene, rng: np.random.Generator) -> np.ndarray:
+def _ett(scene: Scene, rng: np.random.Generator) -> list[np.ndarray]:
     trachea = np.asarray(scene.marks["trachea"])
     carina_y = scene.marks["carina"][1]
     tip_y = carina_y - scene.mm(rng.uniform(25, 70))
@@ -115,10 +115,10 @@ def _ett(scene: Scene, rng: np.random.Generator) -> np.ndarray:
     path = np.vstack(
         [[path[0, 0], -5.0], path, [[np.interp(tip_y, trachea[:, 1], trachea[:, 0]), tip_y]]]
     )
-    return _tube(scene, path, rng.uniform(7, 9), rng.uniform(5.0, 7.0))
+    return [_tube(scene, path, rng.uniform(7, 9), rng.uniform(5.0, 7.0))]
 
 
-def _ng_tube(scene: Scene, rng: np.random.Generator) -> np.ndarray:
+def _ng_tube(scene: Scene, rng: np.random.Generator) -> list[np.ndarray]:
     cx = scene.marks["cx"]
     x_stom, y_stom, _ = scene.marks["stomach"]
     dome = max(scene.marks["dome_y"])
@@ -134,10 +134,10 @@ def _ng_tube(scene: Scene, rng: np.random.Generator) -> np.ndarray:
         ),
         40,
     )
-    return _tube(scene, path, rng.uniform(3, 5), rng.uniform(4.0, 6.0))
+    return [_tube(scene, path, rng.uniform(3, 5), rng.uniform(4.0, 6.0))]
 
 
-def _central_line(scene: Scene, rng: np.random.Generator) -> np.ndarray:
+def _central_line(scene: Scene, rng: np.random.Generator) -> list[np.ndarray]:
     cx, thorax_hw = scene.marks["cx"], scene.marks["thorax_hw"]
     clav_y = scene.marks["clavicle_y"]
     heart_top = float(np.asarray(scene.marks["heart_poly"])[:, 1].min())
@@ -156,10 +156,10 @@ def _central_line(scene: Scene, rng: np.random.Generator) -> np.ndarray:
         ),
         30,
     )
-    return _tube(scene, path, 2.5, rng.uniform(4.0, 6.0))
+    return [_tube(scene, path, 2.5, rng.uniform(4.0, 6.0))]
 
 
-def _pacemaker(scene: Scene, rng: np.random.Generator) -> np.ndarray:
+def _pacemaker(scene: Scene, rng: np.random.Generator) -> list[np.ndarray]:
     cx, thorax_hw = scene.marks["cx"], scene.marks["thorax_hw"]
     clav_y = scene.marks["clavicle_y"]
     sign = 1 if rng.uniform() < 0.7 else -1
@@ -193,12 +193,12 @@ def _pacemaker(scene: Scene, rng: np.random.Generator) -> np.ndarray:
         )
     draw_lines(layer, leads, max(1.0, scene.mm(1.5)), 1.0)
     scene.bone += blur(layer, 0.5) * rng.uniform(5.0, 8.0)
-    return layer > 0.3
+    return [layer > 0.3]
 
 
-def _ecg_leads(scene: Scene, rng: np.random.Generator) -> np.ndarray:
+def _ecg_leads(scene: Scene, rng: np.random.Generator) -> list[np.ndarray]:
     layer = scene.blank()
-    pads = np.zeros((scene.size, scene.size), bool)
+    pads = []
     body = np.asarray(scene.marks["body_mask"])
     ys, xs = np.nonzero(body)
     for _ in range(int(rng.integers(2, 5))):
@@ -206,7 +206,7 @@ def _ecg_leads(scene: Scene, rng: np.random.Generator) -> np.ndarray:
         c = (float(xs[i]), float(ys[i]))
         fill_ellipse(layer, c, (scene.mm(6), scene.mm(6)), 0, 0.35)
         fill_ellipse(layer, c, (scene.mm(2), scene.mm(2)), 0, 1.0)
-        pads |= fill_ellipse(np.zeros_like(layer), c, (scene.mm(6), scene.mm(6)), 0, 1.0) > 0.5
+        pads.append(fill_ellipse(np.zeros_like(layer), c, (scene.mm(6), scene.mm(6)), 0, 1.0) > 0.5)
         end = (
             c[0] + scene.mm(rng.uniform(-80, 80)),
             -5.0 if rng.uniform() < 0.5 else scene.size + 5.0,
@@ -216,7 +216,7 @@ def _ecg_leads(scene: Scene, rng: np.random.Generator) -> np.ndarray:
         )
         draw_line(layer, wire, max(1.0, scene.mm(0.8)), 0.6)
     scene.bone += blur(layer, 0.5) * rng.uniform(3.0, 4.5)
-    return pads  # the electrodes; their wires run off the film
+    return pads  # one box per electrode; the wires run off the film
 
 
 def support_devices(scene: Scene, rng: np.random.Generator) -> list[np.ndarray]:
@@ -231,4 +231,4 @@ def support_devices(scene: Scene, rng: np.random.Generator) -> list[np.ndarray]:
     chosen = [fn for fn, p in kinds if rng.uniform() < p]
     if not chosen:
         chosen = [kinds[int(rng.integers(len(kinds)))][0]]
-    return [fn(scene, rng) for fn in chosen]
+    return [mask for fn in chosen for mask in fn(scene, rng)]

@@ -31,7 +31,7 @@ def render(case: SimCase, boxes: bool = True, caption: str | None = None) -> np.
         for b in case.boxes:
             cv2.rectangle(picture, (b.x0, b.y0), (b.x1 - 1, b.y1 - 1), BOX_COLOUR, 1)
     if caption:
-        scale = picture.shape[0] / 420
+        scale = max(0.8, picture.shape[0] / 420)
         cv2.putText(
             picture,
             caption,
