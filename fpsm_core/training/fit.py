@@ -38,7 +38,7 @@ from fpsm_core.data.dataset import (
     normalise_batch,
 )
 from fpsm_core.metrics import f1_optimal_thresholds, multilabel_report
-from fpsm_core.model.checkpoint import save_checkpoint
+from fpsm_core.model.checkpoint import read_checkpoint_meta, save_checkpoint
 from fpsm_core.model.fpsm import FPSM, per_level_loss
 from fpsm_core.training.config import ConfigError, TrainConfig, dump_config
 from fpsm_core.training.distributed import (
@@ -290,6 +290,8 @@ class _Trainer:
         self.pos = state.position
         best = self.out_dir / f"{self.config.run.name}.json"
         self.best_path = best if best.is_file() else None
+        if self.best_path is not None and self.data.val is not None:
+            self.best_thresholds = list(read_checkpoint_meta(self.best_path).thresholds)
         self.say(
             f"resumed {where} at epoch {self.pos.epoch + 1}, batch {self.pos.batches_in_epoch}, "
             f"step {self.pos.step}."

@@ -37,7 +37,7 @@ def test_two_steps_lower_the_loss(data_csv: Path, tmp_path: Path) -> None:
     losses = []
     for _ in range(3):
         loss = per_level_loss(model.forward_levels(x), y, loss="bce")
-        losses.append(float(loss))
+        losses.append(loss.item())
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -111,6 +111,9 @@ def test_resume_after_interruption_reproduces_the_uninterrupted_run(
         if key.startswith(("model.", "ema.", "optim.")):
             assert torch.equal(sa[key], sc[key]), key
     assert ra.history[-1]["val_mAP"] == rc.history[-1]["val_mAP"]
+    last_a = json.loads((tmp_path / "a" / "tiny_last.json").read_text())
+    last_c = json.loads((tmp_path / "b" / "tiny_last.json").read_text())
+    assert last_a["thresholds"] == last_c["thresholds"]
 
 
 def test_resume_refuses_a_different_run(data_csv: Path, tmp_path: Path) -> None:
