@@ -38,7 +38,7 @@ from fpsm_core.sim.scene import (
     blob_polygon,
     blur,
     draw_lines,
-    erode,
+    inside,
     random_point_in,
     side_of,
     smooth_noise,
@@ -59,7 +59,7 @@ def _lung_site(
 ) -> tuple[float, float]:
     """A point inside a lung, ``margin_mm`` from its edge, in a vertical zone (0 = apex, 1 = base)."""
     base = scene.lung_mask if side is None else side_of(scene, side)
-    region = erode(base, scene.mm(margin_mm))
+    region = inside(scene, side, scene.mm(margin_mm))
     if rng.uniform() >= behind_heart:
         region = region & ~scene.marks["heart_mask"]
     apex, lung_h = scene.marks["apex_y"], scene.marks["lung_h"]
@@ -337,7 +337,7 @@ def fibrosis(scene: Scene, rng: np.random.Generator) -> list[np.ndarray]:
     masks = []
     for side in (0, 1):
         lung = side_of(scene, side)
-        periphery = (lung > 0) & ~(erode(lung, scene.mm(rng.uniform(25, 40))) > 0)
+        periphery = (lung > 0) & ~(inside(scene, side, scene.mm(rng.uniform(25, 40))) > 0)
         rows = np.arange(scene.size)[:, None]
         apex, lung_h = scene.marks["apex_y"], scene.marks["lung_h"]
         region = periphery & (rows > apex + lung_h * rng.uniform(0.4, 0.6))

@@ -9,6 +9,7 @@ geometry is in pixels of the output image; sizes given in millimetres go through
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,9 +82,12 @@ def draw_lines(
     """Draw many open polylines of one width and value in a single call."""
     if polylines:
         thickness = max(1, int(round(width_px)))
-        cv2.polylines(
-            img, [_fixed(p) for p in polylines], False, value, thickness, cv2.LINE_AA, SHIFT
-        )
+        if len({len(p) for p in polylines}) == 1:  # convert all at once
+            fixed = np.round(np.asarray(polylines, np.float64) * _ONE).astype(np.int32)
+            pts = list(fixed.reshape(len(polylines), -1, 1, 2))
+        else:
+            pts = [_fixed(p) for p in polylines]
+        cv2.polylines(img, pts, False, value, thickness, cv2.LINE_AA, SHIFT)
     return img
 
 
@@ -118,13 +122,21 @@ def blur(img: np.ndarray, sigma_px: float) -> np.ndarray:
     return cv2.GaussianBlur(img, (0, 0), sigma_px, borderType=cv2.BORDER_REPLICATE)
 
 
+_BERNSTEIN: dict[tuple[int, int], np.ndarray] = {}
+
+
 def bezier(points: np.ndarray, n: int = 24) -> np.ndarray:
-    """Points along the Bezier curve of the given control points (K x 2), de Casteljau."""
-    t = np.linspace(0.0, 1.0, n)[:, None]
-    p = [np.broadcast_to(q, (n, 2)) for q in np.asarray(points, np.float64)]
-    while len(p) > 1:
-        p = [(1 - t) * p[i] + t * p[i + 1] for i in range(len(p) - 1)]
-    return np.asarray(p[0])
+    """Points along the Bezier curve of the given control points (K x 2)."""
+    p = np.asarray(points, np.float64)
+    key = (len(p), n)
+    basis = _BERNSTEIN.get(key)
+    if basis is None:
+        k = np.arange(len(p))
+        t = np.linspace(0.0, 1.0, n)[:, None]
+        binom = np.array([math.comb(len(p) - 1, int(i)) for i in k], np.float64)
+        basis = binom * t**k * (1 - t) ** (len(p) - 1 - k)
+        _BERNSTEIN[key] = basis
+    return basis @ p
 
 
 def blob_polygon(
@@ -168,6 +180,20 @@ def random_point_in(
         return None
     i = int(rng.integers(len(xs)))
     return float(xs[i]) + rng.uniform(-0.5, 0.5), float(ys[i]) + rng.uniform(-0.5, 0.5)
+
+
+def inside(scene: Scene, side: int | None, margin_px: float) -> np.ndarray:
+    """The pixels of a lung (or both, ``side=None``) at least ``margin_px`` from its edge.
+
+    Uses a distance map cached on the scene, much cheaper than eroding with a large kernel.
+    """
+    key = f"lung_dist_{side}"
+    dist = scene.marks.get(key)
+    if dist is None:
+        base = scene.lung_mask if side is None else side_of(scene, side)
+        dist = cv2.distanceTransform(base, cv2.DIST_L2, 3)
+        scene.marks[key] = dist
+    return np.asarray(dist > margin_px, np.uint8)
 
 
 def erode(mask: np.ndarray, radius_px: float) -> np.ndarray:
