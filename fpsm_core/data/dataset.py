@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -71,7 +72,7 @@ class RadiographDataset(Dataset[dict[str, Any]]):
         error = ""
         try:
             square = load_square(path, self.input_size, self.resize, self.cache)
-        except Exception as exc:  # noqa: BLE001 - any decoder failure must not stop an epoch
+        except (ValueError, OSError, cv2.error) as exc:  # ImageLoadError is a ValueError
             error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             if path not in error:
                 error = f"{path}: {error}"

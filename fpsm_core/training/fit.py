@@ -37,6 +37,7 @@ from fpsm_core.data.dataset import (
     make_loader,
     normalise_batch,
 )
+from fpsm_core.data.records import DatasetError
 from fpsm_core.metrics import f1_optimal_thresholds, multilabel_report
 from fpsm_core.model.checkpoint import read_checkpoint_meta, save_checkpoint
 from fpsm_core.model.fpsm import FPSM, per_level_loss
@@ -423,12 +424,18 @@ class _Trainer:
         if stopped and self.pos.batches_in_epoch < self.batches_per_epoch:
             self._save_state()
             return False
+        total_seen = int(sum_scalar(self.info, seen))
+        if total_seen == 0 and batch_index > start_batch:
+            first = errors[0] if errors else "no readable image"
+            raise DatasetError(
+                f"no training image of {self.data.train.source} could be read (first: {first})."
+            )
         self._epoch_stats = {
             "train_loss": mean_scalar(
                 self.info, float(np.mean(losses)) if losses else float("nan")
             ),
             "level_losses": (level_losses / max(1, len(losses))).tolist(),
-            "images": int(sum_scalar(self.info, seen)),
+            "images": total_seen,
             "time_s": elapsed,
             "data_wait": t_wait / max(elapsed, 1e-9),
             "unreadable": [e for part in gather_objects(self.info, errors) for e in part],
