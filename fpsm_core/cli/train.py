@@ -55,6 +55,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--print-config", action="store_true", help="print the resolved config as JSON and exit"
     )
+    p.add_argument(
+        "--warm-cache",
+        type=int,
+        metavar="WORKERS",
+        help="first decode every image into data.cache_dir with this many processes, then exit "
+        "(run it once on all CPU cores before a long or multi-GPU run)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
@@ -103,6 +110,12 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
 
+    if args.warm_cache is not None:
+        try:
+            return _warm(config, args.warm_cache, quiet=args.quiet)
+        except (ConfigError, DatasetError) as exc:
+            raise CLIError(str(exc)) from None
+
     from fpsm_core.training.fit import fit
 
     resume: bool | str = args.resume_from or bool(args.resume)
@@ -119,6 +132,39 @@ def run(args: argparse.Namespace) -> int:
             else ""
         )
         _print(f"checkpoint: {result.checkpoint}{score}")
+    return 0
+
+
+def _warm(config: Any, workers: int, quiet: bool) -> int:
+    import time
+
+    from fpsm_core.cli.main import CLIError
+    from fpsm_core.data.dataset import warm_cache
+    from fpsm_core.training.setup import load_run_data
+
+    if not config.data.cache_dir:
+        raise CLIError(
+            "--warm-cache needs data.cache_dir in the config (or --set data.cache_dir=DIR)."
+        )
+    data = load_run_data(config)
+    for records in (data.train, data.val):
+        if records is None:
+            continue
+        t0 = time.perf_counter()
+        done, errors = warm_cache(
+            records,
+            config.input.input_size,
+            config.input.resize,
+            config.data.cache_dir,
+            num_workers=max(0, workers),
+        )
+        rate = done / max(time.perf_counter() - t0, 1e-9)
+        if not quiet:
+            _print(
+                f"cached {done} images of {records.source} in {config.data.cache_dir} ({rate:.1f} img/s)"
+            )
+        if errors:
+            _print(f"{len(errors)} images could not be read (first: {errors[0]}).")
     return 0
 
 

@@ -12,6 +12,7 @@ from fpsm_core.data.dataset import (
     collate,
     make_loader,
     normalise_batch,
+    warm_cache,
 )
 from fpsm_core.data.records import (
     FORMATS,
@@ -52,4 +53,5 @@ __all__ = [
     "read_mura",
     "read_nih",
     "split_records",
+    "warm_cache",
 ]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import signal
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -236,3 +236,35 @@ def normalise_batch(
     m = torch.as_tensor(np.resize(np.asarray(mean, dtype=np.float32), channels)).to(images.device)
     s = torch.as_tensor(np.resize(np.asarray(std, dtype=np.float32), channels)).to(images.device)
     return (images.expand(-1, channels, -1, -1) - m[None, :, None, None]) / s[None, :, None, None]
+
+
+def warm_cache(
+    records: RecordSet,
+    input_size: int,
+    resize: str,
+    cache_dir: str | Path,
+    *,
+    num_workers: int = 0,
+    batch_size: int = 32,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[int, list[str]]:
+    """Decode every image once into the resized-copy cache, with many workers.
+
+    Training's first epoch fills the cache anyway, but at the pace of its few loader workers per
+    GPU; run this beforehand on all CPU cores so that every epoch reads small cached copies.
+
+    Returns:
+        (images cached, errors of the images that could not be read).
+    """
+    dataset = RadiographDataset(records, input_size, resize, cache_dir=cache_dir)
+    loader = make_loader(
+        dataset, batch_size, EpochSampler(len(records), shuffle=False), num_workers=num_workers
+    )
+    done = 0
+    errors: list[str] = []
+    for batch in loader:
+        errors.extend(e for e in batch["error"] if e)
+        done += len(batch["error"])
+        if progress is not None:
+            progress(done, len(records))
+    return done - len(errors), errors

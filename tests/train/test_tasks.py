@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -114,3 +115,20 @@ def test_a_table_of_unreadable_images_stops_with_one_sentence(tmp_path: Path) ->
     config = config_from_dict(tiny_config(csv_path, tmp_path / "run", **{"optim.epochs": 1}))
     with pytest.raises(DatasetError, match=r"no training image of .*labels\.csv could be read"):
         fit(config, log=None)
+
+
+def test_warm_cache_fills_the_cache_that_training_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv_path = make_dataset(tmp_path / "data", n=12, broken=1)
+    cache = tmp_path / "cache"
+    args = ["train", "--train-csv", str(csv_path), "--set", f"data.cache_dir={cache}"]
+    args += ["--input-size", "64", "--warm-cache", "1"]
+    assert fpsm_main(args) == 0
+    out = capsys.readouterr().out
+    counts = [int(n) for n in re.findall(r"cached (\d+) images", out)]
+    assert len(counts) == 2 and sum(counts) == 11  # train and validation; one file is corrupt
+    assert "1 images could not be read" in out
+    assert len(list(cache.rglob("*.png"))) == 11
+    assert fpsm_main(["train", "--warm-cache", "0"]) == 2
+    assert "needs data.cache_dir" in capsys.readouterr().err
