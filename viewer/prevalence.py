@@ -3,7 +3,7 @@
 CXR-LT 2023 published per-class train counts, but the project does not hold them: only two are
 quoted in DATA.md (Support Devices 89,140 and Pneumoperitoneum 543 of 264,849 images), and a badge
 built on guessed numbers would mislead. So the badges come from the checkpoint's provenance
-(``provenance.train_counts``: label -> positive training images), i.e. from the data the loaded model
+(``provenance.train_positives`` as `fpsm train` writes it, or ``train_counts``: label -> positive training images), i.e. from the data the loaded model
 actually saw; without it, no badge is shown.
 
 Tiers split the labels ranked by count into thirds: the most frequent third is "head", the next

@@ -273,9 +273,13 @@ class TriageWorker(QObject):
 
 
 def _train_counts(ensemble: Any) -> dict[str, int] | None:
-    """Training positives per label from the members' provenance (first member that has them)."""
+    """Training positives per label from the members' provenance (first member that has them).
+
+    ``fpsm train`` records them as ``train_positives``; ``train_counts`` is accepted too.
+    """
     for member in ensemble.members:
-        counts = dict(getattr(member.meta, "provenance", {}) or {}).get("train_counts")
+        provenance = dict(getattr(member.meta, "provenance", {}) or {})
+        counts = provenance.get("train_counts") or provenance.get("train_positives")
         if isinstance(counts, dict) and counts:
             try:
                 return {str(k): int(v) for k, v in counts.items()}
