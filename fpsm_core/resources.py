@@ -16,7 +16,7 @@ def resources_dir() -> Path:
 
 
 def default_model_path() -> Path:
-    """The demo ensemble when it is present, else the bundled untrained placeholder."""
+    """The bundled demo ensemble; an untrained placeholder folder is the fallback when present."""
     models = resources_dir() / "models"
     for name in ("demo", "untrained"):
         candidate = models / name
