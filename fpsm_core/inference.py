@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -194,6 +195,12 @@ class InferenceService:
         self.ensemble = model if isinstance(model, Ensemble) else load_model(model)
         self.ensemble.to(self.device)
         self.batch_size = max(1, int(batch_size))
+        # Built once: every Result carries it, and the per-image path should not rebuild it.
+        identity = self.ensemble.identity()
+        self._result_identity = MappingProxyType(
+            {k: v for k, v in identity.items() if k != "members"}
+            | {"members": tuple(m["name"] for m in identity["members"])}
+        )
         self._cuda = self.device.type == "cuda"
         if self._cuda:
             torch.backends.cudnn.benchmark = True
@@ -386,8 +393,7 @@ class InferenceService:
             level_logits=tuple(lv.astype(np.float32) for lv in levels),
             letterboxes=tuple(item.boxes),
             input_sizes=tuple(m.meta.preprocessing.input_size for m in ens.members),
-            model={k: v for k, v in ens.identity().items() if k != "members"}
-            | {"members": [m["name"] for m in ens.identity()["members"]]},
+            model=self._result_identity,
             untrained=ens.untrained,
             timing_ms=timing,
             device=str(self.device),
