@@ -57,6 +57,7 @@ def evaluate(model: Path, labels_csv: Path, boxes_csv: Path, limit: int | None =
             print(exc)
             continue
         result = service.predict([image], cams=True)[0]
+        assert result.cams is not None  # asked for
         raw = result.cams[0]  # member 0: per level (C, h, w)
         shape = result.image_shape
         for label, box in boxes[image_id]:

@@ -1,0 +1,128 @@
+"""Write the no-paste control of a DADAM output, for a fair with/without-DADAM comparison.
+
+    python -m train.dadam_control data/dadam --out data/dadam/control_labels.csv
+
+Every synthetic row of ``DIR/labels.csv`` is pointed at the image its lesions were pasted into
+(``dest`` in ``DIR/manifest.jsonl``), with that image's original labels; real rows are kept as they
+are. A run trained on the control sees the same images, in the same number of steps, under the same
+patient split (the ``synthetic`` flag is kept, so validation still leaves those rows out) as a run on
+the DADAM output, minus the pasted lesions and their labels. Any gain of DADAM over more training
+on the same data shows up as the difference between the two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+class ControlError(ValueError):
+    """A DADAM folder the control cannot be made from."""
+
+
+def write_control(dadam_dir: Path, out: Path) -> tuple[int, int]:
+    """Write the control CSV; returns (rows, synthetic rows replaced)."""
+    labels_csv, manifest = dadam_dir / "labels.csv", dadam_dir / "manifest.jsonl"
+    for file in (labels_csv, manifest):
+        if not file.is_file():
+            raise ControlError(
+                f"{file} does not exist; name a folder written by `fpsm dadam generate`."
+            )
+    header, items = None, {}
+    with manifest.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ControlError(f"{manifest} line {n} is not JSON ({exc.msg}).") from exc
+            if entry.get("kind") == "dadam-manifest":
+                header = entry
+            elif entry.get("kind") in ("record", "item"):
+                items[entry["id"]] = entry
+    if header is None or "images_root" not in header:
+        raise ControlError(f"{manifest} has no header naming the source images_root.")
+    source = Path(header["images_root"])
+    if not source.is_absolute() and not source.is_dir():
+        source = dadam_dir.parent / source.name
+    with labels_csv.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        fields = list(reader.fieldnames or [])
+        rows = list(reader)
+    if "synthetic" not in fields or "path" not in fields:
+        raise ControlError(
+            f"{labels_csv} lacks the 'synthetic' or 'path' column of a DADAM output."
+        )
+    # the original rows of the destination images, by their path relative to the source folder
+    originals = {}
+    for row in rows:
+        if row["synthetic"] != "1":
+            originals[os.path.normpath(os.path.join(dadam_dir, row["path"]))] = row
+    label_cols = [c for c in fields if c not in _ID_COLUMNS]
+    replaced = 0
+    for row in rows:
+        if row["synthetic"] != "1":
+            # paths are relative to the CSV's folder: re-root them at the control's
+            row["path"] = os.path.relpath(os.path.join(dadam_dir, row["path"]), out.parent)
+            continue
+        item = items.get(row["dicom_id"])
+        if item is None:
+            raise ControlError(
+                f"{labels_csv}: synthetic row {row['dicom_id']} is not in {manifest}."
+            )
+        dest = os.path.normpath(source / item["dest"]["path"])
+        original = originals.get(dest)
+        if original is None:
+            raise ControlError(
+                f"{labels_csv}: the destination {dest} of {row['dicom_id']} has no original row."
+            )
+        row["path"] = os.path.relpath(dest, out.parent)
+        for col in label_cols:
+            row[col] = original[col]
+        replaced += 1
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, out)
+    return len(rows), replaced
+
+
+_ID_COLUMNS = {
+    "dicom_id",
+    "subject_id",
+    "study_id",
+    "ViewPosition",
+    "ViewCodeSequence_CodeMeaning",
+    "path",
+    "synthetic",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m train.dadam_control",
+        description=__doc__.splitlines()[0] if __doc__ else None,
+    )
+    p.add_argument("dadam_dir", type=Path, help="folder written by `fpsm dadam generate`")
+    p.add_argument("--out", type=Path, required=True, help="the control labels CSV to write")
+    args = p.parse_args(argv)
+    try:
+        n, replaced = write_control(args.dadam_dir, args.out)
+    except (ControlError, OSError, KeyError) as exc:
+        print(f"train.dadam_control: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"wrote {args.out}: {n} rows, {replaced} synthetic rows pointed at their unpasted images."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
