@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from fpsm_core.explain import CamSet, pointing_game, resize_maps
+from fpsm_core.explain import CamSet, pointing_game, pointing_region, resize_maps
 from fpsm_core.inference import InferenceService
 from fpsm_core.io import ImageLoadError, load_image
 from fpsm_core.preprocess import unletterbox
@@ -32,7 +33,13 @@ def _bucket(box: tuple[float, ...], shape: tuple[int, int]) -> str:
     return next(name for name, lo, hi in BUCKETS if lo <= frac < hi)
 
 
-def evaluate(model: Path, labels_csv: Path, boxes_csv: Path, limit: int | None = None) -> dict:
+def evaluate(
+    model: Path,
+    labels_csv: Path,
+    boxes_csv: Path,
+    limit: int | None = None,
+    tolerance: float = 0.0,
+) -> dict:
     service = InferenceService(model, device="auto", batch_size=8)
     member = service.ensemble.members[0]
     levels = member.model.levels
@@ -48,8 +55,8 @@ def evaluate(model: Path, labels_csv: Path, boxes_csv: Path, limit: int | None =
             boxes[row["image_id"]].append((row["class_name"], box))
     ids = [i for i in paths if i in boxes][:limit]
     # hits[(bucket or class)][column] -> list of bool; columns are the levels then "fused"
-    by_bucket: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
-    by_class: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
+    by_bucket: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    by_class: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for image_id in ids:
         try:
             image = load_image(paths[image_id])
@@ -71,17 +78,36 @@ def evaluate(model: Path, labels_csv: Path, boxes_csv: Path, limit: int | None =
             per_level = np.stack([resize_maps(level[c][None], size)[0] for level in raw])
             maps = np.concatenate([per_level, cams.fused(size=size)[0]], axis=0)
             on_image = unletterbox(maps, result.letterboxes[0], size, shape)
-            hits = pointing_game(on_image, box)
+            hits = pointing_game(on_image, box, tolerance=tolerance)
             bucket = _bucket(box, shape)
+            # a peak at a uniformly random pixel would hit with the box's share of the image
+            inside = pointing_region(shape, box, tolerance).mean()
+            by_bucket[bucket]["chance"].append(float(inside))
+            by_class[label]["chance"].append(float(inside))
             for column, hit in zip([f"L{lv}" for lv in levels] + ["fused"], hits, strict=True):
                 by_bucket[bucket][column].append(bool(hit))
                 by_class[label][column].append(bool(hit))
-    return {"levels": levels, "by_bucket": by_bucket, "by_class": by_class, "images": len(ids)}
+    return {
+        "levels": levels,
+        "by_bucket": by_bucket,
+        "by_class": by_class,
+        "images": len(ids),
+        "tolerance": tolerance,
+    }
 
 
 def markdown(report: dict, title: str) -> str:
-    columns = [f"L{lv}" for lv in report["levels"]] + ["fused"]
-    out = [f"# {title}", "", f"Pointing game hit rate (%), {report['images']} images.", ""]
+    columns = [f"L{lv}" for lv in report["levels"]] + ["fused", "chance"]
+    tol = report.get("tolerance", 0.0)
+    out = [
+        f"# {title}",
+        "",
+        f"Pointing game hit rate (%), {report['images']} images"
+        + (f", peaks within {tol:g} px of the box count" if tol else "")
+        + ". *chance* is the rate of a peak at a uniformly random pixel (the boxes' mean share of"
+        " the image).",
+        "",
+    ]
     for key, rows, order in (
         (
             "lesion size (longer box side / image side)",
@@ -112,10 +138,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--title", default="Per-level Grad-CAM pointing game by lesion size")
+    parser.add_argument(
+        "--tolerance", type=float, default=0.0, help="count peaks within this many pixels of a box"
+    )
+    parser.add_argument("--json", type=Path, help="also write the hit rates as JSON")
     args = parser.parse_args(argv)
-    report = evaluate(args.model, args.labels, args.boxes, args.limit)
+    report = evaluate(args.model, args.labels, args.boxes, args.limit, args.tolerance)
     text = markdown(report, args.title)
     args.out.write_text(text + "\n", encoding="utf-8")
+    if args.json:
+        rates = {
+            group: {
+                name: {col: float(np.mean(v)) for col, v in cols.items()}
+                | {"boxes": len(next(iter(cols.values())))}
+                for name, cols in report[group].items()
+            }
+            for group in ("by_bucket", "by_class")
+        }
+        summary = {"model": str(args.model), "levels": list(report["levels"]),
+                   "images": report["images"], "tolerance": args.tolerance, **rates}  # fmt: skip
+        args.json.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     print(text)
     return 0
 

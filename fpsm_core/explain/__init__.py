@@ -24,6 +24,7 @@ from fpsm_core.explain.metrics import (
     energy_in_box,
     localisation_scores,
     pointing_game,
+    pointing_region,
     scale_boxes,
 )
 from fpsm_core.explain.normalise import minmax_like_gradcam, normalise_like_gradcam, resize_maps
@@ -42,6 +43,7 @@ __all__ = [
     "localisation_scores",
     "overlay",
     "pointing_game",
+    "pointing_region",
     "scale_boxes",
     "write_cam_outputs",
     "write_result_cams",

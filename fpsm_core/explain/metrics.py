@@ -72,6 +72,19 @@ def _flat(maps: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
     return arr.reshape(-1, *arr.shape[-2:]), arr.shape[:-2]
 
 
+def pointing_region(shape: Sequence[int], region: Region, tolerance: float = 0.0) -> np.ndarray:
+    """The (H, W) mask a pointing-game peak must fall in: the region grown by ``tolerance`` pixels.
+
+    Its mean is the hit rate of a peak placed uniformly at random (the game's chance level).
+    """
+    mask = box_mask(shape, region)
+    if tolerance > 0:
+        # Distance of every pixel to the nearest region pixel.
+        dist = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        mask = dist <= tolerance
+    return mask
+
+
 def pointing_game(maps: np.ndarray, region: Region, tolerance: float = 0.0) -> np.ndarray:
     """Whether each map's maximum falls in the region (within ``tolerance`` pixels of it).
 
@@ -81,11 +94,7 @@ def pointing_game(maps: np.ndarray, region: Region, tolerance: float = 0.0) -> n
         bool array of the maps' leading shape.
     """
     flat, lead = _flat(maps)
-    mask = box_mask(flat.shape[-2:], region)
-    if tolerance > 0:
-        # Distance of every pixel to the nearest region pixel.
-        dist = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-        mask = dist <= tolerance
+    mask = pointing_region(flat.shape[-2:], region, tolerance)
     peak = flat.reshape(flat.shape[0], -1).argmax(axis=1)
     hit = mask.reshape(-1)[peak] & (flat.reshape(flat.shape[0], -1).max(axis=1) > 0)
     return hit.reshape(lead)
