@@ -375,6 +375,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--cache-dir", help="resized-image cache of the training runs")
+    p.add_argument(
+        "--predictions",
+        type=Path,
+        help="folder of the kept probabilities (default OUT/predictions); share it across reports",
+    )
     args = p.parse_args(argv)
     names_seen = [n for n, _ in args.model]
     if len(set(names_seen)) != len(names_seen):
@@ -390,7 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 name,
                 path,
                 records,
-                args.out / "predictions",
+                args.predictions or args.out / "predictions",
                 device=args.device,
                 batch_size=args.batch_size,
                 cache_dir=args.cache_dir,
