@@ -40,6 +40,15 @@ LABELS: tuple[str, ...] = (
 )
 
 NUM_CLASSES = len(LABELS)
+# The identifying columns of a CXR-LT (MIMIC-CXR-JPG) labels CSV, before the label columns.
+CXRLT_META_COLUMNS: tuple[str, ...] = (
+    "dicom_id",
+    "subject_id",
+    "study_id",
+    "ViewPosition",
+    "ViewCodeSequence_CodeMeaning",
+    "path",
+)
 LABEL_INDEX: Mapping[str, int] = {name: i for i, name in enumerate(LABELS)}
 
 # Findings a triage list puts first: free air and collapsed lung need action within the hour.

@@ -20,6 +20,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from fpsm_core.labels import CXRLT_META_COLUMNS
+
 
 class ControlError(ValueError):
     """A DADAM folder the control cannot be made from."""
@@ -94,15 +96,7 @@ def write_control(dadam_dir: Path, out: Path) -> tuple[int, int]:
     return len(rows), replaced
 
 
-_ID_COLUMNS = {
-    "dicom_id",
-    "subject_id",
-    "study_id",
-    "ViewPosition",
-    "ViewCodeSequence_CodeMeaning",
-    "path",
-    "synthetic",
-}
+_ID_COLUMNS = {*CXRLT_META_COLUMNS, "synthetic"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

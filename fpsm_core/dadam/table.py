@@ -19,16 +19,9 @@ from typing import IO
 import numpy as np
 
 from fpsm_core.dadam.errors import DadamError
-from fpsm_core.labels import LABELS
+from fpsm_core.labels import CXRLT_META_COLUMNS, LABELS
 
-META_COLUMNS: tuple[str, ...] = (
-    "dicom_id",
-    "subject_id",
-    "study_id",
-    "ViewPosition",
-    "ViewCodeSequence_CodeMeaning",
-    "path",
-)
+META_COLUMNS = CXRLT_META_COLUMNS
 SYNTHETIC_COLUMN = "synthetic"
 _POSITIVE = {"1", "1.0", "true", "True"}
 

@@ -31,18 +31,11 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from fpsm_core import __version__
-from fpsm_core.labels import LABELS
+from fpsm_core.labels import CXRLT_META_COLUMNS, LABELS
 from fpsm_core.sim.config import SimConfig
 from fpsm_core.sim.simulate import SimCase, simulate_case
 
-META_COLUMNS = (
-    "dicom_id",
-    "subject_id",
-    "study_id",
-    "ViewPosition",
-    "ViewCodeSequence_CodeMeaning",
-    "path",
-)
+META_COLUMNS = CXRLT_META_COLUMNS
 BOX_COLUMNS = ("image_id", "rad_id", "class_name", "x_min", "y_min", "x_max", "y_max")
 LABELS_CSV, BOXES_CSV, CONFIG_JSON = "labels.csv", "boxes.csv", "sim_config.json"
 DX_FOR_PRESENTATION = UID("1.2.840.10008.5.1.4.1.1.1.1")

@@ -16,17 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fpsm_core.labels import LABELS
+from fpsm_core.labels import CXRLT_META_COLUMNS, LABELS
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-META = (
-    "dicom_id",
-    "subject_id",
-    "study_id",
-    "ViewPosition",
-    "ViewCodeSequence_CodeMeaning",
-    "path",
-)
+META = CXRLT_META_COLUMNS
 LUNGS = ((0.31, 0.45, 0.14, 0.25), (0.69, 0.45, 0.14, 0.25))
 
 

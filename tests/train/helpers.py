@@ -13,17 +13,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fpsm_core.labels import LABELS
+from fpsm_core.labels import CXRLT_META_COLUMNS, LABELS
 
 SIGNAL_CLASSES = ("Cardiomegaly", "Nodule", "Support Devices")
-META = (
-    "dicom_id",
-    "subject_id",
-    "study_id",
-    "ViewPosition",
-    "ViewCodeSequence_CodeMeaning",
-    "path",
-)
+META = CXRLT_META_COLUMNS
 
 
 def make_image(rng: np.random.Generator, labels: set[str], h: int = 72, w: int = 64) -> np.ndarray:
