@@ -192,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if any(t.value is not None for t in study.trials):
         best = study.best_trial
-        print(f"best: trial {best.number}, val mAP {100 * best.value:.2f}, {best.params}")
+        print(f"best: trial {best.number}, val mAP {100 * (best.value or 0.0):.2f}, {best.params}")
     print(f"wrote {', '.join(str(f) for f in files)}")
     return 0
 
