@@ -165,22 +165,6 @@ def test_findings_export_json_and_csv(result, tmp_path: Path) -> None:  # noqa: 
         write_findings_json(result, tmp_path / "missing" / "f.json")
 
 
-def test_tag_rows_are_read_and_searchable(dicom_file: Path, tmp_path: Path) -> None:
-    from fpsm_core.io import ImageLoadError
-    from viewer.tag_browser import matches, read_tag_rows
-
-    rows = read_tag_rows(dicom_file)
-    names = {r.name for r in rows}
-    assert {"PatientName", "PixelSpacing", "TransferSyntaxUID", "WindowCenter"} <= names
-    assert next(r for r in rows if r.name == "PatientName").value == "TEST^ONE"
-    assert [r.name for r in rows if matches(r, "patientname")] == ["PatientName"]
-    assert [r.name for r in rows if matches(r, "0028,0030")] == ["PixelSpacing"]
-    bad = tmp_path / "bad.dcm"
-    bad.write_bytes(b"not a dicom")
-    with pytest.raises(ImageLoadError, match="bad.dcm"):
-        read_tag_rows(bad)
-
-
 def test_apply_window_reference_is_what_the_viewer_reuses() -> None:
     # The viewer's table is DICOM's own VOI function evaluated per code: same numbers.
     pyr = display.build_pyramid(np.arange(0, 4096, dtype=np.float32).reshape(64, 64))
