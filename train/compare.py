@@ -41,6 +41,7 @@ from fpsm_core.model.ensemble import Ensemble, load_model
 from fpsm_core.training.distributed import pick_device
 from fpsm_core.training.predict import predict_ensemble
 from train.cam_pointing import BUCKETS
+from train.evaluate import add_data_options, add_device_options
 
 CI = (2.5, 97.5)
 
@@ -373,9 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m train.compare", description=__doc__.splitlines()[0] if __doc__ else None
     )
-    p.add_argument("--csv", required=True, help="the held-out labels CSV")
-    p.add_argument("--format", default="auto", help="its layout (cxrlt, nih, generic, ...)")
-    p.add_argument("--image-root", help="folder the CSV's paths are relative to")
+    add_data_options(p, csv_help="the held-out labels CSV")
     p.add_argument(
         "--boxes", type=Path, help="VinDr-layout boxes CSV: group classes by lesion size"
     )
@@ -387,8 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--title", default="Model comparison")
     p.add_argument("--bootstrap", type=int, default=1000, help="resamples (default 1000)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--batch-size", type=int, default=32)
+    add_device_options(p, workers=False)
     p.add_argument("--cache-dir", help="resized-image cache of the training runs")
     p.add_argument(
         "--predictions",

@@ -28,7 +28,16 @@ from fpsm_core.data.records import DatasetError
 from fpsm_core.model.checkpoint import CheckpointError, read_checkpoint_meta
 from fpsm_core.model.ensemble import load_model, write_ensemble
 from fpsm_core.training.config import ConfigError
-from train.evaluate import EvalOutcome, EvaluationError, evaluate, macro_table, pct, records_for
+from train.evaluate import (
+    EvalOutcome,
+    EvaluationError,
+    add_data_options,
+    add_device_options,
+    evaluate,
+    macro_table,
+    pct,
+    records_for,
+)
 
 
 @dataclass(frozen=True)
@@ -118,18 +127,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--name", default="FPSM ensemble")
     p.add_argument("--description", default="")
-    p.add_argument("--csv", help="evaluate on this label table")
-    p.add_argument("--format", default="auto")
-    p.add_argument("--image-root")
-    p.add_argument("--config", help="evaluate on this training config's validation split")
+    add_data_options(
+        p,
+        csv_help="evaluate on this label table",
+        config_help="evaluate on this training config's validation split",
+    )
     p.add_argument(
         "--tune-thresholds",
         action="store_true",
         help="F1-optimal ensemble thresholds on the evaluation data, saved in ensemble.json",
     )
-    p.add_argument("--device", default="auto")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--workers", type=int, default=2)
+    add_device_options(p)
     p.add_argument("--eval-out", help="evaluation folder (default OUT/evaluation)")
     p.add_argument("--no-eval", action="store_true", help="only build the directory")
     args = p.parse_args(argv)

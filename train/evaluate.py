@@ -437,16 +437,36 @@ def _plots(
 # -- command line ------------------------------------------------------------------------------
 
 
+def add_data_options(
+    p: argparse.ArgumentParser, *, csv_help: str, config_help: str | None = None
+) -> None:
+    """--csv, --format, --image-root (and --config when ``config_help``): the records to score."""
+    p.add_argument("--csv", required=config_help is None, help=csv_help)
+    p.add_argument("--format", default="auto", help="auto, cxrlt, dadam, nih, mura, generic")
+    p.add_argument("--image-root", help="folder the CSV's paths are relative to")
+    if config_help is not None:
+        p.add_argument("--config", help=config_help)
+
+
+def add_device_options(p: argparse.ArgumentParser, *, workers: bool = True) -> None:
+    """--device, --batch-size (and --workers): where and how predictions run."""
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    p.add_argument("--batch-size", type=int, default=32)
+    if workers:
+        p.add_argument("--workers", type=int, default=2, help="image-loading processes")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m train.evaluate", description=__doc__.splitlines()[0] if __doc__ else None
     )
     p.add_argument("--model", required=True, help="checkpoint (.json) or ensemble directory")
     p.add_argument("--out", required=True, help="folder for report.md, metrics.json, plots")
-    p.add_argument("--csv", help="label table to score on (default: the run's validation split)")
-    p.add_argument("--format", default="auto", help="auto, cxrlt, dadam, nih, mura, generic")
-    p.add_argument("--image-root", help="folder the CSV's paths are relative to")
-    p.add_argument("--config", help="score on this training config's validation split")
+    add_data_options(
+        p,
+        csv_help="label table to score on (default: the run's validation split)",
+        config_help="score on this training config's validation split",
+    )
     p.add_argument("--split", default="val", choices=("val", "train"), help="with --config")
     p.add_argument("--task", default="auto", choices=("auto", "multilabel", "binary"))
     p.add_argument(
@@ -454,9 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="choose F1-optimal thresholds here and save them into the model",
     )
-    p.add_argument("--device", default="auto")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--workers", type=int, default=2)
+    add_device_options(p)
     p.add_argument("--cache-dir", help="cached resized copies")
     p.add_argument("--no-plots", action="store_true")
     return p
