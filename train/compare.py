@@ -15,7 +15,10 @@ classes without boxes are "diffuse") and by training frequency (head / medium / 
 reference model's recorded training positives); then per-class AP and AUC.
 
 The bootstrap resamples test images only: it says how much the ranking could move on another test
-set of the same size, not how much another training seed would move it.
+set of the same size, not how much another training seed would move it. For that, train each
+variant more than once and repeat its name: ``--model l4_sum=seed0.json --model l4_sum=seed1.json``
+makes ``l4_sum`` the mean of its runs' metrics (on every resample alike, so Δ stays paired), and the
+report lists each run's own macro mAP and AUC beside the mean, so the seed spread is in view.
 """
 
 from __future__ import annotations
@@ -80,8 +83,12 @@ def predict_cached(
     device: str = "auto",
     batch_size: int = 32,
     cache_dir: str | None = None,
+    run: int = 1,
 ) -> tuple[np.ndarray, np.ndarray, Mapping[str, int]]:
-    """(probabilities (N, C), valid (N,), training positives) of ``model``, from ``cache`` if fresh."""
+    """(probabilities (N, C), valid (N,), training positives) of ``model``, from ``cache`` if fresh.
+
+    ``run`` numbers the checkpoints given under one ``name`` (seeds); each keeps its own file.
+    """
     try:
         ensemble = load_model(model)
     except (CheckpointError, OSError, ValueError) as exc:
@@ -93,7 +100,7 @@ def predict_cached(
     counts = ensemble.members[0].meta.provenance.get("train_positives")
     positives = {str(k): int(v) for k, v in counts.items()} if isinstance(counts, Mapping) else {}
     key = _fingerprint(ensemble, records)
-    file = cache / f"{name}.npz"
+    file = cache / (f"{name}.npz" if run == 1 else f"{name}.run{run}.npz")
     if file.is_file():
         with np.load(file, allow_pickle=False) as saved:
             if str(saved["fingerprint"]) == key:
@@ -194,11 +201,15 @@ def compare(
         "per_class": {model: {class: {"AP", "AUC"}}}, "positives": {class: n}}`` where a subset is
         ``"all"`` or ``"<grouping>:<group>"`` and stats hold ``mAP, AUC`` with ``*_ci`` and, for
         models other than ``ref``, ``d_mAP, d_AUC`` with ``*_ci`` and ``*_ahead`` (share of resamples
-        with a higher value than ``ref``).
+        with a higher value than ``ref``). Entries of ``scored`` that share a name are runs of one
+        model (seeds): it is scored by the mean of their metrics, and its stats add ``runs`` and
+        ``mAP_runs, AUC_runs`` (each run's own value).
     """
-    index = {m.name: i for i, m in enumerate(scored)}
-    if ref not in index:
-        raise CompareError(f"--ref {ref!r} is not one of the models ({', '.join(index)}).")
+    runs: dict[str, list[int]] = defaultdict(list)
+    for i, m in enumerate(scored):
+        runs[m.name].append(i)
+    if ref not in runs:
+        raise CompareError(f"--ref {ref!r} is not one of the models ({', '.join(runs)}).")
     subsets: dict[str, np.ndarray] = {"all": np.ones(len(names), dtype=bool)}
     for grouping, mapping in groups.items():
         for group in sorted(set(mapping.values())):
@@ -218,6 +229,15 @@ def compare(
         for j in range(len(scored)):
             boot[b, j, 0], boot[b, j, 1] = _class_metrics(yb, ranked[j][rows] + jitter)
 
+    # A variant trained several times is the mean of its runs' per-class metrics (the macro of a
+    # mean of per-class values is the mean of the runs' macros: every run sees the same classes).
+    variants = list(runs)
+    run_point = point
+    point = [
+        tuple(np.mean([run_point[i][k] for i in runs[v]], axis=0) for k in (0, 1)) for v in variants
+    ]
+    boot = np.stack([boot[:, runs[v]].mean(axis=1) for v in variants], axis=1)
+
     def macro(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
         picked = values[..., mask]
         with np.errstate(all="ignore"):
@@ -228,32 +248,37 @@ def compare(
             )
 
     out: dict[str, Any] = {}
-    r = index[ref]
+    r = variants.index(ref)
     for subset, mask in subsets.items():
         rows_out: dict[str, Any] = {}
-        for j, m in enumerate(scored):
-            stats: dict[str, Any] = {"classes": int(mask.sum())}
+        for j, variant in enumerate(variants):
+            stats: dict[str, Any] = {"classes": int(mask.sum()), "runs": len(runs[variant])}
             for k, metric in enumerate(("mAP", "AUC")):
                 est = float(macro(point[j][k], mask))
                 dist = macro(boot[:, j, k], mask)
                 stats[metric] = est
                 stats[f"{metric}_ci"] = [float(v) for v in np.nanpercentile(dist, CI)]
+                if len(runs[variant]) > 1:
+                    stats[f"{metric}_runs"] = [
+                        float(macro(run_point[i][k], mask)) for i in runs[variant]
+                    ]
                 if j != r:
                     diff = dist - macro(boot[:, r, k], mask)
                     stats[f"d_{metric}"] = est - float(macro(point[r][k], mask))
                     stats[f"d_{metric}_ci"] = [float(v) for v in np.nanpercentile(diff, CI)]
                     stats[f"d_{metric}_ahead"] = float(np.mean(diff[np.isfinite(diff)] > 0))
-            rows_out[m.name] = stats
+            rows_out[variant] = stats
         out[subset] = rows_out
     per_class = {
-        m.name: {
+        variant: {
             name: {"AP": float(point[j][0][i]), "AUC": float(point[j][1][i])}
             for i, name in enumerate(names)
         }
-        for j, m in enumerate(scored)
+        for j, variant in enumerate(variants)
     }
     return {
-        "models": {m.name: m.source for m in scored},
+        "models": {v: ", ".join(scored[i].source for i in runs[v]) for v in variants},
+        "runs": {v: [scored[i].source for i in runs[v]] for v in variants},
         "ref": ref,
         "n_images": int(n),
         "n_boot": int(n_boot),
@@ -261,7 +286,7 @@ def compare(
         "groups": {g: dict(v) for g, v in groups.items()},
         "per_class": per_class,
         "positives": {name: int(y[:, i].sum()) for i, name in enumerate(names)},
-        "train_positives": dict(scored[index[ref]].train_positives),
+        "train_positives": dict(scored[runs[ref][0]].train_positives),
     }
 
 
@@ -287,20 +312,30 @@ def markdown(report: Mapping[str, Any], title: str = "Model comparison") -> str:
         "the same resample, *ahead* the share of resamples in which the model beat it. Values in %. "
         "Macro AP over resamples runs a little above the point estimate (AP is biased on small "
         "resamples of rare classes), so compare models by their paired Δ intervals.",
-        "",
-        "| model | source |",
-        "| --- | --- |",
     ]
-    lines += [f"| {name} | `{src}` |" for name, src in report["models"].items()]
+    sources = report.get("runs") or {n: [src] for n, src in report["models"].items()}
+    several = any(len(v) > 1 for v in sources.values())
+    if several:
+        lines += [
+            "",
+            "A model trained more than once (one row per run below) is scored by the mean of its "
+            "runs' metrics; *runs* gives each run's own value, in the order listed, so the spread "
+            "between seeds can be read against the Δ intervals.",
+        ]
+    lines += ["", "| model | source |", "| --- | --- |"]
+    lines += [f"| {name} | `{src}` |" for name, srcs in sources.items() for src in srcs]
     for subset, rows in report["subsets"].items():
         first = next(iter(rows.values()))
         head = "All classes" if subset == "all" else subset.replace(":", ": ")
+        extra = " runs mAP | runs AUC |" if several else ""
         lines += [
             "",
             f"## {head} ({first['classes']} classes)",
             "",
-            "| model | mAP | 95 % CI | Δ mAP | Δ 95 % CI | ahead | AUC | 95 % CI | Δ AUC | Δ 95 % CI | ahead |",
-            "| --- | ---: | --- | ---: | --- | ---: | ---: | --- | ---: | --- | ---: |",
+            "| model | mAP | 95 % CI | Δ mAP | Δ 95 % CI | ahead | AUC | 95 % CI | Δ AUC | Δ 95 % CI | ahead |"
+            + extra,
+            "| --- | ---: | --- | ---: | --- | ---: | ---: | --- | ---: | --- | ---: |"
+            + " --- | --- |" * several,
         ]
         for name, s in rows.items():
             if name == ref:
@@ -330,6 +365,10 @@ def markdown(report: Mapping[str, Any], title: str = "Model comparison") -> str:
                     _d(s["d_AUC"]),
                     _ci(s["d_AUC_ci"]),
                     f"{100 * s['d_AUC_ahead']:.0f} %",
+                ]
+            if several:
+                cells += [
+                    " / ".join(_p(v) for v in s.get(f"{m}_runs", [s[m]])) for m in ("mAP", "AUC")
                 ]
             lines.append("| " + " | ".join(cells) + " |")
     models = list(report["models"])
@@ -378,7 +417,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--boxes", type=Path, help="VinDr-layout boxes CSV: group classes by lesion size"
     )
-    p.add_argument("--model", type=_model_arg, action="append", required=True, metavar="NAME=PATH")
+    p.add_argument(
+        "--model",
+        type=_model_arg,
+        action="append",
+        required=True,
+        metavar="NAME=PATH",
+        help="a checkpoint .json or ensemble folder; repeat a NAME for several runs (seeds) of it",
+    )
     p.add_argument("--ref", help="the model the others are compared with (default: the first)")
     p.add_argument(
         "--out", type=Path, required=True, help="folder for compare.md/json and predictions"
@@ -394,16 +440,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="folder of the kept probabilities (default OUT/predictions); share it across reports",
     )
     args = p.parse_args(argv)
-    names_seen = [n for n, _ in args.model]
-    if len(set(names_seen)) != len(names_seen):
-        print("train.compare: two --model entries have the same name.", file=sys.stderr)
+    if len({path for _, path in args.model}) != len(args.model):
+        print("train.compare: the same checkpoint is given twice.", file=sys.stderr)
         return 2
+    run_of: dict[str, int] = defaultdict(int)
     try:
         records = read_dataset(args.format, args.csv, args.image_root)
         scored = []
         valid = np.ones(len(records.paths), dtype=bool)
         raw = []
         for name, path in args.model:
+            run_of[name] += 1
             prob, ok, positives = predict_cached(
                 name,
                 path,
@@ -412,6 +459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 device=args.device,
                 batch_size=args.batch_size,
                 cache_dir=args.cache_dir,
+                run=run_of[name],
             )
             valid &= ok
             raw.append((name, path, prob, positives))

@@ -121,10 +121,17 @@ def test_command_compares_checkpoints_and_reuses_predictions(
     assert compare_script.main(argv) == 0
     assert cached.stat().st_mtime_ns == stamp  # same weights, same images: predicted once
     assert json.loads((out / "compare.json").read_text()) == report
+    # a second run (another seed) under the same name: the reference becomes the mean of two runs
+    c = tiny_checkpoint(tmp_path / "c", seed=2)
+    assert compare_script.main([*argv, "--model", f"sum={c}"]) == 0
+    two = json.loads((out / "compare.json").read_text())
+    assert two["subsets"]["all"]["sum"]["runs"] == 2 and len(two["runs"]["sum"]) == 2
+    assert (out / "predictions" / "sum.run2.npz").is_file()
+    assert "runs mAP" in (out / "compare.md").read_text()
     capsys.readouterr()
-    # a model name given twice, and a path that is not a checkpoint, each fail in one line
-    assert compare_script.main([*argv, "--model", f"sum={a}"]) == 2
-    assert "same name" in capsys.readouterr().err
+    # one checkpoint given twice, and a path that is not a checkpoint, each fail in one line
+    assert compare_script.main([*argv, "--model", f"again={a}"]) == 2
+    assert "given twice" in capsys.readouterr().err
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
     assert compare_script.main([*argv[:-4], "--model", f"bad={bad}"]) == 2
@@ -187,3 +194,29 @@ def test_control_names_a_synthetic_row_missing_from_the_manifest(
     err = capsys.readouterr().err
     assert "dadam-0-0000001 is not in" in err and "manifest.jsonl" in err
     assert not (tmp_path / "c.csv").exists()
+
+
+def test_runs_of_one_model_are_scored_by_their_mean_and_listed(toy) -> None:
+    y, good, noise = toy
+    rng = np.random.default_rng(1)
+    other_seed = np.clip(good + 0.2 * rng.random(good.shape), 0, 1)
+    report = compare_script.compare(
+        [_scored("base", noise), _scored("good", good), _scored("good", other_seed)],
+        y, NAMES, "base", {}, n_boot=100,
+    )  # fmt: skip
+    row = report["subsets"]["all"]["good"]
+    single = [
+        compare_script.compare([_scored("g", p)], y, NAMES, "g", {}, n_boot=5)["subsets"]["all"][
+            "g"
+        ]
+        for p in (good, other_seed)
+    ]
+    assert row["runs"] == 2 and report["subsets"]["all"]["base"]["runs"] == 1
+    assert row["mAP_runs"] == pytest.approx([s["mAP"] for s in single])
+    assert row["mAP"] == pytest.approx(np.mean(row["mAP_runs"]))
+    assert row["AUC"] == pytest.approx(np.mean([s["AUC"] for s in single]))
+    assert row["d_mAP_ci"][0] > 0 and "mAP_runs" not in report["subsets"]["all"]["base"]
+    assert report["runs"]["good"] == ["good.json", "good.json"]
+    md = compare_script.markdown(report)
+    assert "runs mAP" in md
+    assert f"{100 * row['mAP_runs'][0]:.2f} / {100 * row['mAP_runs'][1]:.2f}" in md
