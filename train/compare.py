@@ -440,9 +440,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="folder of the kept probabilities (default OUT/predictions); share it across reports",
     )
     args = p.parse_args(argv)
-    if len({path for _, path in args.model}) != len(args.model):
-        print("train.compare: the same checkpoint is given twice.", file=sys.stderr)
-        return 2
+    seen: set[str] = set()
+    for _, path in args.model:
+        if path in seen:
+            print(f"train.compare: {path} is given twice to --model.", file=sys.stderr)
+            return 2
+        seen.add(path)
     run_of: dict[str, int] = defaultdict(int)
     try:
         records = read_dataset(args.format, args.csv, args.image_root)

@@ -131,7 +131,7 @@ def test_command_compares_checkpoints_and_reuses_predictions(
     capsys.readouterr()
     # one checkpoint given twice, and a path that is not a checkpoint, each fail in one line
     assert compare_script.main([*argv, "--model", f"again={a}"]) == 2
-    assert "given twice" in capsys.readouterr().err
+    assert f"{a} is given twice" in capsys.readouterr().err
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
     assert compare_script.main([*argv[:-4], "--model", f"bad={bad}"]) == 2
