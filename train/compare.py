@@ -17,8 +17,11 @@ reference model's recorded training positives); then per-class AP and AUC.
 The bootstrap resamples test images only: it says how much the ranking could move on another test
 set of the same size, not how much another training seed would move it. For that, train each
 variant more than once and repeat its name: ``--model l4_sum=seed0.json --model l4_sum=seed1.json``
-makes ``l4_sum`` the mean of its runs' metrics (on every resample alike, so Δ stays paired), and the
-report lists each run's own macro mAP and AUC beside the mean, so the seed spread is in view.
+makes ``l4_sum`` the mean of its runs' metrics. Each resample then also draws the runs with
+replacement (a two-level bootstrap over seeds and images; Δ stays paired on the images), so the
+intervals of such a model include the seed-to-seed spread, and the report lists each run's own macro
+mAP and AUC beside the mean. With few runs this still understates the seed spread (a bootstrap over
+K runs sees (K - 1) / K of their variance): three runs are a floor, not a luxury.
 """
 
 from __future__ import annotations
@@ -180,6 +183,15 @@ def _class_metrics(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return ap, auc
 
 
+def _mean_of_drawn_runs(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(B, K, ...) metrics of K runs on B resamples -> (B, ...) mean of K runs drawn per resample."""
+    b, k = values.shape[:2]
+    if k == 1:
+        return values[:, 0]
+    drawn = values[np.arange(b)[:, None], rng.integers(0, k, (b, k))]
+    return drawn.mean(axis=1)
+
+
 def compare(
     scored: Sequence[Scored],
     y: np.ndarray,
@@ -202,7 +214,8 @@ def compare(
         ``"all"`` or ``"<grouping>:<group>"`` and stats hold ``mAP, AUC`` with ``*_ci`` and, for
         models other than ``ref``, ``d_mAP, d_AUC`` with ``*_ci`` and ``*_ahead`` (share of resamples
         with a higher value than ``ref``). Entries of ``scored`` that share a name are runs of one
-        model (seeds): it is scored by the mean of their metrics, and its stats add ``runs`` and
+        model (seeds): it is scored by the mean of their metrics, its runs are resampled along with
+        the images (so its intervals include seed-to-seed spread), and its stats add ``runs`` and
         ``mAP_runs, AUC_runs`` (each run's own value).
     """
     runs: dict[str, list[int]] = defaultdict(list)
@@ -231,12 +244,14 @@ def compare(
 
     # A variant trained several times is the mean of its runs' per-class metrics (the macro of a
     # mean of per-class values is the mean of the runs' macros: every run sees the same classes).
+    # On each resample its runs are drawn with replacement as well (a two-level bootstrap), so its
+    # intervals hold the spread between training seeds and not only that of the test images.
     variants = list(runs)
     run_point = point
     point = [
         tuple(np.mean([run_point[i][k] for i in runs[v]], axis=0) for k in (0, 1)) for v in variants
     ]
-    boot = np.stack([boot[:, runs[v]].mean(axis=1) for v in variants], axis=1)
+    boot = np.stack([_mean_of_drawn_runs(boot[:, runs[v]], rng) for v in variants], axis=1)
 
     def macro(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
         picked = values[..., mask]
@@ -319,8 +334,10 @@ def markdown(report: Mapping[str, Any], title: str = "Model comparison") -> str:
         lines += [
             "",
             "A model trained more than once (one row per run below) is scored by the mean of its "
-            "runs' metrics; *runs* gives each run's own value, in the order listed, so the spread "
-            "between seeds can be read against the Δ intervals.",
+            "runs' metrics, and every resample also draws its runs with replacement, so its "
+            "intervals hold the spread between training seeds as well as that of the test images "
+            "(with K runs, (K - 1) / K of it). *runs* gives each run's own value, in the order "
+            "listed.",
         ]
     lines += ["", "| model | source |", "| --- | --- |"]
     lines += [f"| {name} | `{src}` |" for name, srcs in sources.items() for src in srcs]

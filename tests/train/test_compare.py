@@ -220,3 +220,18 @@ def test_runs_of_one_model_are_scored_by_their_mean_and_listed(toy) -> None:
     md = compare_script.markdown(report)
     assert "runs mAP" in md
     assert f"{100 * row['mAP_runs'][0]:.2f} / {100 * row['mAP_runs'][1]:.2f}" in md
+
+
+def test_the_intervals_of_a_model_with_several_runs_hold_the_spread_between_them(toy) -> None:
+    y, good, noise = toy
+    # two runs of one recipe that ended far apart: one good, one at chance
+    models = [_scored("ref", noise), _scored("seeds", good), _scored("seeds", noise.copy())]
+    report = compare_script.compare(models, y, NAMES, "ref", {}, n_boot=400, seed=1)
+    row = report["subsets"]["all"]["seeds"]
+    spread = (row["mAP_runs"][0] - row["mAP_runs"][1]) / 2
+    assert spread > 0.05
+    # a quarter of the resamples draw the chance run twice, a quarter the good run twice: the
+    # paired interval reaches (nearly) both, where an image-only bootstrap would sit near the mean
+    lo, hi = row["d_mAP_ci"]
+    assert lo < row["d_mAP"] - 0.8 * spread and hi > row["d_mAP"] + 0.8 * spread
+    assert lo < 0.01
