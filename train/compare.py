@@ -20,8 +20,9 @@ variant more than once and repeat its name: ``--model l4_sum=seed0.json --model 
 makes ``l4_sum`` the mean of its runs' metrics. Each resample then also draws the runs with
 replacement (a two-level bootstrap over seeds and images; Δ stays paired on the images), so the
 intervals of such a model include the seed-to-seed spread, and the report lists each run's own macro
-mAP and AUC beside the mean. With few runs this still understates the seed spread (a bootstrap over
-K runs sees (K - 1) / K of their variance): three runs are a floor, not a luxury.
+mAP and AUC beside the mean (``--keep-runs`` holds the runs fixed, leaving test noise only). With
+few runs this still understates the seed spread (a bootstrap over K runs sees (K - 1) / K of their
+variance): three runs are a floor, not a luxury.
 """
 
 from __future__ import annotations
@@ -183,11 +184,16 @@ def _class_metrics(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return ap, auc
 
 
-def _mean_of_drawn_runs(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(B, K, ...) metrics of K runs on B resamples -> (B, ...) mean of K runs drawn per resample."""
+def _mean_of_drawn_runs(
+    values: np.ndarray, rng: np.random.Generator, *, resample: bool = True
+) -> np.ndarray:
+    """(B, K, ...) metrics of K runs on B resamples -> (B, ...) mean of K runs drawn per resample.
+
+    With ``resample=False`` the K runs are averaged as they are (test-set noise only).
+    """
     b, k = values.shape[:2]
-    if k == 1:
-        return values[:, 0]
+    if k == 1 or not resample:
+        return values.mean(axis=1)
     drawn = values[np.arange(b)[:, None], rng.integers(0, k, (b, k))]
     return drawn.mean(axis=1)
 
@@ -201,12 +207,15 @@ def compare(
     *,
     n_boot: int = 1000,
     seed: int = 0,
+    resample_runs: bool = True,
 ) -> dict[str, Any]:
     """Point estimates, bootstrap intervals and paired differences from ``ref``.
 
     Args:
         scored: the models, all on the same (N, C) images and classes as ``y``.
         groups: grouping name -> (class -> group), e.g. ``{"size": {...}, "frequency": {...}}``.
+        resample_runs: draw the runs of a model trained several times with replacement on every
+            resample (default); ``False`` keeps them fixed, so the intervals hold test noise only.
 
     Returns:
         ``{"models", "ref", "n_images", "n_boot", "subsets": {subset: {model: stats}},
@@ -251,7 +260,10 @@ def compare(
     point = [
         tuple(np.mean([run_point[i][k] for i in runs[v]], axis=0) for k in (0, 1)) for v in variants
     ]
-    boot = np.stack([_mean_of_drawn_runs(boot[:, runs[v]], rng) for v in variants], axis=1)
+    boot = np.stack(
+        [_mean_of_drawn_runs(boot[:, runs[v]], rng, resample=resample_runs) for v in variants],
+        axis=1,
+    )
 
     def macro(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
         picked = values[..., mask]
@@ -297,6 +309,7 @@ def compare(
         "ref": ref,
         "n_images": int(n),
         "n_boot": int(n_boot),
+        "runs_resampled": bool(resample_runs),
         "subsets": out,
         "groups": {g: dict(v) for g, v in groups.items()},
         "per_class": per_class,
@@ -330,7 +343,7 @@ def markdown(report: Mapping[str, Any], title: str = "Model comparison") -> str:
     ]
     sources = report.get("runs") or {n: [src] for n, src in report["models"].items()}
     several = any(len(v) > 1 for v in sources.values())
-    if several:
+    if several and report.get("runs_resampled", True):
         lines += [
             "",
             "A model trained more than once (one row per run below) is scored by the mean of its "
@@ -338,6 +351,14 @@ def markdown(report: Mapping[str, Any], title: str = "Model comparison") -> str:
             "intervals hold the spread between training seeds as well as that of the test images "
             "(with K runs, (K - 1) / K of it). *runs* gives each run's own value, in the order "
             "listed.",
+        ]
+    elif several:
+        lines += [
+            "",
+            "A model trained more than once (one row per run below) is scored by the mean of its "
+            "runs' metrics. Its runs were kept fixed (`--keep-runs`): the intervals hold the "
+            "spread of the test images only, not that between training seeds. *runs* gives each "
+            "run's own value, in the order listed.",
         ]
     lines += ["", "| model | source |", "| --- | --- |"]
     lines += [f"| {name} | `{src}` |" for name, srcs in sources.items() for src in srcs]
@@ -449,6 +470,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--title", default="Model comparison")
     p.add_argument("--bootstrap", type=int, default=1000, help="resamples (default 1000)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--keep-runs",
+        action="store_true",
+        help="do not resample the runs of a model given several times (test-set noise only)",
+    )
     add_device_options(p, workers=False)
     p.add_argument("--cache-dir", help="resized-image cache of the training runs")
     p.add_argument(
@@ -496,7 +522,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ref_positives:
             groups["frequency"] = frequency_groups(ref_positives, names)
         report = compare(
-            scored, y.astype(np.int64), names, ref, groups, n_boot=args.bootstrap, seed=args.seed
+            scored,
+            y.astype(np.int64),
+            names,
+            ref,
+            groups,
+            n_boot=args.bootstrap,
+            seed=args.seed,
+            resample_runs=not args.keep_runs,
         )
     except (CompareError, DatasetError) as exc:
         print(f"train.compare: {exc}", file=sys.stderr)

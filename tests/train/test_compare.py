@@ -235,3 +235,12 @@ def test_the_intervals_of_a_model_with_several_runs_hold_the_spread_between_them
     lo, hi = row["d_mAP_ci"]
     assert lo < row["d_mAP"] - 0.8 * spread and hi > row["d_mAP"] + 0.8 * spread
     assert lo < 0.01
+    # --keep-runs: the same means with the runs fixed; only the test images' spread is left
+    fixed = compare_script.compare(
+        models, y, NAMES, "ref", {}, n_boot=400, seed=1, resample_runs=False
+    )
+    kept = fixed["subsets"]["all"]["seeds"]
+    assert kept["d_mAP"] == row["d_mAP"]
+    assert kept["d_mAP_ci"][1] - kept["d_mAP_ci"][0] < (hi - lo) / 2
+    assert "kept fixed" in compare_script.markdown(fixed)
+    assert "draws its runs with replacement" in compare_script.markdown(report)
