@@ -14,8 +14,8 @@ of resamples in which the model was ahead; then the same for groups of classes â
 classes without boxes are "diffuse") and by training frequency (head / medium / tail thirds of the
 reference model's recorded training positives); then per-class AP and AUC.
 
-The bootstrap resamples test images only: it says how much the ranking could move on another test
-set of the same size, not how much another training seed would move it. For that, train each
+Resampling the test images says how much the ranking could move on another test set of the same
+size, not how much another training seed would move it. For that, train each
 variant more than once and repeat its name: ``--model l4_sum=seed0.json --model l4_sum=seed1.json``
 makes ``l4_sum`` the mean of its runs' metrics. Each resample then also draws the runs with
 replacement (a two-level bootstrap over seeds and images; Î” stays paired on the images), so the
@@ -343,22 +343,19 @@ def markdown(report: Mapping[str, Any], title: str = "Model comparison") -> str:
     ]
     sources = report.get("runs") or {n: [src] for n, src in report["models"].items()}
     several = any(len(v) > 1 for v in sources.values())
-    if several and report.get("runs_resampled", True):
+    if several:
+        how = (
+            ", and every resample also draws its runs with replacement, so its intervals hold the "
+            "spread between training seeds as well as that of the test images (with K runs, "
+            "(K - 1) / K of it)."
+            if report.get("runs_resampled", True)
+            else ". Its runs were kept fixed (`--keep-runs`): the intervals hold the spread of the "
+            "test images only, not that between training seeds."
+        )
         lines += [
             "",
             "A model trained more than once (one row per run below) is scored by the mean of its "
-            "runs' metrics, and every resample also draws its runs with replacement, so its "
-            "intervals hold the spread between training seeds as well as that of the test images "
-            "(with K runs, (K - 1) / K of it). *runs* gives each run's own value, in the order "
-            "listed.",
-        ]
-    elif several:
-        lines += [
-            "",
-            "A model trained more than once (one row per run below) is scored by the mean of its "
-            "runs' metrics. Its runs were kept fixed (`--keep-runs`): the intervals hold the "
-            "spread of the test images only, not that between training seeds. *runs* gives each "
-            "run's own value, in the order listed.",
+            f"runs' metrics{how} *runs* gives each run's own value, in the order listed.",
         ]
     lines += ["", "| model | source |", "| --- | --- |"]
     lines += [f"| {name} | `{src}` |" for name, srcs in sources.items() for src in srcs]
