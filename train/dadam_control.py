@@ -20,10 +20,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from fpsm_core.errors import FpsmError
 from fpsm_core.labels import CXRLT_META_COLUMNS
 
 
-class ControlError(ValueError):
+class ControlError(FpsmError):
     """A DADAM folder the control cannot be made from."""
 
 

@@ -31,6 +31,7 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from fpsm_core import __version__
+from fpsm_core.errors import FpsmError
 from fpsm_core.labels import CXRLT_META_COLUMNS, LABELS
 from fpsm_core.sim.config import SimConfig
 from fpsm_core.sim.simulate import SimCase, simulate_case
@@ -43,7 +44,7 @@ VIEW_CODES = {"PA": ("399066004", "postero-anterior"), "AP": ("399348003", "ante
 FORMATS = ("dicom", "png")
 
 
-class SimWriteError(ValueError):
+class SimWriteError(FpsmError):
     """A data set cannot be written where or how it was asked."""
 
 
