@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from fpsm_core.inference import InferenceService, pick_device  # noqa: E402
+from fpsm_core.device import pick_device  # noqa: E402
+from fpsm_core.inference import InferenceService  # noqa: E402
 from fpsm_core.model import Preprocessing, create_fpsm, load_model, save_checkpoint, write_ensemble  # noqa: E402
 
 

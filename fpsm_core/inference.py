@@ -19,27 +19,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from fpsm_core.device import pick_device
+from fpsm_core.errors import FpsmError
 from fpsm_core.model.ensemble import Ensemble, load_model, mean_probabilities
 from fpsm_core.preprocess import Letterbox, prepare
 
 
-class InferenceError(RuntimeError):
-    """Inference could not run (no usable device, a model that fails on this input...)."""
+class InferenceError(FpsmError, RuntimeError):
+    """Inference could not run (no usable device, a model that fails on this input...).
 
-
-def pick_device(name: str = "auto") -> torch.device:
-    """``auto`` = CUDA, then Apple MPS, then CPU; otherwise the named device, checked."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InferenceError("--device cuda was asked for but no CUDA device is available.")
-    return device
+    A user error like every :class:`FpsmError` (one sentence, caught once by the CLI); it stays a
+    ``RuntimeError`` too, as it was, so callers that catch that keep working.
+    """
 
 
 @dataclass(frozen=True)

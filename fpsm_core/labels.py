@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from fpsm_core.errors import FpsmError
+
 LABELS: tuple[str, ...] = (
     "Atelectasis",
     "Calcification of the Aorta",
@@ -133,7 +135,7 @@ MAPPINGS: Mapping[str, Mapping[str, str | None]] = {
 NODULE_MAX_DIAMETER_MM = 30.0
 
 
-class UnknownLabelError(ValueError):
+class UnknownLabelError(FpsmError):
     """A class name that the named source's mapping does not know."""
 
 

@@ -18,13 +18,14 @@ from typing import Any
 
 import numpy as np
 
+from fpsm_core.errors import FpsmError
 from fpsm_core.labels import LABELS
 
 DEFAULT_THRESHOLD = 0.5
 _trapezoid = getattr(np, "trapezoid", None) or getattr(np, "trapz")  # noqa: B009 - numpy < 2
 
 
-class MetricsError(ValueError):
+class MetricsError(FpsmError):
     """Inputs that cannot be scored (shape mismatch, non-binary targets, NaN scores)."""
 
 

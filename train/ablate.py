@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fpsm_core.data.records import DatasetError
-from fpsm_core.model.checkpoint import CheckpointError, read_checkpoint_meta
+from fpsm_core.errors import FpsmError
+from fpsm_core.model.checkpoint import read_checkpoint_meta
 from fpsm_core.training.config import ConfigError, TrainConfig, dump_config, load_config
-from fpsm_core.training.state import STATE_JSON, ResumeError
+from fpsm_core.training.state import STATE_JSON
 
 LEVEL_SETS: tuple[tuple[int, ...], ...] = ((4,), (4, 2), (4, 3, 2), (4, 3, 2, 1))
 AGGREGATIONS = ("sum", "concat")
@@ -258,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
                 run_variant(config, args.launcher)
         md, table = write_tables(collect(base, out, variants), out)
-    except (ConfigError, DatasetError, ResumeError, CheckpointError) as exc:
+    except FpsmError as exc:
         print(f"train.ablate: {exc}", file=sys.stderr)
         return 2
     except subprocess.CalledProcessError as exc:

@@ -41,11 +41,12 @@ from typing import Any
 
 import numpy as np
 
-from fpsm_core.data.records import DatasetError, RecordSet, read_dataset
+from fpsm_core.data.records import RecordSet, read_dataset
+from fpsm_core.device import pick_device
+from fpsm_core.errors import FpsmError
 from fpsm_core.metrics import average_precision, roc_auc
 from fpsm_core.model.checkpoint import CheckpointError
 from fpsm_core.model.ensemble import Ensemble, load_model
-from fpsm_core.training.distributed import pick_device
 from fpsm_core.training.predict import predict_ensemble
 from train.cam_pointing import BUCKETS
 from train.evaluate import add_data_options, add_device_options
@@ -53,7 +54,7 @@ from train.evaluate import add_data_options, add_device_options
 CI = (2.5, 97.5)
 
 
-class CompareError(ValueError):
+class CompareError(FpsmError):
     """A comparison that cannot run (a bad --model, labels that differ, an unknown --ref...)."""
 
 
@@ -528,7 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             resample_runs=not args.keep_runs,
         )
-    except (CompareError, DatasetError) as exc:
+    except FpsmError as exc:
         print(f"train.compare: {exc}", file=sys.stderr)
         return 2
     if not valid.all():

@@ -14,8 +14,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from fpsm_core.errors import FpsmError
 
-class CurvesError(ValueError):
+
+class CurvesError(FpsmError):
     """A run folder without readable metrics."""
 
 
@@ -68,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         curves = {name: read_curve(path, args.metric) for name, path in args.runs}
-    except (CurvesError, OSError, ValueError) as exc:
+    except (FpsmError, OSError, ValueError) as exc:
         print(f"train.curves: {exc}", file=sys.stderr)
         return 2
     print(curves_markdown(curves, args.metric), end="")

@@ -13,17 +13,20 @@ on the same data shows up as the difference between the two.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
+from fpsm_core.errors import FpsmError
 from fpsm_core.labels import CXRLT_META_COLUMNS
+from fpsm_core.labels_table import LabelsTableError, read_labels_table, write_labels_table
 
 
-class ControlError(ValueError):
+class ControlError(FpsmError):
     """A DADAM folder the control cannot be made from."""
 
 
@@ -51,23 +54,21 @@ def write_control(dadam_dir: Path, out: Path) -> tuple[int, int]:
     source = Path(header["images_root"])
     if not source.is_absolute() and not source.is_dir():
         source = dadam_dir.parent / source.name
-    with labels_csv.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        fields = list(reader.fieldnames or [])
-        rows = list(reader)
-    if "synthetic" not in fields or "path" not in fields:
-        raise ControlError(
-            f"{labels_csv} lacks the 'synthetic' or 'path' column of a DADAM output."
-        )
+    try:
+        table = read_labels_table(labels_csv, require=("dicom_id", "path"), require_synthetic=True)
+    except LabelsTableError as exc:
+        raise ControlError(str(exc)) from None
+    meta = [dict(m) for m in table.meta]
+    values = table.values.copy()
+    synthetic = table.synthetic.astype(bool)
     # the original rows of the destination images, by their path relative to the source folder
-    originals = {}
-    for row in rows:
-        if row["synthetic"] != "1":
-            originals[os.path.normpath(os.path.join(dadam_dir, row["path"]))] = row
-    label_cols = [c for c in fields if c not in _ID_COLUMNS]
+    originals = {
+        os.path.normpath(os.path.join(dadam_dir, meta[r]["path"])): int(r)
+        for r in np.flatnonzero(~synthetic)
+    }
     replaced = 0
-    for row in rows:
-        if row["synthetic"] != "1":
+    for r, row in enumerate(meta):
+        if not synthetic[r]:
             # paths are relative to the CSV's folder: re-root them at the control's
             row["path"] = os.path.relpath(os.path.join(dadam_dir, row["path"]), out.parent)
             continue
@@ -83,20 +84,13 @@ def write_control(dadam_dir: Path, out: Path) -> tuple[int, int]:
                 f"{labels_csv}: the destination {dest} of {row['dicom_id']} has no original row."
             )
         row["path"] = os.path.relpath(dest, out.parent)
-        for col in label_cols:
-            row[col] = original[col]
+        values[r] = table.values[original]
         replaced += 1
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, out)
-    return len(rows), replaced
-
-
-_ID_COLUMNS = {*CXRLT_META_COLUMNS, "synthetic"}
+    extra = [c for c in table.columns if c not in CXRLT_META_COLUMNS]
+    rows = zip(meta, values, table.synthetic_values.tolist(), strict=True)
+    write_labels_table(out, rows, synthetic=True, extra_columns=extra)
+    return len(meta), replaced
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -109,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         n, replaced = write_control(args.dadam_dir, args.out)
-    except (ControlError, OSError, KeyError) as exc:
+    except (FpsmError, OSError, KeyError) as exc:
         print(f"train.dadam_control: {exc}", file=sys.stderr)
         return 2
     print(

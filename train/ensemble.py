@@ -24,13 +24,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fpsm_core.data.records import DatasetError
-from fpsm_core.model.checkpoint import CheckpointError, read_checkpoint_meta
+from fpsm_core.errors import FpsmError
+from fpsm_core.model.checkpoint import read_checkpoint_meta
 from fpsm_core.model.ensemble import load_model, write_ensemble
-from fpsm_core.training.config import ConfigError
 from train.evaluate import (
     EvalOutcome,
-    EvaluationError,
     add_data_options,
     add_device_options,
     evaluate,
@@ -173,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch_size=args.batch_size,
             num_workers=args.workers,
         )
-    except (CheckpointError, ConfigError, DatasetError, EvaluationError) as exc:
+    except FpsmError as exc:
         print(f"train.ensemble: {exc}", file=sys.stderr)
         return 2
     text = comparison_markdown(outcome, args.name)

@@ -27,12 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from fpsm_core.data.records import DatasetError, RecordSet, read_dataset
+from fpsm_core.data.records import RecordSet, read_dataset
+from fpsm_core.device import pick_device
+from fpsm_core.errors import FpsmError
 from fpsm_core.metrics import binary_report, f1_optimal_thresholds, multilabel_report
-from fpsm_core.model.checkpoint import CheckpointError, update_checkpoint_meta
+from fpsm_core.model.checkpoint import update_checkpoint_meta
 from fpsm_core.model.ensemble import ENSEMBLE_FILE, Ensemble, load_model
-from fpsm_core.training.config import ConfigError, config_from_dict, load_config
-from fpsm_core.training.distributed import pick_device
+from fpsm_core.training.config import config_from_dict, load_config
 from fpsm_core.training.predict import Predictions, predict_ensemble
 from fpsm_core.training.setup import json_safe, load_run_data
 
@@ -46,7 +47,7 @@ TABLE1 = (
 TABLE3 = (("kappa", "CK score"), ("accuracy", "Acc"), ("AUPRC", "AUPRC"), ("AUC", "AUC"))
 
 
-class EvaluationError(ValueError):
+class EvaluationError(FpsmError):
     """An evaluation that cannot run (no data named, labels that do not match the model...)."""
 
 
@@ -505,7 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cache_dir=args.cache_dir,
             plots=not args.no_plots,
         )
-    except (CheckpointError, ConfigError, DatasetError, EvaluationError) as exc:
+    except FpsmError as exc:
         print(f"train.evaluate: {exc}", file=sys.stderr)
         return 2
     print(outcome.files[0].read_text(encoding="utf-8"))

@@ -14,8 +14,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from fpsm_core.cli.main import CLIError
 from fpsm_core.cli.train import add_arguments, run
+from fpsm_core.errors import FpsmError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -27,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return run(args)
-    except CLIError as exc:
+    except FpsmError as exc:
         print(f"train.fit: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

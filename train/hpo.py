@@ -25,10 +25,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from fpsm_core.data.records import DatasetError
-from fpsm_core.model.checkpoint import CheckpointError
+from fpsm_core.errors import FpsmError
 from fpsm_core.training.config import ConfigError, TrainConfig, dump_config, load_config
-from fpsm_core.training.state import ResumeError
 
 
 def suggest(trial: Any, base: TrainConfig, sizes: Sequence[int]) -> dict[str, Any]:
@@ -187,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             catch=(),
         )
         files = write_results(study, base, out, sizes)
-    except (ConfigError, DatasetError, ResumeError, CheckpointError) as exc:
+    except FpsmError as exc:
         print(f"train.hpo: {exc}", file=sys.stderr)
         return 2
     if any(t.value is not None for t in study.trials):

@@ -146,9 +146,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _errors() -> tuple[type[BaseException], ...]:
-    from fpsm_core.dadam.errors import DadamError
+    from fpsm_core.errors import FpsmError  # DadamError and the labels-table errors alike
 
-    return (DadamError,)
+    return (FpsmError,)
 
 
 def _fail(exc: BaseException) -> Any:

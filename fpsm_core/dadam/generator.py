@@ -436,12 +436,12 @@ def _write_tables(
                 (b.reader or "", b.label, b.x0, b.y0, b.x1, b.y1)
             )
 
-    def rows() -> Iterator[tuple[Mapping[str, str], Sequence[int], int]]:
+    def rows() -> Iterator[tuple[Mapping[str, str], Sequence[float], int]]:
         if include_original:
-            for meta, y, syn in zip(table.meta, table.y, table.synthetic, strict=True):
+            for meta, y, syn in zip(table.meta, table.values, table.synthetic, strict=True):
                 row = dict(meta)
                 row["path"] = os.path.relpath(images_root / meta["path"], out)
-                yield row, y.tolist(), int(syn)
+                yield row, y.tolist(), int(syn)  # label values as read: soft labels stay soft
         for item in plan.items:
             rec = done.get(item.id)
             if rec is None:

@@ -22,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from fpsm_core.errors import FpsmError
 from fpsm_core.labels import LABEL_INDEX, LABELS, UnknownLabelError, to_cxrlt
+from fpsm_core.labels_table import LabelsTableError, label_value, read_labels_table
 
 FORMATS = ("auto", "cxrlt", "dadam", "nih", "generic", "mura")
 PATH_COLUMNS = ("path", "fpath", "Path", "image", "filename", "file", "Image Index")
@@ -32,7 +34,7 @@ MIMIC_PATTERN = re.compile(r"p(\d+)[/\\]s(\d+)[/\\]([^/\\]+?)(?:\.\w+)?$")
 MURA_PATTERN = re.compile(r"(patient\d+)[/\\](study\d+)_(positive|negative)", re.IGNORECASE)
 
 
-class DatasetError(ValueError):
+class DatasetError(FpsmError):
     """A label table that cannot be used; the message names the file and the problem."""
 
 
@@ -155,21 +157,11 @@ def _column(header: Sequence[str], candidates: Iterable[str]) -> int | None:
 
 
 def _label_value(cell: str, path: Path, row: int, column: str) -> float:
-    text = cell.strip()
-    if text == "":
-        return 0.0
+    """The one value rule of :mod:`fpsm_core.labels_table`, raising :class:`DatasetError`."""
     try:
-        value = float(text)
-    except ValueError:
-        raise DatasetError(
-            f"{path} row {row}: column {column!r} holds {text!r}, not a 0/1 label."
-        ) from None
-    if not 0.0 <= value <= 1.0:
-        raise DatasetError(
-            f"{path} row {row}: column {column!r} holds {text!r}; labels must lie in [0, 1] "
-            "(map uncertain -1 labels before training)."
-        )
-    return value
+        return label_value(cell, path=path, row=row, column=column)
+    except LabelsTableError as exc:
+        raise DatasetError(str(exc)) from None
 
 
 def _resolve(root: Path, raw: str) -> str:
@@ -239,47 +231,25 @@ def read_cxrlt(
         require_synthetic: demand the DADAM ``synthetic`` column.
     """
     path = Path(csv_path)
-    header, rows = _read_table(path)
-    path_col = _column(header, ("path", "fpath"))
-    if path_col is None:
-        raise DatasetError(f"{path} has no 'path' (or 'fpath') column; it is not a CXR-LT CSV.")
-    label_cols = {label: _column(header, (label,)) for label in LABELS}
-    absent = [label for label, col in label_cols.items() if col is None]
-    if absent:
-        raise DatasetError(
-            f"{path} lacks CXR-LT label columns {absent[:4]}{'...' if len(absent) > 4 else ''}; "
-            "expected the 26 CXR-LT labels by name."
-        )
-    syn_col = _column(header, ("synthetic",))
-    if require_synthetic and syn_col is None:
-        raise DatasetError(f"{path} has no 'synthetic' column; it is not DADAM output.")
-    subject_col = _column(header, ("subject_id",))
-    id_col = _column(header, ("dicom_id",))
+    try:
+        table = read_labels_table(path, require=("path",), require_synthetic=require_synthetic)
+    except LabelsTableError as exc:
+        raise DatasetError(str(exc)) from None
     root = Path(image_root) if image_root is not None else path.parent
-    n = len(rows)
-    targets = np.zeros((n, len(LABELS)), dtype=np.float32)
-    synthetic = np.zeros(n, dtype=bool)
-    paths, patients, image_ids = [], [], []
-    cols = [(LABEL_INDEX[label], col, label) for label, col in label_cols.items()]
-    for r, row in enumerate(rows):
-        if len(row) < len(header):
-            raise DatasetError(
-                f"{path} row {r + 2} has {len(row)} cells for {len(header)} columns."
-            )
-        rel = row[path_col].strip()
-        paths.append(_resolve(root, rel))
-        match = MIMIC_PATTERN.search(rel)
-        image_ids.append(
-            row[id_col].strip() if id_col is not None else (match.group(3) if match else rel)
-        )
-        if subject_col is not None and row[subject_col].strip():
-            patients.append(row[subject_col].strip())
-        else:
-            patients.append(match.group(1) if match else image_ids[-1])
-        for index, col, label in cols:
-            targets[r, index] = _label_value(row[col], path, r + 2, label)  # type: ignore[index]
-        if syn_col is not None:
-            synthetic[r] = _label_value(row[syn_col], path, r + 2, "synthetic") >= 0.5
+    rels = table.column("path")
+    paths = [_resolve(root, rel) for rel in rels]
+    matches = [MIMIC_PATTERN.search(rel) for rel in rels]
+    if table.has("dicom_id"):
+        image_ids = list(table.column("dicom_id"))
+    else:
+        image_ids = [m.group(3) if m else rel for m, rel in zip(matches, rels, strict=True)]
+    subjects = table.column("subject_id")
+    patients = [
+        s if s else (m.group(1) if m else image_id)
+        for s, m, image_id in zip(subjects, matches, image_ids, strict=True)
+    ]
+    targets = table.values
+    synthetic = table.synthetic_values >= 0.5
     return _finish(
         source=path,
         paths=paths,

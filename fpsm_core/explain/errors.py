@@ -7,6 +7,8 @@ what (and, for files, which file) is wrong. Programming errors stay ordinary exc
 
 from __future__ import annotations
 
+from fpsm_core.errors import FpsmError
 
-class ExplainError(ValueError):
+
+class ExplainError(FpsmError):
     """A CAM or localisation request that cannot be served; the message is one sentence."""

@@ -30,6 +30,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import UID
 
+from fpsm_core.errors import FpsmError
 from fpsm_core.io.image import XRayImage
 
 METHOD = "DICOM PS3.15 Basic Profile (fpsm_core.io.deid)"
@@ -141,7 +142,7 @@ _KEEP = {
 }
 
 
-class DeidentificationError(ValueError):
+class DeidentificationError(FpsmError):
     """An export that cannot be de-identified safely (one sentence, naming the object)."""
 
 

@@ -19,6 +19,7 @@ from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
 from pydicom.tag import Tag
 
+from fpsm_core.errors import one_sentence
 from fpsm_core.io.dicom import (
     captured_warnings,
     check_geometry,
@@ -302,7 +303,7 @@ def _dicom_header(
         try:
             ds = pydicom.dcmread(fp, force=not preamble, stop_before_pixels=True)
         except Exception as exc:
-            text = " ".join(str(exc).split())[:200] or type(exc).__name__
+            text = one_sentence(exc, 200)
             raise ImageLoadError(path, f"it is not a readable DICOM file ({text})") from None
         if len(ds) == 0:
             raise ImageLoadError(path, "it is not a DICOM file (no data elements could be read)")

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from fpsm_core.errors import one_sentence
 from fpsm_core.io.dicom import MAX_FRAME_SAMPLES
 from fpsm_core.io.errors import ImageLoadError
 from fpsm_core.io.image import XRayImage, percentile_window
@@ -107,14 +108,14 @@ def load_raster(path: Path, frame: int = 0) -> XRayImage:
 
 
 def _pil_reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    text = one_sentence(exc)
     if isinstance(exc, UnidentifiedImageError):
         return "it is not a readable PNG, JPEG or TIFF image"
     if "truncated" in text.lower():
         return "the image data are truncated"
     if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
         return "impossible image dimensions (too many pixels)"
-    return f"the image data cannot be decoded ({text or type(exc).__name__})"
+    return f"the image data cannot be decoded ({text})"
 
 
 def _grey(path: Path, im: Image.Image, notes: list[str]) -> tuple[np.ndarray, int]:

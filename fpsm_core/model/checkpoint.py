@@ -23,6 +23,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from fpsm_core import __version__
+from fpsm_core.errors import FpsmError
 from fpsm_core.labels import LABELS
 from fpsm_core.model.fpsm import FPSM, ModelConfigError
 
@@ -34,7 +35,7 @@ PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle", ".tar")
 ResizePolicy = Literal["letterbox", "stretch"]
 
 
-class CheckpointError(ValueError):
+class CheckpointError(FpsmError):
     """A checkpoint that cannot be trusted or read; the message names the file and the problem."""
 
 

@@ -22,13 +22,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fpsm_core.errors import FpsmError
 from fpsm_core.labels import NUM_CLASSES
 
 Aggregation = Literal["sum", "concat"]
 LEVEL_STRIDES: dict[int, int] = {1: 4, 2: 8, 3: 16, 4: 32}
 
 
-class ModelConfigError(ValueError):
+class ModelConfigError(FpsmError):
     """A model configuration that cannot be built (unknown backbone, bad levels...)."""
 
 

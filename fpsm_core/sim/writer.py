@@ -31,7 +31,9 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from fpsm_core import __version__
-from fpsm_core.labels import CXRLT_META_COLUMNS, LABELS
+from fpsm_core.errors import FpsmError
+from fpsm_core.labels import CXRLT_META_COLUMNS
+from fpsm_core.labels_table import LabelRow, write_labels_table
 from fpsm_core.sim.config import SimConfig
 from fpsm_core.sim.simulate import SimCase, simulate_case
 
@@ -43,7 +45,7 @@ VIEW_CODES = {"PA": ("399066004", "postero-anterior"), "AP": ("399348003", "ante
 FORMATS = ("dicom", "png")
 
 
-class SimWriteError(ValueError):
+class SimWriteError(FpsmError):
     """A data set cannot be written where or how it was asked."""
 
 
@@ -148,8 +150,8 @@ def write_png(path: Path, case: SimCase) -> None:
         raise SimWriteError(f"{path}: the PNG could not be written.")
 
 
-def _render(job: tuple[SimConfig, int, str, str]) -> tuple[list[object], list[list[object]]]:
-    """Worker: simulate case ``index`` and write its image; return its CSV rows."""
+def _render(job: tuple[SimConfig, int, str, str]) -> tuple[LabelRow, list[list[object]]]:
+    """Worker: simulate case ``index`` and write its image; return its labels and box rows."""
     config, index, out, fmt = job
     seed = config.seed
     case = simulate_case((seed, index), config)
@@ -159,15 +161,9 @@ def _render(job: tuple[SimConfig, int, str, str]) -> tuple[list[object], list[li
         write_dicom(Path(out) / rel, case, ids, seed, index)
     else:
         write_png(Path(out) / rel, case)
-    meta: list[object] = [
-        ids.dicom_id,
-        ids.subject_id,
-        ids.study_id,
-        case.view,
-        VIEW_CODES[case.view][1],
-        rel.as_posix(),
-    ]
-    row = meta + [int(v) for v in case.labels]
+    values = (ids.dicom_id, ids.subject_id, ids.study_id, case.view, VIEW_CODES[case.view][1])
+    meta: dict[str, object] = dict(zip(META_COLUMNS, (*values, rel.as_posix()), strict=True))
+    row: LabelRow = (meta, [float(v) for v in case.labels], 0.0)
     boxes: list[list[object]] = [
         [ids.dicom_id, "SIM", b.label, b.x0, b.y0, b.x1, b.y1] for b in case.boxes
     ]
@@ -231,13 +227,13 @@ def write_dataset(
         from tqdm import tqdm
 
         bar = tqdm(total=n, unit="img", file=sys.stderr, desc="fpsm sim")
-    rows: list[list[object]] = []
+    rows: list[LabelRow] = []
     boxes: list[list[object]] = []
     if workers > 1:
         # "spawn": forking a process whose OpenCV/OpenMP thread pools are running can deadlock.
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_single_thread) as pool:
-            results: Iterator[tuple[list[object], list[list[object]]]] = pool.map(
+            results: Iterator[tuple[LabelRow, list[list[object]]]] = pool.map(
                 _render, jobs, chunksize=max(1, min(32, n // (workers * 8) or 1))
             )
             for row, case_boxes in results:
@@ -255,10 +251,7 @@ def write_dataset(
     if bar is not None:
         bar.close()
     labels_csv = root / LABELS_CSV
-    with labels_csv.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow([*META_COLUMNS, *LABELS])
-        writer.writerows(rows)
+    write_labels_table(labels_csv, rows, synthetic=False)  # the CXR-LT layout, no synthetic column
     with (root / BOXES_CSV).open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(BOX_COLUMNS)

@@ -25,10 +25,11 @@ import yaml
 from fpsm_core.data.records import FORMATS
 from fpsm_core.data.split import SPLITS
 from fpsm_core.data.transforms import AugmentConfig
+from fpsm_core.errors import FpsmError
 from fpsm_core.model.checkpoint import IMAGENET_MEAN, IMAGENET_STD
 
 
-class ConfigError(ValueError):
+class ConfigError(FpsmError):
     """A training configuration that cannot be used; names the file and the key."""
 
 

@@ -21,11 +21,13 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from fpsm_core.errors import FpsmError
+
 STATE_FORMAT = "fpsm-train-state"
 STATE_JSON = "train_state.json"
 
 
-class ResumeError(ValueError):
+class ResumeError(FpsmError):
     """A resume state that is missing, foreign or does not fit the configured run."""
 
 
