@@ -43,7 +43,8 @@ from fpsm_core.data import (  # noqa: E402
     read_generic,
 )
 from fpsm_core.device import pick_device  # noqa: E402
-from fpsm_core.model import create_fpsm, per_level_loss  # noqa: E402
+from fpsm_core.model import create_fpsm  # noqa: E402
+from fpsm_core.training.losses import per_level_loss  # noqa: E402
 
 
 def _step_seconds(step, x, y, device: torch.device) -> float:

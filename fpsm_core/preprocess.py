@@ -16,11 +16,33 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import cv2
 import numpy as np
 
-from fpsm_core.model.checkpoint import Preprocessing
+# No torch here: the data loaders' workers, the viewer and the CLI's help read this contract without
+# paying for (or needing) torch; tests/core/test_preprocess.py holds the line.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+ResizePolicy = Literal["letterbox", "stretch"]
+RESIZE_POLICIES: tuple[ResizePolicy, ...] = ("letterbox", "stretch")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How an image becomes the model's input; every checkpoint records one.
+
+    Attributes:
+        input_size: side of the square input in pixels.
+        resize: ``"letterbox"`` keeps the aspect ratio and pads with black; ``"stretch"`` squashes.
+        mean, std: per-channel normalisation applied to the [0, 1] windowed image.
+    """
+
+    input_size: int = 512
+    resize: ResizePolicy = "letterbox"
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
 
 
 @dataclass(frozen=True)

@@ -102,8 +102,7 @@ def predict_cached(
         raise CompareError(
             f"--model {name}={model} predicts other classes than {records.source} annotates."
         )
-    counts = ensemble.members[0].meta.provenance.get("train_positives")
-    positives = {str(k): int(v) for k, v in counts.items()} if isinstance(counts, Mapping) else {}
+    positives = dict(ensemble.describe().train_positives or {})
     key = _fingerprint(ensemble, records)
     file = cache / (f"{name}.npz" if run == 1 else f"{name}.run{run}.npz")
     if file.is_file():

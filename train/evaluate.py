@@ -203,8 +203,7 @@ def evaluate(
 
 
 def _train_counts(ensemble: Ensemble) -> dict[str, int]:
-    counts = ensemble.members[0].meta.provenance.get("train_positives")
-    return {str(k): int(v) for k, v in counts.items()} if isinstance(counts, Mapping) else {}
+    return dict(ensemble.describe().train_positives or {})
 
 
 def _store_thresholds(

@@ -171,19 +171,15 @@ def _write_cams(result: Any, args: argparse.Namespace, service: Any) -> Any:
 
 
 def _print_banner(service: Any, out: TextIO) -> None:
-    ens = service.ensemble
-    members = ", ".join(
-        f"{n} ({m.meta.architecture.get('backbone')} levels {'+'.join(map(str, m.model.levels))})"
-        for n, m in zip(ens.member_names, ens.members, strict=True)
-    )
-    print(f"model: {ens.name} [{members}] on {service.device}", file=out)
-    if ens.untrained:
+    model = service.ensemble.describe()
+    print(f"model: {model.summary()} on {service.device}", file=out)
+    if model.untrained:
         print(
             "WARNING: this model is UNTRAINED (random weights); its probabilities mean nothing.",
             file=out,
         )
-    if ens.disclaimer:
-        print(ens.disclaimer, file=out)
+    if model.disclaimer:
+        print(model.disclaimer, file=out)
 
 
 def _print_table(result: Any, top: int, out: TextIO) -> None:

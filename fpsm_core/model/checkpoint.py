@@ -3,8 +3,8 @@
 A checkpoint ``NAME`` is two files: ``NAME.safetensors`` (tensors only, no code) and ``NAME.json``
 (architecture, preprocessing, label names, per-class thresholds, provenance and the SHA-256 of the
 weights file). Loading checks the hash before touching the tensors and never unpickles. A pickled
-``.pt``/``.pth`` is refused, except a plain state_dict that ``torch.load(weights_only=True)`` reads,
-which :func:`import_state_dict` accepts for importing backbone weights (timm / TResNet releases).
+``.pt``/``.pth`` is refused here; importing foreign backbone weights (timm / TResNet releases, plain
+state_dicts read with ``torch.load(weights_only=True)``) is :mod:`fpsm_core.model.weights`' job.
 """
 
 from __future__ import annotations
@@ -23,36 +23,15 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from fpsm_core import __version__
-from fpsm_core.errors import FpsmError
 from fpsm_core.labels import LABELS
+from fpsm_core.model.errors import CheckpointError
 from fpsm_core.model.fpsm import FPSM, ModelConfigError
+from fpsm_core.model.provenance import TrainingProvenance, train_positives_of
+from fpsm_core.preprocess import IMAGENET_MEAN, IMAGENET_STD, RESIZE_POLICIES, Preprocessing
 
 FORMAT = "fpsm-checkpoint"
 FORMAT_VERSION = 1
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle", ".tar")
-ResizePolicy = Literal["letterbox", "stretch"]
-
-
-class CheckpointError(FpsmError):
-    """A checkpoint that cannot be trusted or read; the message names the file and the problem."""
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """How an image becomes the model's input (see :mod:`fpsm_core.preprocess`).
-
-    Attributes:
-        input_size: side of the square input in pixels.
-        resize: ``"letterbox"`` keeps the aspect ratio and pads with black; ``"stretch"`` squashes.
-        mean, std: per-channel normalisation applied to the [0, 1] windowed image.
-    """
-
-    input_size: int = 512
-    resize: ResizePolicy = "letterbox"
-    mean: tuple[float, ...] = IMAGENET_MEAN
-    std: tuple[float, ...] = IMAGENET_STD
 
 
 @dataclass(frozen=True)
@@ -70,6 +49,19 @@ class CheckpointMeta:
     weights_file: str = ""
     weights_sha256: str = ""
     weights_dtype: str = "float32"
+
+    @property
+    def train_positives(self) -> dict[str, int] | None:
+        """Positive training images per label, as training recorded them; None when unrecorded.
+
+        Read here and nowhere else (the legacy ``train_counts`` key is understood too).
+        """
+        return train_positives_of(self.provenance)
+
+    @property
+    def training(self) -> TrainingProvenance | None:
+        """The trainer's typed record, None for checkpoints not made by ``fpsm train``."""
+        return TrainingProvenance.from_json(self.provenance)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -118,7 +110,7 @@ class CheckpointMeta:
             raise CheckpointError(
                 f"{source} has {len(meta.thresholds)} thresholds for {len(meta.labels)} labels."
             )
-        if meta.preprocessing.resize not in ("letterbox", "stretch"):
+        if meta.preprocessing.resize not in RESIZE_POLICIES:
             raise CheckpointError(
                 f"{source} has an unknown resize policy {meta.preprocessing.resize!r}."
             )
@@ -276,57 +268,6 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
         )
     model.eval().to(device)
     return LoadedCheckpoint(model=model, meta=meta, json_path=json_path)
-
-
-def import_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read tensors from ``.safetensors`` or from a plain pickled state_dict, never running code.
-
-    Pickles are read with ``torch.load(weights_only=True)``, which refuses anything but tensors and
-    containers; a full pickled model or training object is refused with a clear message.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path} does not exist.")
-    if path.suffix == ".safetensors":
-        try:
-            return load_file(str(path), device="cpu")
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise CheckpointError(f"{path} is not a readable safetensors file ({exc}).") from None
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for hostile or odd pickles
-        raise CheckpointError(
-            f"{path} is a pickle that is not a plain state_dict, so it is refused "
-            f"(loading it could run arbitrary code): {str(exc).splitlines()[0][:160]}"
-        ) from None
-    if isinstance(obj, dict):
-        for key in ("state_dict", "model", "model_state_dict"):
-            if key in obj and isinstance(obj[key], dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError(f"{path} does not contain a state_dict of tensors.")
-    return {str(k): v for k, v in obj.items()}
-
-
-def load_backbone_weights(model: FPSM, path: str | Path) -> list[str]:
-    """Load timm backbone weights (e.g. ImageNet TResNet-M) into an FPSM; returns skipped keys."""
-    state = import_state_dict(path)
-    target = model.backbone.state_dict()
-    # timm checkpoints of the full classifier use the same names as features_only wrappers, with
-    # dots where FeatureListNet keeps the original module path; try both spellings.
-    mapped: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        key = key.removeprefix("module.")
-        for candidate in (key, key.replace("body.", "body_", 1), key.removeprefix("backbone.")):
-            if candidate in target and target[candidate].shape == value.shape:
-                mapped[candidate] = value
-                break
-    if not mapped:
-        raise CheckpointError(f"{path} has no tensors that fit the {model.backbone_name} backbone.")
-    missing = [k for k in target if k not in mapped]
-    model.backbone.load_state_dict({**target, **mapped})
-    return missing
 
 
 def _refuse_pickle(path: Path) -> None:

@@ -23,6 +23,7 @@ from fpsm_core.model.checkpoint import (
     load_checkpoint,
     read_checkpoint_meta,
 )
+from fpsm_core.model.description import ModelDescription, describe
 
 ENSEMBLE_FILE = "ensemble.json"
 ENSEMBLE_FORMAT = "fpsm-ensemble"
@@ -54,27 +55,13 @@ class Ensemble:
     disclaimer: str = ""
     info: Mapping[str, Any] = field(default_factory=dict)
 
+    def describe(self) -> ModelDescription:
+        """The model as screens and reports show it (see :mod:`fpsm_core.model.description`)."""
+        return describe(self)
+
     def identity(self) -> dict[str, Any]:
         """What a result records about the model that made it."""
-        return {
-            "name": self.name,
-            "path": str(self.path),
-            "untrained": self.untrained,
-            "disclaimer": self.disclaimer,
-            "members": [
-                {
-                    "name": n,
-                    "checkpoint": m.json_path.name,
-                    "backbone": m.meta.architecture.get("backbone"),
-                    "levels": list(m.model.levels),
-                    "aggregation": m.model.aggregation,
-                    "input_size": m.meta.preprocessing.input_size,
-                    "weights_sha256": m.meta.weights_sha256,
-                    "untrained": m.meta.untrained,
-                }
-                for n, m in zip(self.member_names, self.members, strict=True)
-            ],
-        }
+        return describe(self).identity()
 
     def to(self, device: torch.device | str) -> Ensemble:
         for member in self.members:

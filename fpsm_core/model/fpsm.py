@@ -20,10 +20,12 @@ from typing import Any, Literal
 import timm
 import torch
 import torch.nn.functional as F
+from timm.models import FeatureInfo, FeatureListNet
 from torch import nn
 
 from fpsm_core.errors import FpsmError
 from fpsm_core.labels import NUM_CLASSES
+from fpsm_core.model.weights import load_backbone_weights
 
 Aggregation = Literal["sum", "concat"]
 LEVEL_STRIDES: dict[int, int] = {1: 4, 2: 8, 3: 16, 4: 32}
@@ -87,17 +89,14 @@ class FPSM(nn.Module):
         if num_classes < 1:
             raise ModelConfigError("num_classes must be at least 1.")
 
-        probe = _create_backbone(backbone, in_chans=in_chans, out_indices=None)
-        # feature_info.info lists every tappable stage with its absolute index (timm's out_indices),
-        # stride and channels; the deepest stage at each stride is that stride's level.
-        by_stride: dict[int, tuple[int, int]] = {}
-        info: list[dict[str, Any]] = probe.feature_info.info  # type: ignore[union-attr,assignment]
-        for entry in info:
-            if entry.get("module", "") == "":
-                continue
-            by_stride[int(entry["reduction"])] = (int(entry["index"]), int(entry["num_chs"]))
-        del probe
-        out_indices, channels = [], []
+        # One build with every stage timm offers; its feature_info says each stage's stride and
+        # channels. The deepest stage at each stride is that stride's level.
+        self.backbone = _create_backbone(backbone, in_chans=in_chans)
+        info = _feature_info(self.backbone, backbone)
+        by_stride: dict[int, int] = {}
+        for index in info.out_indices:
+            by_stride[int(info.reduction(index))] = int(index)
+        out_indices = []
         for level in levels:
             stride = LEVEL_STRIDES[level]
             if stride not in by_stride:
@@ -105,12 +104,12 @@ class FPSM(nn.Module):
                     f"backbone {backbone!r} has no feature map at stride {stride} (level {level}); "
                     f"its strides are {sorted(by_stride)}."
                 )
-            out_indices.append(by_stride[stride][0])
-            channels.append(by_stride[stride][1])
-        # timm returns features in ascending index order; remember how to reorder them.
-        sorted_indices = sorted(out_indices)
-        self.backbone = _create_backbone(backbone, in_chans=in_chans, out_indices=sorted_indices)
-        self._order = [sorted_indices.index(i) for i in out_indices]
+            out_indices.append(by_stride[stride])
+        channels = [int(info.channels(index)) for index in out_indices]
+        _keep_stages(self.backbone, sorted(out_indices))
+        # timm returns features in ascending index order; remember where each level's map is.
+        returned = list(_feature_info(self.backbone, backbone).out_indices)
+        self._order = [returned.index(i) for i in out_indices]
 
         self.backbone_name = backbone
         self.levels: tuple[int, ...] = levels
@@ -212,16 +211,44 @@ class FPSM(nn.Module):
         }
 
 
-def _create_backbone(name: str, in_chans: int, out_indices: Sequence[int] | None) -> nn.Module:
+def _create_backbone(name: str, in_chans: int) -> nn.Module:
     kwargs: dict[str, Any] = {"features_only": True, "pretrained": False, "in_chans": in_chans}
-    if out_indices is not None:
-        kwargs["out_indices"] = tuple(out_indices)
     try:
         return timm.create_model(name, **kwargs)
     except RuntimeError as exc:  # timm: "Unknown model (...)"
         raise ModelConfigError(f"timm has no backbone {name!r}: {exc}") from None
     except (TypeError, AssertionError, NotImplementedError) as exc:
         raise ModelConfigError(f"backbone {name!r} does not support features_only: {exc}") from None
+
+
+def _feature_info(backbone: nn.Module, name: str) -> FeatureInfo:
+    info = getattr(backbone, "feature_info", None)
+    if not isinstance(info, FeatureInfo):
+        raise ModelConfigError(f"backbone {name!r} does not describe its feature pyramid.")
+    return info
+
+
+def _keep_stages(backbone: nn.Module, indices: Sequence[int]) -> None:
+    """Return only the chosen stages and drop the modules past the deepest one.
+
+    This is what timm's ``out_indices`` builds, obtained from the one build: the weights file and
+    the compute of a model that stops at a shallower stage stay as they were. timm's own feature
+    classes other than ``FeatureListNet`` (e.g. MobileNetV3's) run every stage whatever the
+    indices, so they keep all modules and only the returned maps are chosen by ``_order``.
+    """
+    if not isinstance(backbone, FeatureListNet):
+        return
+    info = _feature_info(backbone, "")
+    # FeatureListNet names a module as its dotted path with "_" (flatten_sequential).
+    keep = {str(info.module_name(i)).replace(".", "_"): str(i) for i in indices}
+    names = list(backbone.keys())
+    if not set(keep) <= set(names):
+        return
+    last = max(names.index(n) for n in keep)
+    for name in names[last + 1 :]:
+        del backbone[name]
+    backbone.return_layers = keep
+    backbone.feature_info = info.from_other(tuple(indices))
 
 
 def create_fpsm(
@@ -251,49 +278,5 @@ def create_fpsm(
         drop_rate=drop_rate,
     )
     if backbone_weights is not None:
-        from fpsm_core.model.checkpoint import load_backbone_weights
-
         load_backbone_weights(model, backbone_weights)
     return model
-
-
-def per_level_loss(
-    level_logits: Sequence[torch.Tensor],
-    targets: torch.Tensor,
-    loss: Literal["bce", "asl"] = "bce",
-    **loss_kwargs: float,
-) -> torch.Tensor:
-    """Sum of each level's own multi-label loss, as the paper trains FPSM.
-
-    Args:
-        level_logits: per-level logits from :meth:`FPSM.forward_levels`.
-        targets: (B, C) float 0/1 (soft labels allowed).
-        loss: ``"bce"`` or ``"asl"`` (asymmetric loss; ``gamma_neg``, ``gamma_pos``, ``clip``).
-    """
-    if loss == "bce":
-        fn = lambda z: F.binary_cross_entropy_with_logits(z.float(), targets.float())  # noqa: E731
-    elif loss == "asl":
-        fn = lambda z: asymmetric_loss(z, targets, **loss_kwargs)  # noqa: E731
-    else:
-        raise ValueError(f"loss must be 'bce' or 'asl', not {loss!r}.")
-    return torch.stack([fn(z) for z in level_logits]).sum()
-
-
-def asymmetric_loss(
-    logits: torch.Tensor,
-    targets: torch.Tensor,
-    gamma_neg: float = 4.0,
-    gamma_pos: float = 0.0,
-    clip: float = 0.05,
-    eps: float = 1e-8,
-) -> torch.Tensor:
-    """Asymmetric loss (Ridnik et al., 2021), the loss TResNet's authors use for multi-label.
-
-    Returns the mean over batch and classes, so it is on the same scale as BCE.
-    """
-    targets = targets.float()
-    p = torch.sigmoid(logits.float())
-    p_neg = (p - clip).clamp(min=0) if clip > 0 else p
-    loss_pos = targets * torch.log(p.clamp(min=eps)) * (1 - p) ** gamma_pos
-    loss_neg = (1 - targets) * torch.log((1 - p_neg).clamp(min=eps)) * p_neg**gamma_neg
-    return -(loss_pos + loss_neg).mean()

@@ -26,7 +26,7 @@ from fpsm_core.data.records import FORMATS
 from fpsm_core.data.split import SPLITS
 from fpsm_core.data.transforms import AugmentConfig
 from fpsm_core.errors import FpsmError
-from fpsm_core.model.checkpoint import IMAGENET_MEAN, IMAGENET_STD
+from fpsm_core.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 
 class ConfigError(FpsmError):

@@ -40,7 +40,7 @@ from fpsm_core.data.dataset import (
 from fpsm_core.data.records import DatasetError
 from fpsm_core.metrics import f1_optimal_thresholds, multilabel_report
 from fpsm_core.model.checkpoint import read_checkpoint_meta, save_checkpoint
-from fpsm_core.model.fpsm import FPSM, per_level_loss
+from fpsm_core.model.fpsm import FPSM
 from fpsm_core.training.config import ConfigError, TrainConfig, dump_config
 from fpsm_core.training.distributed import (
     DistInfo,
@@ -52,6 +52,7 @@ from fpsm_core.training.distributed import (
     shutdown,
     sum_scalar,
 )
+from fpsm_core.training.losses import per_level_loss
 from fpsm_core.training.optim import ModelEma, build_optimizer, lr_factor, set_lr
 from fpsm_core.training.predict import autocast_dtype, predict_records
 from fpsm_core.training.setup import (

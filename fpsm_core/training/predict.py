@@ -18,8 +18,8 @@ from torch import nn
 
 from fpsm_core.data.dataset import EpochSampler, RadiographDataset, make_loader, normalise_batch
 from fpsm_core.data.records import RecordSet
-from fpsm_core.model.checkpoint import Preprocessing
 from fpsm_core.model.ensemble import Ensemble, mean_probabilities
+from fpsm_core.preprocess import Preprocessing
 from fpsm_core.training.distributed import DistInfo, gather_rows
 
 

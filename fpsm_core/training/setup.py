@@ -19,8 +19,9 @@ import torch
 
 from fpsm_core.data.records import DatasetError, RecordSet, concat_records, read_dataset
 from fpsm_core.data.split import split_records
-from fpsm_core.model.checkpoint import CheckpointError, Preprocessing, load_checkpoint, sha256_file
+from fpsm_core.model.checkpoint import CheckpointError, load_checkpoint, sha256_file
 from fpsm_core.model.fpsm import FPSM, ModelConfigError, create_fpsm
+from fpsm_core.preprocess import Preprocessing
 from fpsm_core.training.config import ConfigError, DataConfig, TrainConfig
 
 

@@ -18,7 +18,7 @@ from fpsm_core.model import (
     save_checkpoint,
     update_checkpoint_meta,
 )
-from fpsm_core.model.checkpoint import load_backbone_weights
+from fpsm_core.model.weights import load_backbone_weights
 
 
 def _model(seed: int = 0, **kw: object):

@@ -89,8 +89,9 @@ def test_writer_errors_name_the_problem(tmp_path):
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     from fpsm_core.inference import InferenceService
-    from fpsm_core.model.checkpoint import Preprocessing, save_checkpoint
+    from fpsm_core.model.checkpoint import save_checkpoint
     from fpsm_core.model.ensemble import write_ensemble
+    from fpsm_core.preprocess import Preprocessing
 
     folder = tmp_path_factory.mktemp("ensemble")
     torch.manual_seed(0)

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from fpsm_core.labels import LABELS
-from fpsm_core.model import FPSM, ModelConfigError, asymmetric_loss, create_fpsm, per_level_loss
+from fpsm_core.model import FPSM, ModelConfigError, create_fpsm
+from fpsm_core.training.losses import asymmetric_loss, per_level_loss
 
 LEVEL_SETS = [(4,), (4, 2), (4, 3, 2), (4, 3, 2, 1), (2, 4), (1,)]
 

@@ -11,8 +11,9 @@ from safetensors.torch import load_file
 
 from fpsm_core.data import RadiographDataset, normalise_batch, read_cxrlt
 from fpsm_core.labels import LABEL_INDEX, NUM_CLASSES
-from fpsm_core.model import load_checkpoint, per_level_loss
+from fpsm_core.model import load_checkpoint
 from fpsm_core.training import ResumeError, config_from_dict, fit
+from fpsm_core.training.losses import per_level_loss
 from fpsm_core.training.optim import build_optimizer, lr_factor
 from fpsm_core.training.setup import build_model
 from tests.train.helpers import make_dataset, tiny_config
