@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fpsm_core.labels import NUM_CLASSES
+from fpsm_core.model.validate import ensure_offline_plain_backbone
 
 Aggregation = Literal["sum", "concat"]
 LEVEL_STRIDES: dict[int, int] = {1: 4, 2: 8, 3: 16, 4: 32}
@@ -212,6 +213,8 @@ class FPSM(nn.Module):
 
 
 def _create_backbone(name: str, in_chans: int, out_indices: Sequence[int] | None) -> nn.Module:
+    if why := ensure_offline_plain_backbone(name):  # hardening: no hub, no local-dir
+        raise ModelConfigError(why)
     kwargs: dict[str, Any] = {"features_only": True, "pretrained": False, "in_chans": in_chans}
     if out_indices is not None:
         kwargs["out_indices"] = tuple(out_indices)
