@@ -314,9 +314,11 @@ def test_every_attribute_of_table_e1_1_is_deidentified(row: object) -> None:
     if vr == "SQ":
         if action == "X/Z/U*":  # cleaned: the item stays, identities inside are replaced
             item = value[0]
-            assert str(item.PersonName) in ("", "None", "ANONYMIZED") and item.ReferencedSOPInstanceUID.startswith(
-                "2.25."
-            )
+            assert str(item.PersonName) in (
+                "",
+                "None",
+                "ANONYMIZED",
+            ) and item.ReferencedSOPInstanceUID.startswith("2.25.")
         else:
             assert len(value) == 0, row
     elif action == "U" or (vr == "UI" and action == "D"):
