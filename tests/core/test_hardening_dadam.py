@@ -144,9 +144,15 @@ def test_deep_folders_are_walked_without_recursion(tmp_path: Path) -> None:
     for _ in range(1200):  # one level at a time: os.makedirs itself recurses
         deep = deep / "d"
         deep.mkdir()
-    cv2.imwrite(str(deep / "img.png"), np.zeros((8, 8), np.uint8))
-    assert [p.name for p in walk_files(tmp_path)] == ["img.png"]
-    assert ImageFinder(tmp_path).find("img") == deep / "img.png"
+    try:
+        cv2.imwrite(str(deep / "img.png"), np.zeros((8, 8), np.uint8))
+        assert [p.name for p in walk_files(tmp_path)] == ["img.png"]
+        assert ImageFinder(tmp_path).find("img") == deep / "img.png"
+    finally:  # bottom-up: shutil.rmtree (pytest's tmp cleanup) recurses per level
+        (deep / "img.png").unlink(missing_ok=True)
+        while deep != tmp_path:
+            deep.rmdir()
+            deep = deep.parent
 
 
 @settings(max_examples=200, deadline=None)
