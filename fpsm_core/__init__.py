@@ -6,3 +6,9 @@ training scripts (checked by import-linter contracts in ``pyproject.toml``).
 """
 
 __version__ = "0.1.0"
+
+import os as _os
+
+# No hub access ever, whatever the environment (docs/security.md): timm and huggingface_hub read
+# this when they are first imported, which is after this line for anything that uses fpsm_core.
+_os.environ["HF_HUB_OFFLINE"] = "1"

@@ -65,6 +65,11 @@ def register(subparsers: Any) -> None:
         metavar="K",
         help="overlays for the K most probable findings (default 3)",
     )
+    p.add_argument(
+        "--allow-burned-in",
+        action="store_true",
+        help="write CAM overlays of images whose header says BurnedInAnnotation YES",
+    )
     p.set_defaults(func=run)
 
 
@@ -91,6 +96,7 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     from fpsm_core.cli.main import CLIError
     from fpsm_core.inference import InferenceError, InferenceService, LoadFailure
+    from fpsm_core.io.deid import DeidentificationError
     from fpsm_core.model.checkpoint import CheckpointError
 
     if args.top is not None and args.top < 1:
@@ -136,7 +142,12 @@ def run(args: argparse.Namespace) -> int:
                 continue
             record = item.to_json(top=args.top)
             if args.cams:
-                record["cams"] = _write_cams(item, args, service)
+                try:
+                    record["cams"] = _write_cams(item, args, service)
+                except DeidentificationError as exc:  # this image only; the batch goes on
+                    failures += 1
+                    record["cams"] = {"error": str(exc)}
+                    print(f"{item.path}: {exc}", file=sys.stderr, flush=True)
             if args.json:
                 print(json.dumps(record), flush=True)
             else:
@@ -167,6 +178,7 @@ def _write_cams(result: Any, args: argparse.Namespace, service: Any) -> Any:
         args.out,
         method=args.cam_method,
         top_k=args.cam_top,
+        allow_burned_in=getattr(args, "allow_burned_in", False),
     )
 
 

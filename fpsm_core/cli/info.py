@@ -4,6 +4,11 @@ For a file: the stored header (photometric, bits, rescale, VOI, transfer syntax,
 what ``load_image`` made of it (size, display sense, window, decoder, warnings); a file that cannot
 be loaded prints what could be read, then the error, and exits 2. For a folder: patients,
 studies, series and images, and one line per broken file (exit 1 when there are any).
+
+Without ``--show-phi`` nothing that PS3.15's Basic Profile would remove or remap is printed: no
+patient ID or name, study or series UID, study date or description, and no path of a file the
+folder walk found (folder names are often patient names or record numbers); files are numbered
+instead, and a broken file's message names it by that number.
 """
 
 from __future__ import annotations
@@ -26,7 +31,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--frame", type=int, default=0, help="frame of a multi-frame file (from 0)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument(
-        "--show-phi", action="store_true", help="include patient ID and name (hidden by default)"
+        "--show-phi",
+        action="store_true",
+        help="include identifiers: patient ID and name, UIDs, dates, descriptions, file paths "
+        "(hidden by default)",
     )
     p.add_argument(
         "--no-cache",
@@ -71,7 +79,7 @@ def _folder(args: argparse.Namespace) -> int:
         print(json.dumps(_index_dict(index, args.show_phi), indent=2))
         return 1 if index.errors else 0
     n_series = sum(len(s.series) for s in index.studies)
-    print(f"Folder: {index.root}")
+    print(f"Folder: {index.root if args.show_phi else args.path}")
     print(
         f"  {len(index.patients)} patient(s), {len(index.studies)} study(ies), {n_series} "
         f"series, {len(index.images)} image(s), {len(index.non_images)} non-image DICOM "
@@ -85,38 +93,54 @@ def _folder(args: argparse.Namespace) -> int:
             if args.show_phi
             else f"patient {p_i}"
         )
-        for study in patient.studies:
+        for s_i, study in enumerate(patient.studies, 1):
             views = sorted({img.view_position or "?" for img in study.images})
+            what = (
+                f"study {study.study_date or 'undated'} {study.description or ''}"
+                if args.show_phi
+                else f"study {s_i}"
+            )
             print(
-                f"  {who}: study {study.study_date or 'undated'} "
-                f"{study.description or ''} - {len(study.series)} series, "
+                f"  {who}: {what} - {len(study.series)} series, "
                 f"{len(study.images)} image(s), views {', '.join(views)}"
             )
     for note in index.warnings:
-        print(f"  warning: {note}")
-    for entry in index.errors:
-        print(f"  broken: {entry.error}")
+        print(f"  warning: {note if args.show_phi else _scrub(note, index)}")
+    for e_i, entry in enumerate(index.errors, 1):
+        text = entry.error if args.show_phi else _scrub(entry.error or "", index, entry.path, e_i)
+        print(f"  broken: {text}")
     return 1 if index.errors else 0
 
 
+def _scrub(text: str, index: Any, path: Any = None, number: int = 0) -> str:
+    """A message with the found file's path replaced by its number, and the root by '<folder>'."""
+    if path is not None:
+        for form in (str(path), str(Path(path).name)):
+            text = text.replace(form, f"broken file {number}")
+    return text.replace(str(index.root), "<folder>")
+
+
 def _index_dict(index: Any, show_phi: bool) -> dict[str, Any]:
+    def phi(value: Any) -> Any:
+        return value if show_phi else None
+
     def study(s: Any) -> dict[str, Any]:
         return {
-            "study_uid": s.study_uid,
-            "study_date": s.study_date,
-            "description": s.description,
+            "study_uid": phi(s.study_uid),
+            "study_date": phi(s.study_date),
+            "description": phi(s.description),
             "series": [
                 {
-                    "series_uid": se.series_uid,
+                    "series_uid": phi(se.series_uid),
                     "series_number": se.series_number,
                     "modality": se.modality,
                     "images": [
                         {
-                            "path": str(i.path),
+                            "path": phi(str(i.path)),
                             "view_position": i.view_position,
                             "rows": i.rows,
                             "columns": i.columns,
-                            "error": i.error,
+                            "error": i.error if show_phi or not i.error else "broken",
                         }
                         for i in se.images
                     ],
@@ -126,7 +150,7 @@ def _index_dict(index: Any, show_phi: bool) -> dict[str, Any]:
         }
 
     return {
-        "root": str(index.root),
+        "root": str(index.root) if show_phi else None,
         "patients": [
             {
                 "patient_id": p.patient_id if show_phi else None,
@@ -135,8 +159,14 @@ def _index_dict(index: Any, show_phi: bool) -> dict[str, Any]:
             }
             for p in index.patients
         ],
-        "errors": [{"path": str(e.path), "error": e.error} for e in index.errors],
-        "non_images": [str(p) for p in index.non_images],
+        "errors": [
+            {
+                "path": phi(str(e.path)),
+                "error": e.error if show_phi else _scrub(e.error or "", index, e.path, n),
+            }
+            for n, e in enumerate(index.errors, 1)
+        ],
+        "non_images": [str(p) for p in index.non_images] if show_phi else len(index.non_images),
         "n_read": index.n_read,
         "n_cached": index.n_cached,
     }

@@ -47,6 +47,13 @@ from fpsm_core.dadam.composition import PatchSpec, compose
 from fpsm_core.dadam.errors import DadamError
 from fpsm_core.dadam.importer import load_display
 from fpsm_core.dadam.library import PatchLibrary, read_patch_png
+from fpsm_core.dadam.paths import (
+    confined,
+    id_problem,
+    plain_relative,
+    remove_stale_temps,
+    temp_name,
+)
 from fpsm_core.dadam.planner import Plan, PlanItem, read_plan
 from fpsm_core.dadam.table import META_COLUMNS, LabelTable, read_labels_csv, write_labels_csv
 from fpsm_core.labels import LABEL_INDEX, LABELS
@@ -127,7 +134,9 @@ def make_item(item: PlanItem) -> dict[str, Any]:
     from fpsm_core.io.deid import DeidentificationError
 
     out = Path(_W["out"])
-    dest_path = Path(_W["images_root"]) / item.dest["path"]
+    dest_path = confined(_W["images_root"], item.dest["path"])
+    if dest_path is None:  # a symlink out of --images (the plan's text was checked when read)
+        return {"kind": "failed", "id": item.id, "error": "its destination is outside --images"}
     try:
         dest, spacing = _load_dest(dest_path)
         specs = []
@@ -201,7 +210,7 @@ def _write_image(path: Path, image: np.ndarray, fmt: str, compression: int, qual
         ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, compression])
     if not ok:
         raise DadamError(path, f"could not be encoded as {fmt.upper()}")
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = temp_name(path)  # unique: two runs into one folder never share a temporary file
     with tmp.open("wb") as fh:
         fh.write(buf.tobytes())
     os.replace(tmp, path)
@@ -225,17 +234,68 @@ def _read_manifest(path: Path) -> tuple[dict[str, Any] | None, dict[str, dict[st
     if good < len(data):
         with path.open("r+b") as fh:
             fh.truncate(good)
-    lines = data[:good].decode("utf-8").splitlines()
+    try:
+        lines = data[:good].decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise DadamError(path, "is not a DADAM manifest (not UTF-8 text)") from None
     if not lines:
         return None, {}
-    header = json.loads(lines[0])
     records: dict[str, dict[str, Any]] = {}
-    for line in lines[1:]:
-        if line.strip():
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
             rec = json.loads(line)
-            if rec.get("kind") == "record":
-                records[rec["id"]] = rec
-    return header, records
+        except (ValueError, RecursionError):
+            rec = None
+        ok = isinstance(rec, dict) and (
+            rec.get("kind") == "dadam-manifest"
+            if number == 1
+            else rec.get("kind") != "record" or isinstance(rec.get("id"), str)
+        )
+        if not ok:
+            raise DadamError(
+                path,
+                f"line {number} is not a manifest record; nothing was changed (move the folder "
+                "away to start over, or remove that line to resume)",
+            )
+        if number > 1 and rec["kind"] == "record":  # type: ignore[index]
+            records[rec["id"]] = rec  # type: ignore[index]
+    return json.loads(lines[0]), records
+
+
+def _read_checked_plan(path: Path) -> Plan:
+    """``read_plan``, then the checks that keep ``generate`` inside its folders.
+
+    A random file is one sentence (not a UnicodeDecodeError); a plan whose header counts more items
+    than it holds (a truncated copy) is refused; every item id must be a plain file name (it names
+    ``images/<id>.png`` under ``--out``) and every destination path must stay inside ``--images``.
+    """
+    try:
+        plan = read_plan(path)
+    except (UnicodeDecodeError, RecursionError):
+        raise DadamError(path, "is not a DADAM plan (not a JSON-lines text file)") from None
+    expected = plan.header.get("n_items")
+    if isinstance(expected, int) and expected != len(plan.items):
+        raise DadamError(
+            path,
+            f"is truncated or edited: its header says {expected} items but it holds "
+            f"{len(plan.items)}",
+        )
+    seen: set[str] = set()
+    for item in plan.items:
+        why = id_problem(item.id)
+        if why:
+            raise DadamError(path, f"item {item.index}: {why}")
+        if item.id in seen:
+            raise DadamError(path, f"names item {item.id} twice")
+        seen.add(item.id)
+        dest = item.dest.get("path", "")
+        if not plain_relative(dest):
+            raise DadamError(
+                path, f"item {item.id}: destination {str(dest)[:80]!r} is not inside --images"
+            )
+    return plan
 
 
 def _patch_table(library: PatchLibrary, items: Sequence[PlanItem]) -> dict[int, dict[str, Any]]:
@@ -314,7 +374,7 @@ def generate(
     """
     t0 = time.perf_counter()
     plan_path = Path(plan)
-    the_plan: Plan = read_plan(plan_path)
+    the_plan: Plan = _read_checked_plan(plan_path)
     out = Path(out)
     images_root = Path(images_root)
     if not images_root.is_dir():
@@ -334,8 +394,8 @@ def generate(
         raise DadamError(
             out, "holds the output of another plan (its manifest names a different plan)"
         )
-    for stale in (out / IMAGES_DIR).glob(".*.tmp"):
-        stale.unlink(missing_ok=True)
+    for folder in (out, out / IMAGES_DIR):  # a killed run's temporaries; a live run's stay
+        remove_stale_temps(folder)
     if header is None:
         header = {
             "kind": "dadam-manifest",
@@ -462,7 +522,7 @@ def _write_tables(
     labels_path = out / LABELS_CSV
     write_labels_csv(labels_path, rows())
     boxes_path = out / BOXES_CSV
-    tmp = boxes_path.with_name(boxes_path.name + ".tmp")
+    tmp = temp_name(boxes_path)
     import csv
 
     with tmp.open("w", encoding="utf-8", newline="") as fh:

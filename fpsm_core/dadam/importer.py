@@ -19,6 +19,7 @@ import numpy as np
 
 from fpsm_core.dadam.boxes import NODULE_MASS, Box, BoxSet, resolve_box_nodule_mass
 from fpsm_core.dadam.library import PatchLibrary
+from fpsm_core.dadam.paths import confined, remove_stale_temps, walk_files
 
 IMAGE_EXTENSIONS = (".dicom", ".dcm", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
 DEFAULT_MARGIN = 0.25
@@ -75,17 +76,21 @@ class ImageFinder:
         self._index: dict[str, Path] | None = None
 
     def find(self, image_id: str) -> Path | None:
-        direct = self.root / image_id
+        direct = confined(self.root, image_id)  # no absolute, '..' or symlink out of --images
+        if direct is None:
+            return None
         if direct.is_file():
             return direct
         for ext in IMAGE_EXTENSIONS:
-            candidate = self.root / f"{image_id}{ext}"
-            if candidate.is_file():
+            candidate = confined(self.root, f"{image_id}{ext}")
+            if candidate is not None and candidate.is_file():
                 return candidate
         if self._index is None:  # one walk, only when the flat layout fails (NIH images_0xx/)
             self._index = {}
-            for p in sorted(self.root.rglob("*")):
-                if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS:
+            for p in walk_files(self.root):  # iterative: deep trees do not recurse
+                if p.suffix.lower() in IMAGE_EXTENSIONS and confined(
+                    self.root, str(p.relative_to(self.root))
+                ):
                     self._index.setdefault(p.name, p)
                     self._index.setdefault(p.stem, p)
         name = Path(image_id).name
@@ -189,6 +194,7 @@ def import_boxes(
     from fpsm_core.io import ImageLoadError
     from fpsm_core.io.deid import DeidentificationError
 
+    remove_stale_temps(library.root, recursive=True)  # a killed import's half-written patches
     box_list = list(boxes.boxes if isinstance(boxes, BoxSet) else boxes)
     by_image: dict[str, list[Box]] = {}
     for b in box_list:

@@ -194,6 +194,7 @@ def write_result_cams(
     max_side: int = 1024,
     alpha: float = 0.5,
     stem: str | None = None,
+    allow_burned_in: bool = False,
 ) -> dict[str, Any]:
     """Write the CAM files of one inference result; returns a JSON-ready record of them.
 
@@ -217,6 +218,10 @@ def write_result_cams(
         alpha: overlay opacity.
         stem: file name prefix; default the image file's stem (give a unique one when several
             inputs share a file name, e.g. DICOMs named IM0001 in different folders).
+        allow_burned_in: write pixels of an image whose header says BurnedInAnnotation YES.
+
+    Raises:
+        fpsm_core.io.deid.DeidentificationError: burned-in annotation, not allowed.
     """
     if image is None:
         if result.path is None:
@@ -224,6 +229,9 @@ def write_result_cams(
         from fpsm_core.io import load_image
 
         image = load_image(result.path)
+    from fpsm_core.io.deid import DeidOptions, check_exportable  # every pixel exporter refuses
+
+    check_exportable(image, DeidOptions(allow_burned_in=allow_burned_in))
     disp = _display_image(image, max_side)
     if stem is None:
         stem = Path(result.path).stem if result.path else "image"

@@ -14,6 +14,7 @@ to the dicts that non-DICOM exports (patches, data sets, reports) write.
 from __future__ import annotations
 
 import copy
+import csv
 import datetime as dt
 import hashlib
 import hmac
@@ -36,84 +37,88 @@ from fpsm_core.io.image import XRayImage
 METHOD = "DICOM PS3.15 Basic Profile (fpsm_core.io.deid)"
 _EMPTY_DATE = "19000101"
 
-# PS3.15 Table E.1-1 actions for the attributes a radiograph or its report can carry.
-# X remove, Z empty (pseudonym for patient identity), D dummy, U remap UID,
-# C clean (here: recurse into the sequence, remapping UIDs), K keep.
-_TABLE: dict[str, str] = {}
-for _action, _names in {
-    "Z": """AccessionNumber StudyID ReferringPhysicianName ContentCreatorName
-        PlacerOrderNumberImagingServiceRequest FillerOrderNumberImagingServiceRequest
-        VerifyingObserverIdentificationCodeSequence PatientBirthDate PatientSex StudyDate
-        StudyTime""",
-    "D": """GraphicAnnotationSequence PersonIdentificationCodeSequence PersonName
-        VerifyingObserverName VerifyingObserverSequence ContentDate ContentTime
-        ContrastBolusAgent""",
-    "U": """StudyInstanceUID SeriesInstanceUID SOPInstanceUID MediaStorageSOPInstanceUID
-        FrameOfReferenceUID SynchronizationFrameOfReferenceUID IrradiationEventUID
-        ReferencedSOPInstanceUID ReferencedSOPInstanceUIDInFile StorageMediaFileSetUID
-        ConcatenationUID DimensionOrganizationUID InstanceCreatorUID TransactionUID UID
-        DeviceUID ReferencedFrameOfReferenceUID RelatedFrameOfReferenceUID DoseReferenceUID
-        FiducialUID LargePaletteColorLookupTableUID PaletteColorLookupTableUID
-        TemplateExtensionCreatorUID TemplateExtensionOrganizationUID
-        ContextGroupExtensionCreatorUID CreatorVersionUID FailedSOPInstanceUIDList
-        ReferencedGeneralPurposeScheduledProcedureStepTransactionUID""",
-    "C": "SourceImageSequence ReferencedImageSequence",
-    "X": """IssuerOfPatientID OtherPatientIDs OtherPatientIDsSequence OtherPatientNames
-        PatientBirthName PatientMotherBirthName PatientAddress PatientTelephoneNumbers
-        PatientTelecomInformation MilitaryRank BranchOfService Occupation PatientComments
-        ImageComments MedicalRecordLocator MedicalAlerts Allergies LastMenstrualDate
-        SpecialNeeds PatientState AdmissionID IssuerOfAdmissionID AdmittingDate AdmittingTime
-        AdmittingDiagnosesDescription AdmittingDiagnosesCodeSequence ServiceEpisodeID
-        ServiceEpisodeDescription IssuerOfServiceEpisodeID CurrentPatientLocation
-        PatientInstitutionResidence ScheduledPatientInstitutionResidence VisitComments
-        ReasonForStudy RequestedProcedureID RequestedProcedureLocation OrderEnteredBy
-        OrderEntererLocation OrderCallbackPhoneNumber ImagingServiceRequestComments
-        RequestedProcedureComments ScheduledProcedureStepDescription
-        ScheduledPerformingPhysicianName ScheduledPerformingPhysicianIdentificationSequence
-        ScheduledStationName ScheduledStationAETitle ScheduledStationNameCodeSequence
-        ScheduledStationGeographicLocationCodeSequence ScheduledProcedureStepLocation
-        ScheduledStudyLocation ScheduledStudyLocationAETitle PerformedStationName
-        PerformedStationAETitle PerformedStationNameCodeSequence
-        PerformedStationGeographicLocationCodeSequence PerformedLocation
-        PerformedProcedureStepID PerformedProcedureStepDescription
-        CommentsOnThePerformedProcedureStep AcquisitionComments GantryID GeneratorID
-        FrameComments ImagePresentationComments DigitalSignatureUID NameOfPhysiciansReadingStudy
-        PhysiciansOfRecord PhysiciansOfRecordIdentificationSequence PerformingPhysicianName
-        PerformingPhysicianIdentificationSequence PhysiciansReadingStudyIdentificationSequence
-        ReferringPhysicianAddress ReferringPhysicianTelephoneNumbers
-        ReferringPhysicianIdentificationSequence OperatorsName OperatorIdentificationSequence
-        PersonAddress PersonTelephoneNumbers VerifyingOrganization
-        ContentCreatorIdentificationCodeSequence AuthorObserverSequence ParticipantSequence
-        CustodialOrganizationSequence TextString TextComments AcquisitionContextSequence
-        PatientInsurancePlanCodeSequence InsurancePlanIdentification
-        PatientPrimaryLanguageCodeSequence PatientPrimaryLanguageModifierCodeSequence
-        ContributionDescription DetectorID DeviceSerialNumber StationName StationAETitle
-        InstitutionCodeSequence InstitutionName InstitutionAddress InstitutionalDepartmentName
-        StudyIDIssuer StudyDescription SeriesDescription ProtocolName
-        RequestedProcedureDescription DerivationDescription ContentSequence
-        RequestAttributesSequence ReferencedPatientSequence ReferencedStudySequence
-        ReferencedPerformedProcedureStepSequence ResponsiblePerson ResponsibleOrganization
-        IconImageSequence DigitalSignaturesSequence OriginalAttributesSequence
-        ModifiedAttributesSequence MAC TimezoneOffsetFromUTC PatientBirthTime
-        PatientReligiousPreference CountryOfResidence RegionOfResidence EthnicGroup PatientAge
-        PatientSize PatientWeight PatientSexNeutered SmokingStatus PregnancyStatus
-        AdditionalPatientHistory PlateID CassetteID AcquisitionDeviceProcessingDescription
-        AcquisitionProtocolDescription RequestingPhysician RequestingService
-        ReferencedPatientAliasSequence ReferencedDigitalSignatureSequence
-        ReferencedSOPInstanceMACSequence ResultsIDIssuer InterpretationAuthor
-        InterpretationText Impressions DistributionName DistributionAddress
-        DischargeDiagnosisDescription IdentifyingComments ModifiedImageDescription
-        ModifyingDeviceID ModifyingDeviceManufacturer NamesOfIntendedRecipientsOfResults
-        IntendedRecipientsOfResultsIdentificationSequence HumanPerformerName
-        HumanPerformerOrganization ActualHumanPerformersSequence
-        ScheduledHumanPerformersSequence ReviewerName TopicAuthor TopicKeywords TopicSubject
-        TopicTitle ConfidentialityConstraintOnPatientDataDescription PreMedication
-        RequestedContrastAgent StudyComments ReasonForTheRequestedProcedure
-        PatientTransportArrangements DeviceDescription ManufacturerDeviceIdentifier
-        SourceApplicationEntityTitle SendingApplicationEntityTitle
-        ReceivingApplicationEntityTitle PrivateInformationCreatorUID PrivateInformation""",
-}.items():
-    _TABLE.update(dict.fromkeys(_names.split(), _action))
+# PS3.15 Table E.1-1, the whole table, as data (``ps315_e1_1.csv``, release and source in its
+# header; ``tools/make_ps315_table.py`` regenerates it). Why a data file and not a dependency:
+# the well-kept PyPI implementations (dicom-anonymizer, dicognito, pydicom's deid) each bring
+# their own replacement policy (random dummies, random UIDs, recipe files), while the project
+# needs its own (salted pseudonyms and UIDs consistent across files, runs and the metadata of
+# patches, date shifts per patient); what they share with us is the table itself. So the table is
+# taken from dicom-anonymizer's copy of the standard (a text file read once, nothing of that
+# package runs here), checked into the repository where a change shows in review, pinned to one
+# release, and tested attribute by attribute (tests/core/test_io_deid.py).
+TABLE_FILE = Path(__file__).with_name("ps315_e1_1.csv")
+# The standard's combined actions leave the choice to the IOD's attribute type. Resolved here for
+# the radiograph and derived objects this project writes: X/Z, X/D, X/Z/D -> X (in those IODs
+# these attributes are Type 3, where the standard's choice is X); Z/D -> D for dates and times (a
+# dummy keeps a Type 1 Content Date valid) and for PatientID the pseudonym, else Z; X/Z/U* -> C
+# (a reference sequence is kept with every UID inside remapped, so references stay consistent).
+_RESOLVE = {"X/Z": "X", "X/D": "X", "X/Z/D": "X", "X/Z/U*": "C"}
+
+
+@dataclass(frozen=True)
+class TableRow:
+    """One attribute of PS3.15 Table E.1-1.
+
+    Attributes:
+        tag: ``gggg,eeee`` in hex, ``x`` for a nibble a repeating group leaves free (``60xx``).
+        keyword: pydicom's keyword ("" when the tag is newer than pydicom's dictionary).
+        name: The standard's attribute name.
+        action: The Basic Profile action as the standard writes it (D, Z, X, U, Z/D, X/Z, ...).
+    """
+
+    tag: str
+    keyword: str
+    name: str
+    action: str
+
+
+def _read_table(path: Path) -> tuple[dict[str, str], tuple[TableRow, ...]]:
+    header: dict[str, str] = {}
+    lines: list[str] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            key, _, value = line[1:].partition(":")
+            header[key.strip() if value else "title"] = (value or key).strip()
+        elif line.strip():
+            lines.append(line)
+    rows = tuple(
+        TableRow(r["tag"], r["keyword"], r["name"], r["action"]) for r in csv.DictReader(lines)
+    )
+    return header, rows
+
+
+TABLE_HEADER, TABLE_ROWS = _read_table(TABLE_FILE)
+_BY_TAG: dict[int, str] = {}
+_MASKED: list[tuple[int, int, str]] = []  # (value, mask, action) for the repeating groups
+for _row in TABLE_ROWS:
+    _hex = _row.tag.replace(",", "")
+    if "x" in _hex:
+        _mask = int("".join("0" if c == "x" else "F" for c in _hex), 16)
+        _MASKED.append((int(_hex.replace("x", "0"), 16), _mask, _row.action))
+    else:
+        _BY_TAG[int(_hex, 16)] = _row.action
+_TABLE: dict[str, str] = {r.keyword: r.action for r in TABLE_ROWS if r.keyword}
+
+
+def table_action(tag: int) -> str | None:
+    """The standard's Basic Profile action for a tag (None: the table does not name it)."""
+    action = _BY_TAG.get(int(tag))
+    if action is None:
+        for value, mask, masked_action in _MASKED:
+            if int(tag) & mask == value:
+                return masked_action
+    return action
+
+
+def is_identifying(keyword: str) -> bool:
+    """True for every attribute the Basic Profile removes, empties, dummies or remaps.
+
+    This is what ``fpsm info`` hides without ``--show-phi``, from the same table ``deidentify``
+    applies.
+    """
+    return keyword in _TABLE or keyword in _IDENTITY
+
+
 # Retain Patient Characteristics Option (DCM 113108).
 PATIENT_CHARACTERISTICS = (
     "PatientAge",
@@ -295,21 +300,34 @@ class _Cleaner:
                 continue
             if keyword in _KEEP:
                 continue
-            action = _TABLE.get(keyword)
+            vr = elem.VR
+            action = self._resolve(table_action(tag), vr)
             if (keyword == "ContentSequence" and self.options.clean_structured_content) or (
                 keyword == "GraphicAnnotationSequence" and self.options.clean_graphics
             ):
                 action = "C"
             if (
-                action in ("Z", "X")
+                action in ("Z", "X", "D")
                 and self.options.keep_patient_characteristics
                 and (keyword in PATIENT_CHARACTERISTICS)
             ):
                 action = "K"
-            vr = elem.VR
             if action is None:
                 action = self._action_by_vr(vr)
+            elif self.options.dates == "shift" and vr in ("DA", "DT", "TM") and action in "XZD":
+                # Retain Longitudinal Temporal Information with Modified Dates: every date the
+                # table names is shifted (times kept), not removed.
+                action = "K" if vr == "TM" else "S"
             self._apply(ds, elem, action, vr)
+
+    @staticmethod
+    def _resolve(action: str | None, vr: str) -> str | None:
+        """One action from the standard's, combined ones resolved as ``_RESOLVE`` says."""
+        if action is None:
+            return None
+        if action == "Z/D":
+            return "D" if vr in ("DA", "DT", "TM") else "Z"
+        return _RESOLVE.get(action, action)
 
     def _action_by_vr(self, vr: str) -> str:
         if vr == "SQ":
@@ -345,6 +363,11 @@ class _Cleaner:
             self._date_like(ds, elem, vr, dummy=False, remove_if_empty=True)
         elif vr == "SQ":
             elem.value = Sequence()
+        elif vr == "UI":  # a dummy UID is a remapped one; an emptied one is empty
+            if action == "D":
+                self._apply(ds, elem, "U", vr)
+            else:
+                elem.value = ""
         elif action == "D" and vr in ("LO", "SH", "PN", "LT", "ST", "UT", "CS"):
             elem.value = "ANONYMIZED" if vr != "CS" else ""
         else:
@@ -590,7 +613,7 @@ def _clean_value(norm: str, value: Any, cleaner: _Cleaner, keep: set[str]) -> An
             shifted = cleaner.date(value, "DT" if len(value.strip()) > 8 else "DA")
             return shifted if shifted is not None else _DROP
         return _DROP
-    if _TABLE_NORM.get(norm) in ("X", "Z", "D"):
+    if _TABLE_NORM.get(norm) not in (None, "U", "X/Z/U*"):
         return _DROP
     return value
 

@@ -3,7 +3,8 @@
 Layout: one table ``files`` (``WITHOUT ROWID``, primary key ``path``) whose columns are the fields
 of `HeaderRecord`; ``PRAGMA user_version`` holds ``SCHEMA_VERSION`` and a mismatch rebuilds the
 table. WAL journal, ``synchronous=NORMAL``. The file holds patient names and IDs, so it is created
-private to the user (mode 0600). A cache that cannot be opened is reported, never fatal.
+private to the user (mode 0600). A cache that cannot be opened, or whose pages or rows turn out
+junk while reading, is reported (``problem``) and indexing goes on without it; never fatal.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from fpsm_core.io.headers import RECORD_FIELDS, HeaderRecord
 
@@ -34,6 +36,9 @@ class HeaderCache:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # Set when the file turns out damaged after it opened (junk pages, wrong-typed rows): the
+        # cache then answers "nothing cached" and stores nothing, and the indexer says so once.
+        self.problem: str | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
             fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
@@ -71,42 +76,81 @@ class HeaderCache:
         with contextlib.suppress(sqlite3.Error):
             self._con.close()
 
+    def _broken(self, exc: Exception) -> None:
+        if self.problem is None:
+            self.problem = (
+                f"The index cache {self.path} is damaged ({exc}); indexing without it "
+                "(delete the file to rebuild it)."
+            )
+
     def load_under(self, root: str) -> dict[str, HeaderRecord]:
         """All cached records whose path lies under ``root`` (a directory, absolute)."""
+        if self.problem:
+            return {}
         prefix = root.rstrip(os.sep) + os.sep
         upper = prefix[:-1] + chr(ord(os.sep) + 1)
-        rows = self._con.execute(
-            f"SELECT {', '.join(RECORD_FIELDS)} FROM files WHERE path >= ? AND path < ?",
-            (prefix, upper),
-        ).fetchall()
-        make = HeaderRecord._make
-        return {row[0]: make(row) for row in rows}
+        try:
+            rows = self._con.execute(
+                f"SELECT {', '.join(RECORD_FIELDS)} FROM files WHERE path >= ? AND path < ?",
+                (prefix, upper),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            self._broken(exc)
+            return {}
+        return self._records(rows)
 
     def load_paths(self, paths: Iterable[str]) -> dict[str, HeaderRecord]:
         """Cached records for explicit paths (DICOMDIR references)."""
-        out: dict[str, HeaderRecord] = {}
+        if self.problem:
+            return {}
         query = f"SELECT {', '.join(RECORD_FIELDS)} FROM files WHERE path = ?"
-        for path in paths:
-            row = self._con.execute(query, (path,)).fetchone()
-            if row:
-                out[path] = HeaderRecord._make(row)
+        rows = []
+        try:
+            for path in paths:
+                row = self._con.execute(query, (path,)).fetchone()
+                if row:
+                    rows.append(row)
+        except sqlite3.Error as exc:
+            self._broken(exc)
+            return {}
+        return self._records(rows)
+
+    def _records(self, rows: Iterable[tuple[Any, ...]]) -> dict[str, HeaderRecord]:
+        """Rows as records; a row whose key fields have the wrong type is damage, not a hit."""
+        out: dict[str, HeaderRecord] = {}
+        for row in rows:
+            rec = HeaderRecord._make(row)
+            if not (
+                isinstance(rec.path, str)
+                and all(isinstance(getattr(rec, f), int) for f in ("mtime_ns", "size"))
+                and all(isinstance(getattr(rec, f), (int, type(None))) for f in _INT_FIELDS)
+            ):
+                self._broken(ValueError(f"a row of wrong-typed fields for {str(rec.path)[:80]}"))
+                return {}
+            out[rec.path] = rec
         return out
 
     def store(self, records: Iterable[HeaderRecord]) -> None:
         """Insert or replace records in one transaction."""
         marks = ", ".join("?" for _ in RECORD_FIELDS)
         rows = [tuple(r) for r in records]
-        if not rows:
+        if not rows or self.problem:
             return
-        with self._transaction():
-            self._con.executemany(f"INSERT OR REPLACE INTO files VALUES ({marks})", rows)
+        try:
+            with self._transaction():
+                self._con.executemany(f"INSERT OR REPLACE INTO files VALUES ({marks})", rows)
+        except sqlite3.Error as exc:
+            self._broken(exc)
 
     def delete(self, paths: Iterable[str]) -> None:
         """Forget files that are gone."""
         rows = [(p,) for p in paths]
-        if rows:
-            with self._transaction():
-                self._con.executemany("DELETE FROM files WHERE path = ?", rows)
+        if rows and not self.problem:
+            try:
+                with self._transaction():
+                    self._con.executemany("DELETE FROM files WHERE path = ?", rows)
+            except sqlite3.Error as exc:
+                self._broken(exc)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:

@@ -3,7 +3,9 @@
 The first thing to run when an image looks wrong: it shows the stored encoding (photometric,
 bits, rescale, VOI, transfer syntax) beside what ``load_image`` made of it (size, display sense,
 window, spacing, decoder, warnings). Patient identifiers are left out unless asked for, so the
-output can be pasted into a bug report.
+output can be pasted into a bug report: every fact whose DICOM attribute PS3.15's Basic Profile
+removes, empties, dummies or remaps (the table ``fpsm_core.io.deid`` applies) is hidden without
+``show_phi``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
+from fpsm_core.io.deid import is_identifying
 from fpsm_core.io.dicom import (
     header_floats,
     header_int,
@@ -28,7 +31,19 @@ from fpsm_core.io.errors import ImageLoadError
 from fpsm_core.io.image import XRayImage
 from fpsm_core.io.loader import load_image, sniff
 
-_PHI = ("Patient ID", "Patient name")
+# The DICOM attribute behind each fact that could identify someone; hidden when the Basic Profile
+# table names it (``is_identifying``), so a fact added later is hidden by adding its keyword here.
+_KEYWORDS = {
+    "Patient ID": "PatientID",
+    "Patient name": "PatientName",
+    "Patient": "PatientName",
+    "Study UID": "StudyInstanceUID",
+}
+HIDDEN = "(hidden; --show-phi shows it)"
+
+
+def _hidden(label: str) -> bool:
+    return is_identifying(_KEYWORDS.get(label, ""))
 
 
 @dataclass(frozen=True)
@@ -61,8 +76,8 @@ class FileReport:
         size = "?" if self.size_bytes is None else f"{self.size_bytes:,} bytes"
         out.append(f"  {'Format':<26}{self.kind or 'unknown'} ({size})")
         for label, value in self.header:
-            if label in _PHI and not show_phi:
-                value = "(hidden; --show-phi shows it)"
+            if _hidden(label) and not show_phi:
+                value = HIDDEN
             out.append(f"  {label:<26}{value}")
         if self.image is not None:
             out.append("Loader:")
@@ -77,7 +92,7 @@ class FileReport:
 
     def as_dict(self, show_phi: bool = False) -> dict[str, Any]:
         """A JSON-ready dict of the same facts."""
-        header = {k: v for k, v in self.header if show_phi or k not in _PHI}
+        header = {k: v for k, v in self.header if show_phi or not _hidden(k)}
         result: dict[str, Any] = {
             "path": str(self.path),
             "size_bytes": self.size_bytes,
@@ -203,7 +218,6 @@ def _image_facts(img: XRayImage, show_phi: bool) -> list[tuple[str, str]]:
         ("Decoder", _fmt(img.decoder)),
         ("View / laterality", f"{_fmt(img.view_position)} / {_fmt(img.laterality)}"),
         ("Study UID", _fmt(img.study_uid)),
+        ("Patient", f"{_fmt(img.patient_id)} {_fmt(img.patient_name)}"),
     ]
-    if show_phi:
-        facts.append(("Patient", f"{_fmt(img.patient_id)} {_fmt(img.patient_name)}"))
-    return facts
+    return [(k, v) for k, v in facts if show_phi or not _hidden(k)]

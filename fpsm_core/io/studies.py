@@ -202,6 +202,8 @@ def index_folder(
     finally:
         if store is not None:
             store.close()
+    if store is not None and store.problem:  # junk pages found while reading: said once
+        notes.append(store.problem)
     for p in missing:
         records.append(
             HeaderRecord(

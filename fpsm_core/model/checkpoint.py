@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from fpsm_core import __version__
 from fpsm_core.labels import LABELS
+from fpsm_core.model import validate
 from fpsm_core.model.errors import CheckpointError
 from fpsm_core.model.fpsm import FPSM, ModelConfigError
 from fpsm_core.model.provenance import TrainingProvenance, train_positives_of
@@ -219,12 +220,8 @@ def read_checkpoint_meta(path: str | Path) -> CheckpointMeta:
                 f"{path} has no {json_path.name} beside it; an FPSM checkpoint needs its JSON description."
             )
         raise CheckpointError(f"{path} does not exist or is not an FPSM checkpoint.")
-    try:
-        data = json.loads(json_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{json_path} is not valid JSON ({exc}).") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{json_path} does not hold a JSON object.")
+    data = validate.read_json_bounded(json_path, "checkpoint description")
+    validate.check_checkpoint_json(data, json_path, FORMAT_VERSION)
     return CheckpointMeta.from_json(data, json_path)
 
 
@@ -233,7 +230,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
     path = Path(path)
     meta = read_checkpoint_meta(path)
     json_path = _stem(path).with_suffix(".json")
-    weights_path = json_path.parent / meta.weights_file
+    weights_path = validate.confined_file(
+        json_path.parent, meta.weights_file, json_path, "weights_file"
+    )
     if not weights_path.is_file():
         raise CheckpointError(f"{json_path} names weights {meta.weights_file} which do not exist.")
     actual = sha256_file(weights_path)
@@ -248,6 +247,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
         raise CheckpointError(
             f"{weights_path} is not a readable safetensors file ({exc})."
         ) from None
+    validate.check_finite_tensors(tensors, weights_path)
     try:
         model = FPSM(**_arch_kwargs(meta.architecture))
     except (ModelConfigError, TypeError) as exc:
@@ -257,10 +257,10 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}
     try:
         model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
+    except RuntimeError:
+        why = validate.state_dict_mismatch(model.state_dict(), state)
         raise CheckpointError(
-            f"{weights_path} does not fit the architecture in {json_path.name}: {first}"
+            f"{weights_path} does not fit the architecture in {json_path.name}: {why}."
         ) from None
     if model.num_classes != len(meta.labels):
         raise CheckpointError(

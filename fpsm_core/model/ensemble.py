@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fpsm_core.model import validate
 from fpsm_core.model.checkpoint import (
     CheckpointError,
     LoadedCheckpoint,
@@ -144,29 +145,21 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Ensemble
 
 def _is_ensemble_json(path: Path) -> bool:
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get("format") == ENSEMBLE_FORMAT
-    except (OSError, ValueError, AttributeError):
+        return validate.read_json_bounded(path).get("format") == ENSEMBLE_FORMAT  # type: ignore[no-any-return]
+    except (CheckpointError, AttributeError):
         return False
 
 
 def _load_ensemble_json(path: Path, device: str | torch.device) -> Ensemble:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path} is not valid JSON ({exc}).") from None
-    if not isinstance(data, dict) or data.get("format") != ENSEMBLE_FORMAT:
-        raise CheckpointError(f"{path} is not an FPSM ensemble description (format field).")
-    entries = data.get("members")
-    if not isinstance(entries, list) or not entries:
-        raise CheckpointError(f"{path} names no members.")
+    data = validate.read_json_bounded(path, "ensemble description")
+    entries = validate.check_ensemble_json(data, path)
     members: list[LoadedCheckpoint] = []
     names: list[str] = []
-    for entry in entries:
-        if not isinstance(entry, dict) or "checkpoint" not in entry:
-            raise CheckpointError(f"{path} has a member without a 'checkpoint' field.")
-        member = load_checkpoint(path.parent / str(entry["checkpoint"]), device=device)
+    for rel, name in entries:
+        member_file = validate.confined_file(path.parent, rel, path, "member")
+        member = load_checkpoint(member_file, device=device)
         members.append(member)
-        names.append(str(entry.get("name", member.meta.name)))
+        names.append(name if name is not None else member.meta.name)
     labels = members[0].meta.labels
     for member in members[1:]:
         if member.meta.labels != labels:

@@ -25,6 +25,7 @@ from torch import nn
 
 from fpsm_core.errors import FpsmError
 from fpsm_core.labels import NUM_CLASSES
+from fpsm_core.model.validate import ensure_offline_plain_backbone
 from fpsm_core.model.weights import load_backbone_weights
 
 Aggregation = Literal["sum", "concat"]
@@ -212,6 +213,8 @@ class FPSM(nn.Module):
 
 
 def _create_backbone(name: str, in_chans: int) -> nn.Module:
+    if why := ensure_offline_plain_backbone(name):  # hardening: no hub, no local-dir
+        raise ModelConfigError(why)
     kwargs: dict[str, Any] = {"features_only": True, "pretrained": False, "in_chans": in_chans}
     try:
         return timm.create_model(name, **kwargs)

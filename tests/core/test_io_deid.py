@@ -192,7 +192,8 @@ def test_own_report_content_and_graphics_survive_with_the_clean_options() -> Non
     graphic.GraphicLayer = "AI"
     ds.GraphicAnnotationSequence = [graphic]
     plain = deidentify(ds, salt=SALT)
-    assert "ContentSequence" not in plain and len(plain.GraphicAnnotationSequence) == 0
+    # PS3.15 (2026c) says D for both: an emptied sequence, no content left
+    assert len(plain.ContentSequence) == 0 and len(plain.GraphicAnnotationSequence) == 0
     kept = deidentify(
         ds, salt=SALT, options=DeidOptions(clean_structured_content=True, clean_graphics=True)
     )
@@ -203,3 +204,131 @@ def test_own_report_content_and_graphics_survive_with_the_clean_options() -> Non
     assert kept.GraphicAnnotationSequence[0].GraphicLayer == "AI"
     codes = [c.CodeValue for c in kept.DeidentificationMethodCodeSequence]
     assert codes == ["113100", "113103", "113104"]
+
+
+# -- the whole of PS3.15 Table E.1-1, attribute by attribute (issue 22, class 3) ----------------------
+from pydicom.datadict import dictionary_VR  # noqa: E402
+from pydicom.sequence import Sequence  # noqa: E402
+
+from fpsm_core.io.deid import TABLE_HEADER, TABLE_ROWS, table_action  # noqa: E402
+
+_SECRET_UID = "1.2.826.0.1.3680043.2.1125.424242"
+
+
+def _vr(row: object) -> str:
+    tag = int(row.tag.replace(",", ""), 16)  # type: ignore[attr-defined]
+    try:
+        vr = dictionary_VR(tag)
+    except KeyError:  # newer than pydicom's dictionary
+        return "SQ" if row.name.endswith("Sequence") else "LO"  # type: ignore[attr-defined]
+    return vr.split(" or ")[0]
+
+
+def _secret(vr: str) -> object:
+    if vr == "SQ":
+        item = pydicom.Dataset()
+        item.PersonName = "Secret^Person"
+        item.ReferencedSOPInstanceUID = _SECRET_UID
+        return Sequence([item])
+    return {
+        "UI": _SECRET_UID,
+        "DA": "20230517",
+        "DT": "20230517101010",
+        "TM": "101010",
+        "PN": "Secret^Person",
+        "DS": "12345.5",
+        "IS": "12345",
+        "AS": "066Y",
+        "AT": 0x00100010,
+        "US": 12345,
+        "SS": 12345,
+        "UL": 12345,
+        "SL": 12345,
+        "UV": 12345,
+        "SV": 12345,
+        "FL": 1234.5,
+        "FD": 1234.5,
+    }.get(vr, b"SECRETXX" if vr in ("OB", "OW", "OF", "OD", "OL", "OV", "UN") else "SECRET1")
+
+
+def _empty(value: object) -> bool:
+    return (
+        value is None
+        or value == ""
+        or value == b""
+        or (hasattr(value, "__len__") and len(value) == 0)
+    )  # type: ignore[arg-type]
+
+
+_ROWS = [r for r in TABLE_ROWS if "x" not in r.tag]
+
+
+def test_table_file_names_its_release_and_source() -> None:
+    assert "Table E.1-1" in TABLE_HEADER["title"] and "2026c" in TABLE_HEADER["title"]
+    assert "dicom-anonymizer 2.1.0" in TABLE_HEADER["source"]
+    assert len(TABLE_ROWS) == 655 and {r.action for r in TABLE_ROWS} == {
+        "D", "Z", "X", "U", "Z/D", "X/Z", "X/D", "X/Z/D", "X/Z/U*"
+    }  # fmt: skip
+    # the 22 the issue found missing are among them and now handled
+    for keyword in (
+        "ClinicalTrialSponsorName", "ClinicalTrialProtocolID", "ClinicalTrialSubjectID",
+        "ScheduledProcedureStepID", "CommentsOnRadiationDose", "PersonTelecomInformation",
+        "OrderCallbackTelecomInformation", "ReasonForVisit", "RequestedSeriesDescription",
+        "ReasonForTheImagingServiceRequest", "UniqueDeviceIdentifier",
+    ):  # fmt: skip
+        assert any(r.keyword == keyword for r in TABLE_ROWS), keyword
+
+
+def test_repeating_groups_of_the_table_are_matched() -> None:
+    assert table_action(0x50120000) == "X" and table_action(0x601E3000) == "X"
+    assert table_action(0x60024000) == "X" and table_action(0x60003001) is None
+
+
+@pytest.mark.parametrize("row", _ROWS, ids=[f"{r.tag}-{r.keyword or r.name}" for r in _ROWS])
+def test_every_attribute_of_table_e1_1_is_deidentified(row: object) -> None:
+    tag = int(row.tag.replace(",", ""), 16)  # type: ignore[attr-defined]
+    group = tag >> 16
+    vr = _vr(row)
+    secret = _secret(vr)
+    ds = pydicom.Dataset()
+    ds.PatientID = "MRN1"
+    container = ds
+    if group == 0x0002:  # file meta
+        ds.file_meta = pydicom.dataset.FileMetaDataset()
+        container = ds.file_meta
+    elif group in (0x0000, 0x0004):  # command / directory groups: inside a sequence item
+        pass
+    container.add_new(tag, vr, secret)
+    out = deidentify(ds, salt=SALT)
+    target = out.file_meta if group == 0x0002 else out
+    action = row.action  # type: ignore[attr-defined]
+    kw = row.keyword  # type: ignore[attr-defined]
+    if kw in ("PatientID", "PatientName"):
+        assert target[tag].value == pseudonym(str(ds.PatientID), SALT)
+        return
+    if tag not in target:
+        assert action.startswith("X"), f"{row} removed but its action is {action}"
+        return
+    value = target[tag].value
+    assert value != secret, f"{row}: value survived"
+    if vr == "SQ":
+        if action == "X/Z/U*":  # cleaned: the item stays, identities inside are replaced
+            item = value[0]
+            assert str(item.PersonName) in (
+                "",
+                "None",
+                "ANONYMIZED",
+            ) and item.ReferencedSOPInstanceUID.startswith("2.25.")
+        else:
+            assert len(value) == 0, row
+    elif action == "U" or (vr == "UI" and action == "D"):
+        assert str(value).startswith("2.25."), row
+    elif action in ("Z", "X/Z"):
+        assert _empty(value), row
+    else:  # D, or a combined action resolved to D / Z
+        assert _empty(value) or value in ("ANONYMIZED", "19000101", "000000", "19000101000000"), (
+            row,
+            value,
+        )
+    # nothing the table names can keep its value under any option but the dates' shift
+    assert not (isinstance(value, str) and "SECRET" in value.upper())

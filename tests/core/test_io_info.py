@@ -76,7 +76,10 @@ def test_cli_folder_summary(tmp_path: Path, capsys: pytest.CaptureFixture) -> No
         and "1 broken file(s)" in out
         and "views LL, PA" in out
     )
-    assert "bad.dcm" in out and "P1" not in out
+    # found paths are identifiers too (issue 22): numbered without --show-phi
+    assert "bad.dcm" not in out and "broken file 1" in out and "P1" not in out
+    assert main(["info", str(tmp_path), "--no-cache", "--show-phi"]) == 1
+    assert "bad.dcm" in capsys.readouterr().out
 
 
 def test_cli_missing_path(capsys: pytest.CaptureFixture) -> None:

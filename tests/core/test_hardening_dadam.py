@@ -1,0 +1,166 @@
+"""DADAM stays inside the folders the user named, and survives junk (issue 22, classes 5 and 10).
+
+A plan item id ``../../x`` made ``generate`` write above ``--out``; a box row's absolute or ``../``
+``image_id`` made ``import`` cut from files outside ``--images``; a junk manifest line or a random
+plan file crashed ``generate``; a truncated plan was generated without comment; two runs shared one
+temporary name; killed imports left ``.tmp`` files; 1,200-level folders hit the recursion limit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_dadam_support import write_dataset
+
+from fpsm_core.dadam.boxes import Box, read_boxes
+from fpsm_core.dadam.errors import DadamError
+from fpsm_core.dadam.generator import generate
+from fpsm_core.dadam.importer import ImageFinder, import_boxes
+from fpsm_core.dadam.library import PatchLibrary
+from fpsm_core.dadam.paths import confined, id_problem, remove_stale_temps, temp_name, walk_files
+from fpsm_core.dadam.planner import make_plan, write_plan
+from fpsm_core.dadam.table import read_labels_csv
+
+LESIONS = {0: ["Nodule"], 1: ["Nodule", "Mass"], 2: ["Mass"], 3: ["Nodule"]}
+
+
+@pytest.fixture(autouse=True)
+def _deid_salt_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FPSM_CONFIG_DIR", str(tmp_path / "config"))
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> dict[str, Path]:
+    base = tmp_path / "base"
+    images, labels, boxes = write_dataset(base, n=8, size=96, lesions=LESIONS)
+    lib = tmp_path / "lib"
+    with PatchLibrary(lib) as library:
+        import_boxes(library, read_boxes(boxes, "fpsm"), images)
+        plan = make_plan(
+            read_labels_csv(labels), library, targets={"Nodule": 5, "Mass": 4}, budget=6, seed=1,
+            sources={"labels_csv": str(labels), "library": str(lib)},
+        )  # fmt: skip
+    plan_path = write_plan(plan, tmp_path / "plan.jsonl")
+    return {"base": base, "images": images, "boxes": boxes, "lib": lib, "plan": plan_path}
+
+
+def _edit_plan(plan: Path, change) -> None:  # type: ignore[no-untyped-def]
+    lines = plan.read_text().splitlines()
+    header, items = json.loads(lines[0]), [json.loads(x) for x in lines[1:]]
+    header, items = change(header, items)
+    plan.write_text("\n".join(json.dumps(x) for x in [header, *items]) + "\n")
+
+
+@pytest.mark.parametrize("bad_id", ["../../x", "/tmp/evil", "..", "a/b", ".hidden", "C:\\x"])
+def test_plan_item_id_cannot_write_above_out(
+    setup: dict[str, Path], tmp_path: Path, bad_id: str
+) -> None:
+    def change(h, items):  # type: ignore[no-untyped-def]
+        items[0]["id"] = bad_id
+        return h, items
+
+    _edit_plan(setup["plan"], change)
+    with pytest.raises(DadamError, match="is not a plain file name"):
+        generate(setup["plan"], setup["lib"], setup["base"], tmp_path / "a" / "out", workers=1)
+    assert (
+        sorted(p.name for p in tmp_path.iterdir())
+        == sorted(["base", "lib", "plan.jsonl", "config"])
+        or not (tmp_path / "x.png").exists()
+    )
+    assert not list(tmp_path.rglob("x.png")) and not list(tmp_path.rglob("evil*"))
+
+
+@pytest.mark.parametrize("dest", ["../../etc/passwd", "/etc/passwd"])
+def test_plan_destination_outside_images_is_refused(
+    setup: dict[str, Path], tmp_path: Path, dest: str
+) -> None:
+    def change(h, items):  # type: ignore[no-untyped-def]
+        items[0]["dest"]["path"] = dest
+        return h, items
+
+    _edit_plan(setup["plan"], change)
+    with pytest.raises(DadamError, match="is not inside --images"):
+        generate(setup["plan"], setup["lib"], setup["base"], tmp_path / "out", workers=1)
+
+
+def test_truncated_plan_is_refused(setup: dict[str, Path], tmp_path: Path) -> None:
+    _edit_plan(setup["plan"], lambda h, items: (h, items[:1]))
+    with pytest.raises(DadamError, match=r"header says \d+ items but it holds 1"):
+        generate(setup["plan"], setup["lib"], setup["base"], tmp_path / "out", workers=1)
+
+
+def test_random_plan_file_is_one_sentence(setup: dict[str, Path], tmp_path: Path) -> None:
+    setup["plan"].write_bytes(os.urandom(4096))
+    with pytest.raises(DadamError, match="is not a DADAM plan"):
+        generate(setup["plan"], setup["lib"], setup["base"], tmp_path / "out", workers=1)
+
+
+def test_junk_manifest_line_is_one_sentence_and_nothing_is_lost(
+    setup: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    generate(setup["plan"], setup["lib"], setup["base"], out, workers=1, limit=2)
+    manifest = out / "manifest.jsonl"
+    before = manifest.read_bytes()
+    manifest.write_bytes(before + b"{not json}\n")
+    with pytest.raises(DadamError, match="line 4 is not a manifest record"):
+        generate(setup["plan"], setup["lib"], setup["base"], out, workers=1)
+    assert manifest.read_bytes() == before + b"{not json}\n"
+
+
+def test_box_image_id_outside_images_is_not_read(setup: dict[str, Path], tmp_path: Path) -> None:
+    outside = tmp_path / "secret.png"
+    cv2.imwrite(str(outside), np.full((96, 96), 200, np.uint8))
+    rel = os.path.relpath(outside, setup["images"])
+    (setup["images"] / "link.png").symlink_to(outside)
+    boxes = [Box(i, "Nodule", 10, 10, 40, 40, "fpsm") for i in (str(outside), rel, "link.png")]
+    with PatchLibrary(tmp_path / "lib2") as library:
+        rep = import_boxes(library, boxes, setup["images"])
+        assert rep.added == 0 and len(library) == 0
+    assert sorted(rep.missing_images) == sorted([str(outside), rel, "link.png"])
+
+
+def test_killed_import_temporaries_are_cleaned_and_live_ones_kept(tmp_path: Path) -> None:
+    folder = tmp_path / "lib" / "patches" / "ab"
+    folder.mkdir(parents=True)
+    dead = folder / ".abc.png.999999999.tmp"  # no such process
+    dead.write_bytes(b"half")
+    live = temp_name(folder / "def.png")
+    live.write_bytes(b"writing")
+    assert remove_stale_temps(tmp_path / "lib", recursive=True) == 1
+    assert not dead.exists() and live.exists()
+    assert temp_name(folder / "x.png") != temp_name(folder / "x.png")
+
+
+def test_deep_folders_are_walked_without_recursion(tmp_path: Path) -> None:
+    deep = tmp_path
+    for _ in range(1200):  # one level at a time: os.makedirs itself recurses
+        deep = deep / "d"
+        deep.mkdir()
+    try:
+        cv2.imwrite(str(deep / "img.png"), np.zeros((8, 8), np.uint8))
+        assert [p.name for p in walk_files(tmp_path)] == ["img.png"]
+        assert ImageFinder(tmp_path).find("img") == deep / "img.png"
+    finally:  # bottom-up: shutil.rmtree (pytest's tmp cleanup) recurses per level
+        (deep / "img.png").unlink(missing_ok=True)
+        while deep != tmp_path:
+            deep.rmdir()
+            deep = deep.parent
+
+
+@settings(max_examples=200, deadline=None)
+@given(rel=st.text(max_size=30))
+def test_property_confined_never_leaves_the_root(rel: str) -> None:
+    root = Path("/srv/data/images")
+    path = confined(root, rel)
+    if path is not None:
+        assert path.resolve().is_relative_to(root)
+    if id_problem(rel) is None:
+        assert "/" not in rel and "\\" not in rel and ".." not in rel
