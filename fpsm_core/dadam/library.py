@@ -329,7 +329,7 @@ class PatchLibrary:
                     *map(float, source_box),
                 ),
             )
-            if not added and cur.rowcount:
+            if cur.rowcount:
                 self.refresh_readers([patch_id])
         return patch_id, added
 

@@ -288,7 +288,8 @@ def _create(db: sqlite3.Connection) -> None:
 
 
 def _upgrade(db: sqlite3.Connection, db_path: Path, version: int) -> None:
-    backup(db, _backup_path(db_path, version))
+    saved = _backup_path(db_path, version)
+    backup(db, saved)
     db.execute("BEGIN IMMEDIATE")
     try:
         if _version(db) == 1:  # re-read under the write lock: another process may have done it
@@ -296,6 +297,13 @@ def _upgrade(db: sqlite3.Connection, db_path: Path, version: int) -> None:
                 db.execute(stmt)
             _backfill_2(db)
             db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
+    except sqlite3.Error as exc:
+        db.rollback()
+        raise DadamError(
+            db_path,
+            f"could not be upgraded from library schema {version} ({exc}); it is unchanged, "
+            f"and a copy is at {saved.name}",
+        ) from None
     except BaseException:
         db.rollback()
         raise
