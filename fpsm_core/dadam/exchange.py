@@ -251,7 +251,9 @@ class _Reader:
             self.unmapped[name.strip()] += 1
             return
         try:
-            x0, y0, x1, y1 = (float(v) for v in corners)
+            # Rounded to the precision the formats carry, so x + w = 37.000000001 is 37 again
+            # (the importer's cut would widen such a box by a pixel).
+            x0, y0, x1, y1 = (round(float(v), 4) for v in corners)
         except (TypeError, ValueError):
             self.invalid.append(f"{where} ({image_id}, {name}) has non-numeric coordinates")
             return
