@@ -58,7 +58,7 @@ def test_add_query_dedupe_and_curate(tmp_path: Path) -> None:
         assert [x.id for x in lib.patches(min_mm=3.0)] == [ida]
         assert lib.patches(max_mm=3.0) == []
         assert lib.counts() == {"Mass": 1, "Nodule": 1}
-        assert lib.set_state([idb], "rejected") == 1
+        assert lib.set_state([idb], "rejected").changed == 1
         assert lib.counts() == {"Nodule": 1}
         assert lib.state_counts()["Mass"] == {"unreviewed": 0, "accepted": 0, "rejected": 1}
         assert [x.id for x in lib.patches(states=("rejected",))] == [idb]
