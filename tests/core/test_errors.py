@@ -27,7 +27,7 @@ EXPECTED = {
     "fpsm_core.labels": "UnknownLabelError",
     "fpsm_core.labels_table": "LabelsTableError",
     "fpsm_core.metrics": "MetricsError",
-    "fpsm_core.model.checkpoint": "CheckpointError",
+    "fpsm_core.model.errors": "CheckpointError",
     "fpsm_core.model.fpsm": "ModelConfigError",
     "fpsm_core.sim.writer": "SimWriteError",
     "fpsm_core.training.config": "ConfigError",
