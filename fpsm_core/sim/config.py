@@ -173,11 +173,3 @@ class LabelModel:
         others = np.delete(labels, [LABEL_INDEX["No Finding"], LABEL_INDEX["Support Devices"]])
         labels[LABEL_INDEX["No Finding"]] = not others.any()
         return labels, factors
-
-
-def expected_no_finding(config: SimConfig, draws: int = 20_000, seed: int = 0) -> float:
-    """Monte Carlo estimate of the "No Finding" rate that a config implies."""
-    model = LabelModel.from_config(config)
-    rng = np.random.default_rng(seed)
-    hits = sum(bool(model.sample(rng)[0][LABEL_INDEX["No Finding"]]) for _ in range(draws))
-    return hits / draws
