@@ -15,9 +15,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
-IMAGE_SUFFIXES = {".dcm", ".dicom", ".dic", ".png", ".jpg", ".jpeg", ".tif", ".tiff"}
-SKIP_NAMES = {"DICOMDIR"}
-
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -74,20 +71,14 @@ def register(subparsers: Any) -> None:
 
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given; folders walked recursively for image-like files, sorted."""
+    """Files as given; folders walked for the files the viewer would index, sorted."""
+    from fpsm_core.io.studies import image_files
+
     out: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = [
-                p
-                for p in sorted(path.rglob("*"))
-                if p.is_file()
-                and not p.name.startswith(".")
-                and p.name not in SKIP_NAMES
-                and (p.suffix.lower() in IMAGE_SUFFIXES or p.suffix == "")
-            ]
-            out.extend(found)
+            out.extend(image_files(path))
         else:
             out.append(path)  # missing files are reported by the loader, one line each
     return out

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from fpsm_core.errors import FpsmError
+from fpsm_core.io.studies import image_files
 from fpsm_core.labels import LABEL_INDEX, LABELS, UnknownLabelError, to_cxrlt
 from fpsm_core.labels_table import LabelsTableError, label_value, read_labels_table
 
@@ -307,7 +308,7 @@ def read_nih(
                 targets[r, LABEL_INDEX[mapped]] = 1.0
     paths = [str(root / name) for name in names]
     if check_files and paths and not os.path.isfile(paths[0]):
-        found = {p.name: str(p) for p in root.rglob("*.png")}
+        found = {p.name: str(p) for p in image_files(root) if p.suffix.lower() == ".png"}
         paths = [found.get(name, str(root / name)) for name in names]
     patients = [
         row[patient_col].strip() if patient_col is not None else names[r]

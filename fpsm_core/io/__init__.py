@@ -22,6 +22,7 @@ from fpsm_core.io.studies import (
     SeriesEntry,
     StudyEntry,
     StudyIndex,
+    image_files,
     index_folder,
 )
 
@@ -37,6 +38,7 @@ __all__ = [
     "StudyIndex",
     "XRayImage",
     "apply_window",
+    "image_files",
     "index_folder",
     "is_image_path",
     "load_image",

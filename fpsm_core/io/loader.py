@@ -32,13 +32,19 @@ _MAGIC = (
 def is_image_path(path: str | PathLike[str]) -> bool:
     """True when the name alone makes a file worth trying: a supported, empty or numeric suffix.
 
+    The project's one notion of "image file" (folder walks go through
+    :func:`fpsm_core.io.studies.image_files`); a DICOMDIR is not one.
+
     Args:
         path: Any path.
 
     Returns:
         Whether ``load_image`` / ``index_folder`` consider the file.
     """
-    suffix = os.path.splitext(os.fspath(path))[1].lower()
+    name = os.path.basename(os.fspath(path))
+    if name.upper() == "DICOMDIR":  # an index of images, read when named (``index_folder``)
+        return False
+    suffix = os.path.splitext(name)[1].lower()
     return suffix in SUPPORTED_SUFFIXES or suffix == "" or suffix[1:].isdigit()
 
 

@@ -180,7 +180,7 @@ def index_folder(
     notes: list[str] = []
     if target.is_dir():
         root = target
-        listed = list(_walk(root))
+        listed = list(walk_image_files(root))
         missing: list[str] = []
     else:
         root = target.parent
@@ -218,8 +218,21 @@ def index_folder(
     return _build(root, records, cache_path, n_cached, n_read, notes)
 
 
-def _walk(root: Path) -> Iterator[tuple[str, int, int]]:
-    """(path, mtime_ns, size) of every candidate file under ``root``."""
+def image_files(root: str | PathLike[str]) -> list[Path]:
+    """Every file under ``root`` worth trying as an image, sorted: what the viewer's worklist
+    indexes and ``fpsm infer FOLDER`` runs on.
+
+    The one notion of "image file": :func:`~fpsm_core.io.loader.is_image_path` on the name
+    (a DICOM or raster suffix, no suffix, or a numeric one as in UID-named DICOM files; not a
+    DICOMDIR), hidden files and folders skipped, symlinked folders not followed, walked
+    iteratively so a tree thousands of levels deep does not exhaust the stack.
+    """
+    return sorted(Path(p) for p, _, _ in walk_image_files(Path(root)))
+
+
+def walk_image_files(root: Path) -> Iterator[tuple[str, int, int]]:
+    """(path, mtime_ns, size) of every candidate image file under ``root`` (see
+    :func:`image_files`), in no particular order; unreadable folders are skipped."""
     stack = [str(root)]
     while stack:
         folder = stack.pop()

@@ -10,7 +10,12 @@ finding instance. Nothing is downloaded; the same seed always gives the same dat
     write_dataset("out/", n=100, seed=0, format="png", size=256)
 """
 
-from fpsm_core.sim.config import CXRLT_TRAIN_COUNTS, SimConfig, default_prevalences
+from fpsm_core.sim.config import (
+    CXRLT_TRAIN_COUNTS,
+    SimConfig,
+    SimConfigError,
+    default_prevalences,
+)
 from fpsm_core.sim.simulate import Box, SimCase, draw_labels, simulate_case
 from fpsm_core.sim.writer import (
     BOX_COLUMNS,
@@ -27,6 +32,7 @@ __all__ = [
     "Box",
     "SimCase",
     "SimConfig",
+    "SimConfigError",
     "SimWriteError",
     "case_ids",
     "default_prevalences",

@@ -18,7 +18,13 @@ from types import MappingProxyType
 
 import numpy as np
 
+from fpsm_core.errors import FpsmError
 from fpsm_core.labels import LABEL_INDEX, LABELS, NUM_CLASSES
+
+
+class SimConfigError(FpsmError):
+    """Simulation settings that cannot be used (a size, a prevalence, a label name)."""
+
 
 # CXR-LT 2023 training-set positives (264,849 images), rounded: a guide to the long tail, not data.
 CXRLT_TRAIN_COUNTS: Mapping[str, int] = MappingProxyType(
@@ -118,20 +124,20 @@ class SimConfig:
 
     def __post_init__(self) -> None:
         if not 64 <= self.size <= 4096:  # below 64 px the smallest findings vanish
-            raise ValueError(f"Image size {self.size} is outside 64..4096 pixels.")
+            raise SimConfigError(f"Image size {self.size} is outside 64..4096 pixels.")
         unknown = (set(self.prevalences) | set(self.loadings)) - (set(LABELS) - {"No Finding"})
         if unknown:
-            raise ValueError(f"Unknown or underived labels in the config: {sorted(unknown)}.")
+            raise SimConfigError(f"Unknown or underived labels in the config: {sorted(unknown)}.")
         for name, p in self.prevalences.items():
             if not 0.0 <= p <= 1.0:
-                raise ValueError(f"Prevalence of {name!r} is {p}, not a probability.")
+                raise SimConfigError(f"Prevalence of {name!r} is {p}, not a probability.")
         for name, row in self.loadings.items():
             if set(row) - set(FACTORS):
-                raise ValueError(
+                raise SimConfigError(
                     f"Loadings of {name!r} name unknown factors {sorted(set(row) - set(FACTORS))}."
                 )
             if sum(v * v for v in row.values()) >= 1.0:
-                raise ValueError(f"Loadings of {name!r} have a squared sum of 1 or more.")
+                raise SimConfigError(f"Loadings of {name!r} have a squared sum of 1 or more.")
 
     def effective_prevalences(self) -> np.ndarray:
         """Prevalence of every label in ``LABELS`` order after the floor ("No Finding" = NaN)."""
@@ -173,11 +179,3 @@ class LabelModel:
         others = np.delete(labels, [LABEL_INDEX["No Finding"], LABEL_INDEX["Support Devices"]])
         labels[LABEL_INDEX["No Finding"]] = not others.any()
         return labels, factors
-
-
-def expected_no_finding(config: SimConfig, draws: int = 20_000, seed: int = 0) -> float:
-    """Monte Carlo estimate of the "No Finding" rate that a config implies."""
-    model = LabelModel.from_config(config)
-    rng = np.random.default_rng(seed)
-    hits = sum(bool(model.sample(rng)[0][LABEL_INDEX["No Finding"]]) for _ in range(draws))
-    return hits / draws

@@ -166,14 +166,7 @@ def smooth_noise(rng: np.random.Generator, size: int, sigma_px: float, down: int
     return noise / std if std > 0 else noise
 
 
-def sphere_profile(mask_blurred: np.ndarray) -> np.ndarray:
-    """Turn a soft 0..1 mask into a rounded thickness profile (edges thin, centre thick)."""
-    return np.sqrt(np.clip(mask_blurred, 0.0, 1.0))
-
-
-def random_point_in(
-    rng: np.random.Generator, mask: np.ndarray, tries: int = 64
-) -> tuple[float, float] | None:
+def random_point_in(rng: np.random.Generator, mask: np.ndarray) -> tuple[float, float] | None:
     """A random pixel of a binary mask (None when the mask is empty)."""
     ys, xs = np.nonzero(mask)
     if len(xs) == 0:

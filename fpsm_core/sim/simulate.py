@@ -19,7 +19,7 @@ import numpy as np
 
 from fpsm_core.labels import LABEL_INDEX, LABELS
 from fpsm_core.sim.anatomy import build_anatomy, draw_ribs
-from fpsm_core.sim.config import LabelModel, SimConfig
+from fpsm_core.sim.config import LabelModel, SimConfig, SimConfigError
 from fpsm_core.sim.findings import PAINTERS
 from fpsm_core.sim.scene import blur, new_scene, smooth_noise
 
@@ -143,7 +143,7 @@ def simulate_case(
     if labels is not None:
         unknown = set(labels) - set(LABELS)
         if unknown:
-            raise ValueError(f"Unknown labels {sorted(unknown)}.")
+            raise SimConfigError(f"Unknown labels {sorted(unknown)}.")
         drawn = np.array([name in labels for name in LABELS])
         others = [n for n in labels if n not in ("No Finding", "Support Devices")]
         drawn[LABEL_INDEX["No Finding"]] = not others

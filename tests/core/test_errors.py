@@ -29,6 +29,7 @@ EXPECTED = {
     "fpsm_core.metrics": "MetricsError",
     "fpsm_core.model.errors": "CheckpointError",
     "fpsm_core.model.fpsm": "ModelConfigError",
+    "fpsm_core.sim.config": "SimConfigError",
     "fpsm_core.sim.writer": "SimWriteError",
     "fpsm_core.training.config": "ConfigError",
     "fpsm_core.training.state": "ResumeError",
