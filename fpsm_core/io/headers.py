@@ -19,7 +19,7 @@ from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
 from pydicom.tag import Tag
 
-from fpsm_core.io.dicom import (
+from fpsm_core.io.dicom_header import (
     captured_warnings,
     check_geometry,
     header_int,

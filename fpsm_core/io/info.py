@@ -17,7 +17,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
-from fpsm_core.io.dicom import (
+from fpsm_core.io.dicom_header import (
     header_floats,
     header_int,
     header_str,

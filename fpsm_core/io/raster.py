@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from fpsm_core.io.dicom import MAX_FRAME_SAMPLES
+from fpsm_core.io.dicom_header import MAX_FRAME_SAMPLES
 from fpsm_core.io.errors import ImageLoadError
 from fpsm_core.io.image import XRayImage, percentile_window
 
