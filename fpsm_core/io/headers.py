@@ -20,7 +20,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.tag import Tag
 
 from fpsm_core.errors import one_sentence
-from fpsm_core.io.dicom import (
+from fpsm_core.io.dicom_header import (
     captured_warnings,
     check_geometry,
     header_int,

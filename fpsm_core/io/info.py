@@ -20,7 +20,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from fpsm_core.io.deid import is_identifying
-from fpsm_core.io.dicom import (
+from fpsm_core.io.dicom_header import (
     header_floats,
     header_int,
     header_str,

@@ -11,7 +11,8 @@ import os
 from os import PathLike
 from pathlib import Path
 
-from fpsm_core.io.dicom import is_dicom_preamble, load_dicom, looks_like_metaless
+from fpsm_core.io.dicom import load_dicom
+from fpsm_core.io.dicom_header import is_dicom_preamble, looks_like_metaless
 from fpsm_core.io.errors import ImageLoadError
 from fpsm_core.io.image import XRayImage
 from fpsm_core.io.raster import load_raster

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fpsm_core.errors import one_sentence
-from fpsm_core.io.dicom import MAX_FRAME_SAMPLES
+from fpsm_core.io.dicom_header import MAX_FRAME_SAMPLES
 from fpsm_core.io.errors import ImageLoadError
 from fpsm_core.io.image import XRayImage, percentile_window
 

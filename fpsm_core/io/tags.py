@@ -1,6 +1,6 @@
 """A DICOM header as plain rows: every element (file meta first), nested sequences, search.
 
-:func:`read_tag_rows` reads the header through :func:`fpsm_core.io.dicom.read_dataset` (so a
+:func:`read_tag_rows` reads the header through :func:`fpsm_core.io.dicom_header.read_dataset` (so a
 broken file gives the same one-sentence :class:`~fpsm_core.io.ImageLoadError` as everywhere else)
 and flattens it into frozen :class:`TagRow` records; bulk data shows as its length. The viewer's tag
 browser and anything else that lists tags only ever see these rows, never a pydicom data set.
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fpsm_core.io.dicom import read_dataset
+from fpsm_core.io.dicom_header import read_dataset
 
 MAX_VALUE_CHARS = 200
 

@@ -19,7 +19,7 @@ import torch
 
 from fpsm_core.data.records import DatasetError, RecordSet, concat_records, read_dataset
 from fpsm_core.data.split import split_records
-from fpsm_core.model.checkpoint import CheckpointError, load_checkpoint, sha256_file
+from fpsm_core.model.checkpoint import CheckpointError, load_checkpoint
 from fpsm_core.model.fpsm import FPSM, ModelConfigError, create_fpsm
 from fpsm_core.preprocess import Preprocessing
 from fpsm_core.training.config import ConfigError, DataConfig, TrainConfig
@@ -164,17 +164,6 @@ def init_from_checkpoint(model: FPSM, path: str | Path) -> str:
     fresh = sorted(k for k in ours if k not in taken)
     detail = f"; fresh: {', '.join(fresh[:4])}{'...' if len(fresh) > 4 else ''}" if fresh else ""
     return f"initialised {len(taken)} of {len(ours)} tensors from {path}{detail}."
-
-
-def init_from_provenance(path: str | Path | None) -> dict[str, Any] | None:
-    if not path:
-        return None
-    json_path = Path(path).with_suffix(".json") if Path(path).suffix != ".json" else Path(path)
-    weights = json_path.with_suffix(".safetensors")
-    return {
-        "checkpoint": str(path),
-        "weights_sha256": sha256_file(weights) if weights.is_file() else None,
-    }
 
 
 def known_thresholds(

@@ -197,6 +197,54 @@ def load_state(path: Path, rank: int = 0) -> LoadedState:
     )
 
 
+# What an exact resume cannot change: the architecture, and what decides the batch order and the
+# learning-rate schedule.
+RESUME_FIXED_MODEL = ("backbone", "levels", "aggregation", "synthetic_embedding", "in_chans")
+RESUME_FIXED_OPTIM = ("batch_size", "accumulate")
+
+
+def check_resumable(
+    where: Path,
+    state: LoadedState,
+    config: Mapping[str, Any],
+    *,
+    world_size: int,
+    ema: bool,
+) -> None:
+    """Refuse to resume a saved run with a config or a process count it cannot continue exactly.
+
+    Args:
+        where: the run folder or state file (for messages).
+        state: the saved state.
+        config: this run's config as ``TrainConfig.to_dict()``.
+        world_size: this run's number of processes.
+        ema: this run keeps an EMA of the weights.
+
+    Raises:
+        ResumeError: one sentence naming the field that differs.
+    """
+    saved = state.config
+    for key in RESUME_FIXED_MODEL:
+        if saved["model"][key] != config["model"][key]:
+            raise ResumeError(
+                f"{where}: the saved run has model.{key}={saved['model'][key]!r}, this config "
+                f"{config['model'][key]!r}; resume the same architecture."
+            )
+    for key in RESUME_FIXED_OPTIM:
+        if saved["optim"][key] != config["optim"][key]:
+            raise ResumeError(
+                f"{where}: optim.{key} was {saved['optim'][key]}, now {config['optim'][key]}; "
+                "exact resume needs the same value."
+            )
+    if state.world_size != world_size:
+        raise ResumeError(
+            f"{where}: the run used {state.world_size} process(es), this one "
+            f"{world_size}; exact resume needs the same number."
+        )
+    if ema and state.ema is None:
+        raise ResumeError(f"{where}: the saved run had no EMA but this config asks for one.")
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return value.item() if value.numel() == 1 else value.tolist()

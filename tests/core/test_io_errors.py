@@ -64,7 +64,7 @@ def test_missing_empty_folder_and_text(tmp_path: Path) -> None:
 def test_unsupported_transfer_syntax_names_the_package(tmp_path: Path, monkeypatch) -> None:
     import pydicom.pixels
 
-    from fpsm_core.io import dicom
+    from fpsm_core.io import dicom_pixels as dicom
 
     class Missing:
         is_available = False
