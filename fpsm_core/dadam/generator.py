@@ -259,7 +259,7 @@ def _read_manifest(path: Path) -> tuple[dict[str, Any] | None, dict[str, dict[st
                 f"line {number} is not a manifest record; nothing was changed (move the folder "
                 "away to start over, or remove that line to resume)",
             )
-        if number > 1 and rec["kind"] == "record":  # type: ignore[index]
+        if number > 1 and rec.get("kind") == "record":  # type: ignore[union-attr]
             records[rec["id"]] = rec  # type: ignore[index]
     return json.loads(lines[0]), records
 
@@ -275,6 +275,8 @@ def _read_checked_plan(path: Path) -> Plan:
         plan = read_plan(path)
     except (UnicodeDecodeError, RecursionError):
         raise DadamError(path, "is not a DADAM plan (not a JSON-lines text file)") from None
+    except AttributeError:  # an item whose nested fields are not objects (planner's from_json)
+        raise DadamError(path, "holds a line that is not a valid plan item") from None
     expected = plan.header.get("n_items")
     if isinstance(expected, int) and expected != len(plan.items):
         raise DadamError(

@@ -23,6 +23,7 @@ import numpy as np
 
 from fpsm_core.dadam.boxes import NODULE_MASS, Box, BoxSet, resolve_box_nodule_mass
 from fpsm_core.dadam.paths import confined, remove_stale_temps, walk_files
+from fpsm_core.messages import fmt_coord
 
 if TYPE_CHECKING:
     from fpsm_core.dadam.library import PatchLibrary
@@ -307,7 +308,8 @@ def _import_image(
             cut = crop_box(pixels, (b.x0, b.y0, b.x1, b.y1), margin)
             if cut is None:
                 outside.append(
-                    f"{image_id} {b.label} box ({b.x0:.0f}, {b.y0:.0f}, {b.x1:.0f}, {b.y1:.0f}) in a {w}x{h} image"
+                    f"{image_id} {b.label} box ({', '.join(map(fmt_coord, (b.x0, b.y0, b.x1, b.y1)))}) "
+                    f"in a {w}x{h} image"
                 )
                 continue
             crop, inner, rect = cut

@@ -312,8 +312,9 @@ def check_geometry(
     if frame_samples > MAX_FRAME_SAMPLES or frame_samples * geo["frames"] > MAX_TOTAL_SAMPLES:
         raise ImageLoadError(
             path,
-            f"impossible image dimensions ({geo['rows']} x "
-            f"{geo['columns']} x {geo['frames']} frames exceeds the limit)",
+            f"the image is too large ({geo['rows']} x {geo['columns']} x {samples} samples x "
+            f"{geo['frames']} frames; fpsm reads at most {MAX_FRAME_SAMPLES:,} samples per frame "
+            f"and {MAX_TOTAL_SAMPLES:,} per file, in every format)",
         )
     if not header_str(ds, "PhotometricInterpretation"):
         raise ImageLoadError(path, "PhotometricInterpretation is missing")

@@ -20,6 +20,10 @@ from fpsm_core.io.dicom_header import MAX_FRAME_SAMPLES
 from fpsm_core.io.errors import ImageLoadError
 from fpsm_core.io.image import XRayImage, percentile_window
 
+# One pixel limit for every format (docs/security.md): PIL's own bomb limit (~89 M pixels, which
+# called a valid 12000 x 12000 PNG "impossible") is raised to the DICOM reader's, and the size is
+# checked against it below, with a sentence that states it.
+Image.MAX_IMAGE_PIXELS = MAX_FRAME_SAMPLES
 RASTER_FORMATS = {"PNG": "png", "JPEG": "jpeg", "MPO": "jpeg", "TIFF": "tiff"}
 _MIMIC = re.compile(r"^p(\d+)$"), re.compile(r"^s(\d+)$")
 
@@ -60,8 +64,10 @@ def load_raster(path: Path, frame: int = 0) -> XRayImage:
                     )
                 width, height = im.size
                 channels = max(1, len(im.getbands()))
-                if width < 1 or height < 1 or width * height * channels > MAX_FRAME_SAMPLES:
+                if width < 1 or height < 1:
                     raise ImageLoadError(path, f"impossible image dimensions ({height} x {width})")
+                if width * height * channels > MAX_FRAME_SAMPLES:
+                    raise ImageLoadError(path, _too_large(height, width, channels))
                 n_frames = int(getattr(im, "n_frames", 1) or 1)
                 if not 0 <= frame < n_frames:
                     raise ImageLoadError(
@@ -107,6 +113,14 @@ def load_raster(path: Path, frame: int = 0) -> XRayImage:
     )
 
 
+def _too_large(height: int | None, width: int | None, channels: int | None) -> str:
+    size = f" ({height} x {width} x {channels} samples)" if height is not None else ""
+    return (
+        f"the image is too large{size}; fpsm reads at most {MAX_FRAME_SAMPLES:,} samples per "
+        "frame, in every format"
+    )
+
+
 def _pil_reason(exc: BaseException) -> str:
     text = one_sentence(exc)
     if isinstance(exc, UnidentifiedImageError):
@@ -114,7 +128,7 @@ def _pil_reason(exc: BaseException) -> str:
     if "truncated" in text.lower():
         return "the image data are truncated"
     if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
-        return "impossible image dimensions (too many pixels)"
+        return _too_large(None, None, None)
     return f"the image data cannot be decoded ({text})"
 
 

@@ -24,6 +24,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any
 
+from fpsm_core.messages import fmt_number
+
 if TYPE_CHECKING:
     import torch
 
@@ -61,20 +63,6 @@ def _error(source: Path, text: str) -> Exception:
     if not text.startswith(_VERBS):
         text = f"has a malformed field: {text}"
     return CheckpointError(f"{source} {text}.")
-
-
-def fmt_number(value: Any) -> str:
-    """A number as a message shows it: ``%.6g`` (1e300 is not echoed as 301 digits)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        text = repr(value)
-        return text if len(text) <= 40 else text[:37] + "..."
-    if isinstance(value, int) and abs(value) < 10**15:
-        return str(value)
-    try:
-        return f"{float(value):.6g}"
-    except OverflowError:  # an int beyond float range
-        digits = str(abs(value))
-        return f"{'-' if value < 0 else ''}{digits[0]}.{digits[1:6]}e+{len(digits) - 1}"
 
 
 def enforce_offline() -> None:

@@ -164,3 +164,13 @@ def test_property_confined_never_leaves_the_root(rel: str) -> None:
         assert path.resolve().is_relative_to(root)
     if id_problem(rel) is None:
         assert "/" not in rel and "\\" not in rel and ".." not in rel
+
+
+def test_huge_coordinate_is_not_echoed_in_300_digits(
+    setup: dict[str, Path], tmp_path: Path
+) -> None:
+    image_id = sorted(p.stem for p in setup["images"].iterdir())[0]
+    boxes = [Box(image_id, "Nodule", 1e299, 10, 1e300, 40, "fpsm")]
+    with PatchLibrary(tmp_path / "lib3") as library:
+        rep = import_boxes(library, boxes, setup["images"])
+    assert rep.outside and "1e+300" in rep.outside[0] and len(rep.outside[0]) < 200

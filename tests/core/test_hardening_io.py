@@ -34,3 +34,41 @@ def test_cache_with_junk_pages_warns_and_indexes_without_it(tmp_path: Path, wher
     again = index_folder(root, cache=cache)
     assert len(again.images) == 40 and again.n_read == 40
     assert any("index cache" in w and "indexing without it" in w for w in again.warnings)
+
+
+def _png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header claims a size (no pixel data): PIL opens it lazily."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.slow
+def test_valid_12000_square_png_loads(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from fpsm_core.io import load_image
+
+    path = tmp_path / "big.png"
+    Image.new("1", (12000, 12000), 1).save(path)  # 1-bit: a few kB on disk
+    img = load_image(path)
+    assert img.shape == (12000, 12000)
+
+
+def test_too_large_raster_names_the_one_limit(tmp_path: Path) -> None:
+    from fpsm_core.io import ImageLoadError, load_image
+
+    path = _png_header_only(tmp_path / "huge.png", 20000, 20000)
+    with pytest.raises(ImageLoadError) as exc:
+        load_image(path)
+    text = str(exc.value)
+    assert "huge.png" in text and "268,435,456 samples per frame, in every format" in text
+    assert "impossible" not in text
