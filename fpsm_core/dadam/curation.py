@@ -16,14 +16,15 @@ editing) and ``provenance`` (which provenance rows a patch owns; written by merg
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    import sqlite3
+from fpsm_core.dadam.errors import DadamError
 
+if TYPE_CHECKING:
     from fpsm_core.dadam.library import PatchLibrary
 
 SORT_KEYS = ("id", "size", "label", "date", "source", "rating", "updated", "readers")
@@ -341,7 +342,14 @@ def apply_updates(
             new = fn(old)
             if _same(old, new):
                 continue
-            write_field(db, pid, field, new)
+            try:
+                write_field(db, pid, field, new)
+            except sqlite3.IntegrityError as exc:  # e.g. a re-cut equal to a crop stored since
+                raise DadamError(
+                    lib.db_path,
+                    f"{action} of patch {pid} conflicts with another patch ({exc}); "
+                    "nothing was changed",
+                ) from None
             if key in cache:
                 cache[key] = new
             rows.append((batch, pid, lib.user, now, field, json.dumps(old), json.dumps(new)))
@@ -474,15 +482,31 @@ def apply_batch(
 
         def fn(current: Any, expect: Any = expect, target: Any = target, pid: int = pid,
                field: str = field) -> Any:  # fmt: skip
-            if _same(current, expect):
-                return target
-            conflicts.append(f"patch {pid} {field} was changed since; left as it is")
-            return current
+            if not _same(current, expect):
+                conflicts.append(f"patch {pid} {field} was changed since; left as it is")
+                return current
+            holder = _crop_holder(lib, field, target, pid)
+            if holder is not None:
+                conflicts.append(
+                    f"patch {pid} {field}: its crop is now patch {holder}; left as it is"
+                )
+                return current
+            return target
 
         updates.append((pid, field, fn))
     action = "undo" if inverse else "redo"
     cs = apply_updates(lib, action, updates, inverse_of=int(batch), record_session=False)
     return ChangeSet(cs.batch, action, cs.patch_ids, cs.changes, cs.missing, tuple(conflicts))
+
+
+def _crop_holder(lib: PatchLibrary, field: str, target: Any, pid: int) -> int | None:
+    """The other patch that now holds the crop a geometry restore would bring back, if any."""
+    if field != "geometry" or not isinstance(target, dict):
+        return None
+    row = lib.connection.execute(
+        "SELECT id FROM patches WHERE sha256=? AND id<>?", (target.get("sha256"), pid)
+    ).fetchone()
+    return None if row is None else int(row[0])
 
 
 def undo(lib: PatchLibrary) -> ChangeSet | None:

@@ -188,3 +188,21 @@ def test_near_identical_crops_are_grouped_and_rejected_in_one_step(tmp_path: Pat
         assert groups[0].score <= 4
         lib.set_state(groups[0].ids[1:], "rejected")
         assert lib.duplicate_groups() == []
+
+
+def test_undo_of_an_edit_whose_old_crop_was_added_again_is_a_conflict(
+    imported: tuple[PatchLibrary, Path],
+) -> None:
+    lib, images = imported
+    p = lib.get(1)
+    lib.update_box(1, (10, 10, 40, 40))
+    # Someone draws the original box again: the old crop is now another patch.
+    cs = lib.add_box(images / "img000.png", "sim", p.source_box, "Nodule", image_id="img000")
+    assert cs.batch is not None
+    lib.undo()  # undoes the add_box (soft delete), the crop is still held by that row
+    undone = lib.undo()
+    assert undone is not None and undone.changes == 0
+    assert undone.conflicts == (
+        f"patch 1 geometry: its crop is now patch {cs.patch_ids[0]}; left as it is",
+    )
+    assert lib.get(1).source_box == (10.0, 10.0, 40.0, 40.0)
