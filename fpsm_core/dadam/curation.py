@@ -60,6 +60,7 @@ class ChangeSet:
         missing: Requested ids that are not in the library.
         conflicts: For undo / redo: one sentence per field left alone because it was changed
             again since (by this or another process).
+        kept: For merge: the patch kept.
     """
 
     batch: int | None
@@ -68,6 +69,7 @@ class ChangeSet:
     changes: int = 0
     missing: tuple[int, ...] = ()
     conflicts: tuple[str, ...] = ()
+    kept: int | None = None
 
     @property
     def changed(self) -> int:
@@ -450,9 +452,8 @@ def merge(lib: PatchLibrary, ids: Iterable[int], keep: int | None) -> ChangeSet:
     if patches[keep].state == "rejected":
         updates.append((keep, "state", lambda _old: "unreviewed"))
     cs = apply_updates(lib, "merge", updates)
-    return ChangeSet(cs.batch, cs.action, cs.patch_ids, cs.changes, tuple(
-        sorted(set(id_list) - set(patches))
-    ))  # fmt: skip
+    missing = tuple(sorted(set(id_list) - set(patches)))
+    return ChangeSet(cs.batch, cs.action, cs.patch_ids, cs.changes, missing, kept=keep)
 
 
 def _batch_rows(lib: PatchLibrary, batch: int) -> list[tuple[int, str, Any, Any]]:

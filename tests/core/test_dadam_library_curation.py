@@ -42,6 +42,7 @@ def test_each_curation_call_is_recorded_with_user_time_old_and_new(tmp_path: Pat
         assert lib.set_state([1], "accepted").batch is None  # nothing changed, nothing recorded
         lib.set_rating([1, 3], 4)
         lib.set_notes(2, "rib overlap")
+        assert lib.set_notes([4, 5], "both").patch_ids == (4, 5)
         lib.add_tags([1, 2], ["blurry", " edge ", ""])
         lib.remove_tags([2], "edge")
         lib.set_label([3], "mass")  # case forgiven, spelled as CXR-LT spells it

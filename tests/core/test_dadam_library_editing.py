@@ -146,6 +146,7 @@ def test_source_boxes_gives_every_readers_box_of_an_image(tmp_path: Path) -> Non
             for _, r, n, *c in rows
         )
         assert sum(b.kind == "patch" for b in drawn) == 4
+        assert {(b.dataset, b.image_id) for b in drawn} == {("vindr", "v1")}
         same = lib.source_boxes(image_path=str(tmp_path / "imgs" / "v1.png"))
         assert sorted(b.box for b in same) == sorted(b.box for b in drawn)
 
@@ -155,7 +156,9 @@ def test_source_boxes_gives_every_readers_box_of_an_image(tmp_path: Path) -> Non
         assert [(g.label, g.ids) for g in box_groups] == [("Nodule", (1, 2, 3))]
         assert box_groups[0].score >= 0.5
         lib.set_rating([2], 5)
-        cs = lib.merge(box_groups[0].ids)
+        assert list(box_groups[0]) == [1, 2, 3] and len(box_groups[0]) == 3
+        cs = lib.merge(box_groups[0])
+        assert cs.kept == 2
         kept = lib.get(2)  # the best rated
         assert kept.state == "unreviewed" and kept.readers == 3
         assert sorted(p.reader for p in lib.provenance(2)) == ["R10", "R8", "R9"]
