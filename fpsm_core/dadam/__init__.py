@@ -12,7 +12,7 @@ The pipeline, each step its own module:
 6. ``generator``: the augmented data set, in parallel and resumable.
 7. ``report``: counts before/after and the two correlation matrices side by side.
 
-``fpsm dadam import|cooc|plan|generate|report|library`` drives it from the command line.
+``fpsm dadam import|library|export|cooc|plan|generate|report`` drives it from the command line.
 """
 
 from fpsm_core.dadam.boxes import Box, BoxSet, merge_readers, nih_spacing, read_boxes

@@ -11,7 +11,7 @@ exactly on at least one of k + 1 bands), so a 50,000-patch library needs no all-
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -37,6 +37,12 @@ class DuplicateGroup:
     label: str
     ids: tuple[int, ...]
     score: float
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
 
 def iou(a: Sequence[float], b: Sequence[float]) -> float:

@@ -46,6 +46,8 @@ class SourceBox:
         state: The patch's curation state.
         edited: Whether the patch's box was edited by hand.
         provenance_id: The provenance row (None for a patch box).
+        dataset: The data set of the box (the reader's, or the patch's).
+        image_id: The image id of the box.
     """
 
     patch_id: int
@@ -57,6 +59,8 @@ class SourceBox:
     state: str
     edited: bool
     provenance_id: int | None = None
+    dataset: str = ""
+    image_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -275,7 +279,20 @@ def source_boxes(
         p for p in lib.get_many(sorted(int(r[0]) for r in rows)) if not p.deleted
     ]
     out = [
-        SourceBox(p.id, "patch", p.label, p.source_box, "", "", p.state, p.edited) for p in patches
+        SourceBox(
+            p.id,
+            "patch",
+            p.label,
+            p.source_box,
+            "",
+            "",
+            p.state,
+            p.edited,
+            None,
+            p.dataset,
+            p.image_id,
+        )  # fmt: skip
+        for p in patches
     ]
     for p in patches:
         for prov in lib.provenance(p.id):
@@ -290,6 +307,8 @@ def source_boxes(
                     p.state,
                     p.edited,
                     prov.id,
+                    prov.dataset,
+                    prov.image_id,
                 )  # fmt: skip
             )
     return out

@@ -369,9 +369,10 @@ class PatchLibrary:
         value = None if rating is None else int(rating)
         return curation.change(self, "set_rating", ids, "rating", lambda _old: value)
 
-    def set_notes(self, patch_id: int, text: str) -> ChangeSet:
-        """Replace a patch's notes."""
-        return curation.change(self, "set_notes", [patch_id], "notes", lambda _old: str(text))
+    def set_notes(self, patch_id: int | Iterable[int], text: str) -> ChangeSet:
+        """Replace the notes of a patch (or of several patches)."""
+        ids = [patch_id] if isinstance(patch_id, int) else patch_id
+        return curation.change(self, "set_notes", ids, "notes", lambda _old: str(text))
 
     def add_tags(self, ids: Iterable[int], tags: Iterable[str]) -> ChangeSet:
         """Add tags (stripped, empty ones ignored) to patches."""

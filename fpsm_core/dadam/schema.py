@@ -118,14 +118,16 @@ _UPGRADE_1_TO_2 = (
         new_label TEXT NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS edits_patch ON edits(patch_id)",
-    # What the gallery filters and sorts on.
-    "CREATE INDEX IF NOT EXISTS patches_state ON patches(state, id)",
-    "CREATE INDEX IF NOT EXISTS patches_size ON patches(size_px, id)",
-    "CREATE INDEX IF NOT EXISTS patches_size_mm ON patches(size_mm, id)",
-    "CREATE INDEX IF NOT EXISTS patches_created ON patches(created, id)",
-    "CREATE INDEX IF NOT EXISTS patches_rating ON patches(rating, id)",
-    "CREATE INDEX IF NOT EXISTS patches_source ON patches(dataset, image_id, id)",
-    "CREATE INDEX IF NOT EXISTS patches_label_id ON patches(label, id)",
+    # What the gallery filters and sorts on; ``deleted`` leads so that "deleted=0 ORDER BY x"
+    # walks one index (the rowid rides along in every index, so id-only queries are covered).
+    "CREATE INDEX IF NOT EXISTS patches_live_label ON patches(deleted, label, state)",
+    "CREATE INDEX IF NOT EXISTS patches_live_state ON patches(deleted, state)",
+    "CREATE INDEX IF NOT EXISTS patches_live_size ON patches(deleted, size_px)",
+    "CREATE INDEX IF NOT EXISTS patches_live_size_mm ON patches(deleted, size_mm)",
+    "CREATE INDEX IF NOT EXISTS patches_live_created ON patches(deleted, created)",
+    "CREATE INDEX IF NOT EXISTS patches_live_rating ON patches(deleted, rating)",
+    "CREATE INDEX IF NOT EXISTS patches_live_source ON patches(deleted, dataset, image_id)",
+    "CREATE INDEX IF NOT EXISTS patches_image ON patches(image_id)",
     "CREATE INDEX IF NOT EXISTS provenance_image ON provenance(dataset, image_id)",
 )
 

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,7 @@ def test_each_curation_call_is_recorded_with_user_time_old_and_new(tmp_path: Pat
         assert lib.set_state([1], "accepted").batch is None  # nothing changed, nothing recorded
         lib.set_rating([1, 3], 4)
         lib.set_notes(2, "rib overlap")
+        assert lib.set_notes([4, 5], "both").patch_ids == (4, 5)
         lib.add_tags([1, 2], ["blurry", " edge ", ""])
         lib.remove_tags([2], "edge")
         lib.set_label([3], "mass")  # case forgiven, spelled as CXR-LT spells it
@@ -163,22 +165,40 @@ def test_query_filters_sorts_and_pages(tmp_path: Path) -> None:
             lib.query_ids(sort="colour")
 
 
-def _run(script: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(script)],
-        env=env,
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+@pytest.fixture
+def spawn() -> Iterator[Callable[[str], subprocess.Popen[str]]]:
+    """Start a Python child on a script (stdin/stdout piped); any child left is killed after."""
+    children: list[subprocess.Popen[str]] = []
+
+    def run(script: str) -> subprocess.Popen[str]:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        child = subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(script)],
+            env=env,
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        children.append(child)
+        return child
+
+    yield run
+    for child in children:
+        if child.poll() is None:
+            child.kill()
+        child.wait(timeout=60)
+        for pipe in (child.stdin, child.stdout):
+            if pipe is not None:
+                pipe.close()
 
 
-def test_two_processes_curating_one_library_lose_no_update(tmp_path: Path) -> None:
+def test_two_processes_curating_one_library_lose_no_update(
+    tmp_path: Path, spawn: Callable[[str], subprocess.Popen[str]]
+) -> None:
     n = 60
     _library(tmp_path / "lib", n=n).close()
-    child = _run(
+    child = spawn(
         f"""
         from fpsm_core.dadam.library import PatchLibrary
         lib = PatchLibrary({str(tmp_path / "lib")!r}, user="child")
@@ -209,10 +229,12 @@ def test_two_processes_curating_one_library_lose_no_update(tmp_path: Path) -> No
         assert users == {"child", "parent"}
 
 
-def test_kill_9_in_the_middle_of_a_batch_accept_keeps_each_batch_whole(tmp_path: Path) -> None:
+def test_kill_9_in_the_middle_of_a_batch_accept_keeps_each_batch_whole(
+    tmp_path: Path, spawn: Callable[[str], subprocess.Popen[str]]
+) -> None:
     n = 300
     _library(tmp_path / "lib", n=n).close()
-    child = _run(
+    child = spawn(
         f"""
         import sys
         from fpsm_core.dadam import curation

@@ -146,6 +146,7 @@ def test_source_boxes_gives_every_readers_box_of_an_image(tmp_path: Path) -> Non
             for _, r, n, *c in rows
         )
         assert sum(b.kind == "patch" for b in drawn) == 4
+        assert {(b.dataset, b.image_id) for b in drawn} == {("vindr", "v1")}
         same = lib.source_boxes(image_path=str(tmp_path / "imgs" / "v1.png"))
         assert sorted(b.box for b in same) == sorted(b.box for b in drawn)
 
@@ -155,7 +156,9 @@ def test_source_boxes_gives_every_readers_box_of_an_image(tmp_path: Path) -> Non
         assert [(g.label, g.ids) for g in box_groups] == [("Nodule", (1, 2, 3))]
         assert box_groups[0].score >= 0.5
         lib.set_rating([2], 5)
-        cs = lib.merge(box_groups[0].ids)
+        assert list(box_groups[0]) == [1, 2, 3] and len(box_groups[0]) == 3
+        cs = lib.merge(box_groups[0])
+        assert cs.kept == 2
         kept = lib.get(2)  # the best rated
         assert kept.state == "unreviewed" and kept.readers == 3
         assert sorted(p.reader for p in lib.provenance(2)) == ["R10", "R8", "R9"]
@@ -188,3 +191,21 @@ def test_near_identical_crops_are_grouped_and_rejected_in_one_step(tmp_path: Pat
         assert groups[0].score <= 4
         lib.set_state(groups[0].ids[1:], "rejected")
         assert lib.duplicate_groups() == []
+
+
+def test_undo_of_an_edit_whose_old_crop_was_added_again_is_a_conflict(
+    imported: tuple[PatchLibrary, Path],
+) -> None:
+    lib, images = imported
+    p = lib.get(1)
+    lib.update_box(1, (10, 10, 40, 40))
+    # Someone draws the original box again: the old crop is now another patch.
+    cs = lib.add_box(images / "img000.png", "sim", p.source_box, "Nodule", image_id="img000")
+    assert cs.batch is not None
+    lib.undo()  # undoes the add_box (soft delete), the crop is still held by that row
+    undone = lib.undo()
+    assert undone is not None and undone.changes == 0
+    assert undone.conflicts == (
+        f"patch 1 geometry: its crop is now patch {cs.patch_ids[0]}; left as it is",
+    )
+    assert lib.get(1).source_box == (10.0, 10.0, 40.0, 40.0)
