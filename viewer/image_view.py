@@ -47,6 +47,15 @@ class CursorInfo:
     y_mm: float | None
     x_mm: float | None
 
+    def readout(self) -> str:
+        """The status bar's line: position in mm (else pixels) and value."""
+        where = (
+            f"x {self.x_mm:.1f} mm, y {self.y_mm:.1f} mm"
+            if self.x_mm is not None
+            else f"col {self.col}, row {self.row} (spacing unknown)"
+        )
+        return f"{where}   value {self.value:.6g}"
+
 
 def distance_mm(
     p0: tuple[float, float], p1: tuple[float, float], spacing: tuple[float, float] | None

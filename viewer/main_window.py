@@ -10,7 +10,6 @@ come back. Every user-caused error ends as one sentence in the status bar.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,35 +18,29 @@ import numpy as np
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
-    QDialog,
     QDockWidget,
-    QFileDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
     QScrollArea,
-    QTableWidget,
-    QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
-from fpsm_core.explain import ResultCams
-from viewer import workers
+from viewer import dialogs
 from viewer.ai_panel import AIPanel
 from viewer.bind import bind_check
 from viewer.export import ViewExporter, write_view_png
 from viewer.film_binding import FilmBinding
 from viewer.image_view import ImageViewWidget
 from viewer.level_strip import LevelStripWidget
+from viewer.session import ViewerSession
 from viewer.settings import ViewerSettings, settings_for_app
 from viewer.state import ViewerState
 from viewer.tag_browser import TagBrowserDialog, image_rows, read_tag_rows
-from viewer.workers import LoadedImage, ModelInfo, ServiceHub, TriageItem
+from viewer.workers import ModelInfo, ServiceHub, TriageItem
 from viewer.worklist import WorklistPanel
 
 if TYPE_CHECKING:
-    from fpsm_core.inference import Result
     from fpsm_core.io.studies import StudyIndex
     from viewer.image_view import CursorInfo
 
@@ -69,50 +62,10 @@ MENUS = {
     "&Worklist": "next_image prev_image",
     "&Help": "shortcuts about",
 }
-TOOLBAR = {
-    "open": None,
-    "open_folder": None,
-    "-1": None,
-    **{f"preset_{p}": label for p, (_, _, label) in PRESETS.items()},
-    "invert": "Invert",
-    "-2": None,
-    "fit": "Fit",
-    "one_to_one": "1:1",
-    "rotate_ccw": "⟲",
-    "rotate_cw": "⟳",
-    "flip_h": "⇋",
-    "flip_v": "⇵",
-    "ruler": "Ruler",
-    "-3": None,
-    "overlay": "Heatmap",
-    "tags": "Tags",
-    "export_png": "PNG",
-}
-
-
-class ShortcutsDialog(QDialog):
-    """Help > Keyboard shortcuts: every action that has a key."""
-
-    def __init__(self, actions: Sequence[QAction], parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Keyboard shortcuts")
-        self.resize(460, 560)
-        rows = [
-            (a.text().replace("&", ""), a.shortcut().toString())
-            for a in actions
-            if not a.shortcut().isEmpty()
-        ]
-        table = QTableWidget(len(rows), 2)
-        table.setHorizontalHeaderLabels(["Action", "Key"])
-        for i, (name, key) in enumerate(rows):
-            table.setItem(i, 0, QTableWidgetItem(name))
-            table.setItem(i, 1, QTableWidgetItem(key))
-        table.horizontalHeader().setStretchLastSection(True)
-        table.setColumnWidth(0, 280)
-        table.verticalHeader().hide()
-        layout = QVBoxLayout(self)
-        layout.addWidget(table)
-        self.table = table
+TOOLBAR = (
+    "open open_folder - presets invert - fit one_to_one rotate_ccw rotate_cw flip_h flip_v ruler "
+)
+TOOLBAR += "- overlay tags export_png"
 
 
 class MainWindow(QMainWindow):
@@ -174,11 +127,9 @@ class MainWindow(QMainWindow):
         self.statusBar().addWidget(self.status_label, 1)
         self.statusBar().addPermanentWidget(self.cursor_label)
 
-        self.current_path: str | None = None
-        self.timings: dict[str, float] = {}
+        self.session = ViewerSession(self.state, self.hub, self)
+        self.timings = self.session.timings
         self.last_error = ""
-        self._t_open = self._t_infer = 0.0
-        self._pending_inference = False
         self._triage_done_count = 0
         self._closing = False
 
@@ -223,8 +174,12 @@ class MainWindow(QMainWindow):
         text: str,
         slot: Callable[..., Any] | None,
         shortcut: str | QKeySequence.StandardKey | None = None,
+        icon_text: str | None = None,
     ) -> QAction:
+        """An action with its key in the tool tip; ``icon_text`` labels it on the toolbar."""
         action = QAction(text, self)
+        if icon_text is not None:
+            action.setIconText(icon_text)
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
         action.setToolTip(f"{text} ({action.shortcut().toString()})" if shortcut else text)
@@ -239,35 +194,36 @@ class MainWindow(QMainWindow):
         a("open", "&Open image…", self._on_open_file_triggered, key.Open)
         a("open_folder", "Open &folder…", self._on_open_folder_triggered, "Ctrl+Shift+O")
         a("open_model", "Open &model…", self._on_open_model_triggered, "Ctrl+M")
-        a("export_png", "Export view as &PNG…", self.exporter.export_png, "Ctrl+E")
+        a("export_png", "Export view as &PNG…", self.exporter.export_png, "Ctrl+E", "PNG")
         a("export_json", "Export findings as &JSON…", self.exporter.export_json, "Ctrl+J")
         a("export_csv", "Export findings as &CSV…", self.exporter.export_csv, "Ctrl+Shift+J")
         a("quit", "&Quit", self.close, key.Quit)
-        for preset, (shortcut, text, _) in PRESETS.items():
-            a(f"preset_{preset}", text, lambda _c=False, p=preset: self.apply_preset(p), shortcut)
-        a("invert", "&Invert", None, "I")
-        a("fit", "&Fit to window", view.fit, "F")
-        a("one_to_one", "1:1 (one image pixel per screen pixel)", view.one_to_one, "1")
+        for preset, (shortcut, text, label) in PRESETS.items():
+            slot = lambda _c=False, p=preset: self.apply_preset(p)  # noqa: E731
+            a(f"preset_{preset}", text, slot, shortcut, label)
+        a("invert", "&Invert", None, "I", "Invert")
+        a("fit", "&Fit to window", view.fit, "F", "Fit")
+        a("one_to_one", "1:1 (one image pixel per screen pixel)", view.one_to_one, "1", "1:1")
         a("zoom_in", "Zoom in", lambda: view.zoom(1.25), "+")
         a("zoom_out", "Zoom out", lambda: view.zoom(0.8), "-")
-        a("rotate_cw", "Rotate clockwise", lambda: view.rotate(90), "R")
-        a("rotate_ccw", "Rotate counter-clockwise", lambda: view.rotate(-90), "Shift+R")
-        a("flip_h", "Flip horizontally", view.flip_horizontal, "H")
-        a("flip_v", "Flip vertically", view.flip_vertical, "V")
+        a("rotate_cw", "Rotate clockwise", lambda: view.rotate(90), "R", "⟳")
+        a("rotate_ccw", "Rotate counter-clockwise", lambda: view.rotate(-90), "Shift+R", "⟲")
+        a("flip_h", "Flip horizontally", view.flip_horizontal, "H", "⇋")
+        a("flip_v", "Flip vertically", view.flip_vertical, "V", "⇵")
         a("reset_view", "Reset orientation", view.reset_orientation, "Ctrl+0")
-        a("ruler", "&Ruler (distance in mm)", self._on_ruler_toggled, "M")
+        a("ruler", "&Ruler (distance in mm)", self._on_ruler_toggled, "M", "Ruler")
         a("clear_rulers", "Clear rulers", view.clear_rulers, "Shift+M")
-        a("overlay", "Show &heatmap", None, "C")
+        a("overlay", "Show &heatmap", None, "C", "Heatmap")
         a("next_level", "Next pyramid level", lambda: state.cycle_level(1), "]")
         a("prev_level", "Previous pyramid level", lambda: state.cycle_level(-1), "[")
         a("next_finding", "Next finding", lambda: state.step_finding(1), "J")
         a("prev_finding", "Previous finding", lambda: state.step_finding(-1), "K")
         a("next_image", "Next image", lambda: self.worklist.step(1), "PgDown")
         a("prev_image", "Previous image", lambda: self.worklist.step(-1), "PgUp")
-        a("rerun", "Run the model again", self._on_rerun_triggered, "Ctrl+R")
+        a("rerun", "Run the model again", self.session.rerun, "Ctrl+R")
         a("cancel", "Cancel inference / triage", self._on_cancel_triggered, "Esc")
         a("triage", "&Triage the worklist", self.start_triage, "Ctrl+T")
-        a("tags", "DICOM &tags…", self.show_tags, "Ctrl+I")
+        a("tags", "DICOM &tags…", self.show_tags, "Ctrl+I", "Tags")
         a("shortcuts", "&Keyboard shortcuts", self.show_shortcuts, "F1")
         a("about", "&About", self._on_about_triggered)
         for name in ("invert", "ruler", "overlay"):
@@ -293,22 +249,27 @@ class MainWindow(QMainWindow):
         bar = self.addToolBar("Main")
         bar.setObjectName("mainToolbar")
         bar.setMovable(False)
-        for name, label in TOOLBAR.items():
-            if name.startswith("-"):
+        for name in TOOLBAR.split():
+            if name == "-":
                 bar.addSeparator()
-                continue
-            if label is not None:
-                n[name].setIconText(label)
-            bar.addAction(n[name])
+            elif name == "presets":
+                bar.addActions([n[f"preset_{p}"] for p in PRESETS])
+            else:
+                bar.addAction(n[name])
         self.toolbar = bar
 
     def _connect(self) -> None:
         hub, worklist, view = self.hub, self.worklist, self.image_view
-        hub.image_loaded.connect(self._on_hub_image_loaded)
+        session = self.session
+        session.image_shown.connect(self._on_session_image_shown)
+        session.image_shown.connect(self.image_shown)
+        session.model_ready.connect(self._on_session_model_ready)
+        session.model_ready.connect(self.model_ready)
+        session.result_shown.connect(self.result_shown)
+        session.activity.connect(self.ai_panel.set_state)
+        session.status.connect(self.show_status)
+        session.error.connect(self.show_error)
         hub.folder_indexed.connect(self._on_hub_folder_indexed)
-        hub.model_loaded.connect(self._on_hub_model_loaded)
-        hub.result_ready.connect(self._on_hub_result_ready)
-        hub.failed.connect(self._on_hub_failed)
         hub.triage_progressed.connect(worklist.set_progress)
         hub.triage_item_ready.connect(self._on_hub_triage_item_ready)
         hub.triage_finished.connect(self._on_hub_triage_finished)
@@ -339,8 +300,8 @@ class MainWindow(QMainWindow):
             self.worklist.add_files([p])
             self._remember(str(p))
             self.worklist.select_path(p)
-            if self.current_path != str(p):
-                self._open_image(str(p))
+            if self.session.current_path != str(p):
+                self.session.open_image(str(p))
         else:
             self.show_error(f"Cannot open '{p}': no such file or folder.")
 
@@ -351,18 +312,10 @@ class MainWindow(QMainWindow):
             self.worklist.add_files(files)
             self.worklist.select_path(files[0])
 
-    def _open_image(self, path: str) -> None:
-        self.current_path = path
-        self.state.show_result(None)
-        self._t_open = time.perf_counter()
-        self.ai_panel.set_state("Loading the image…")
-        self.show_status(f"Loading {Path(path).name}…")
-        self.hub.request_image(path)
-
     def _on_worklist_image_activated(self, path: str) -> None:
         shown = self.state.image
-        if path != self.current_path or shown is None or str(shown.path) != path:
-            self._open_image(path)
+        if path != self.session.current_path or shown is None or str(shown.path) != path:
+            self.session.open_image(path)
 
     def _on_hub_folder_indexed(self, _request_id: int, index: StudyIndex) -> None:
         self.hub.cancel_thumbnails()  # the old list's queued thumbnails are no longer wanted
@@ -375,73 +328,19 @@ class MainWindow(QMainWindow):
         if paths:
             self.worklist.select_path(paths[0])
 
-    def _on_hub_image_loaded(self, _request_id: int, loaded: LoadedImage) -> None:
-        self.state.set_image(loaded)
-        self.timings["load_ms"] = loaded.load_ms
-        self.timings["first_pixel_ms"] = (time.perf_counter() - self._t_open) * 1e3
-        image = loaded.image
-        notes = "; ".join(image.warnings)
-        self.show_status(
-            f"{loaded.path.name}  {image.shape[1]}x{image.shape[0]}  "
-            f"{image.photometric}  loaded in {loaded.load_ms:.0f} ms"
-            + (f"  ·  {notes}" if notes else "")
-        )
+    def _on_session_image_shown(self, _path: str) -> None:
         self._update_title()
         if self.tag_dialog is not None and self.tag_dialog.isVisible():
             self.show_tags()
-        self.image_shown.emit(str(loaded.path))
-        if self.state.model is not None:
-            self._request_inference()
-        else:
-            self._pending_inference = True
-
-    def _on_hub_failed(self, kind: str, _request_id: int, message: str) -> None:
-        if kind == workers.IMAGE:
-            self.state.show_result(None)
-            self.state.set_image(None)
-            self.ai_panel.set_state("No image.")
-        elif kind == workers.MODEL:
-            self.state.set_model(None)
-            self.ai_panel.set_state("No model: findings unavailable.")
-        elif kind == workers.INFERENCE:
-            self.ai_panel.set_state("Inference failed.")
-        self.show_error(message)
 
     # -- model and inference -------------------------------------------------------------------
     def load_model(self, model: str | Path | None, device: str = "auto") -> None:
         """Switch models; the image on screen is analysed again when the new one is ready."""
-        self.state.set_model(None)
-        self.ai_panel.set_state("Loading the model…")
-        self._pending_inference = self.state.image is not None
-        self.hub.load_model(model, device)
+        self.session.load_model(model, device)
 
-    def _on_hub_model_loaded(self, info: ModelInfo) -> None:
-        self.state.set_model(info)
-        self.ai_panel.set_state("Model ready.")
+    def _on_session_model_ready(self, info: ModelInfo) -> None:
         self.worklist.set_urgent_choices(info.labels, self.state.urgent)
         self._update_title()
-        self.model_ready.emit(info)
-        if self._pending_inference:
-            self._request_inference()
-
-    def _request_inference(self) -> None:
-        if self.state.image is None:
-            return
-        self._pending_inference = False
-        self._t_infer = time.perf_counter()
-        self.ai_panel.set_state("Running the model…")
-        self.hub.request_inference(self.state.image.image)
-
-    def _on_hub_result_ready(self, _request_id: int, result: Result) -> None:
-        try:
-            cams = ResultCams(result) if result.cams is not None else None
-        except Exception as exc:  # noqa: BLE001 - a CAM problem must not hide the findings
-            cams = None
-            self.show_error(f"Heatmaps unavailable for this image: {exc}")
-        self.state.show_result(result, cams)
-        self.timings["findings_ms"] = (time.perf_counter() - self._t_open) * 1e3
-        self.timings["inference_ms"] = (time.perf_counter() - self._t_infer) * 1e3
-        self.result_shown.emit(result)
 
     def _update_title(self) -> None:
         image, model = self.state.image, self.state.model
@@ -451,16 +350,10 @@ class MainWindow(QMainWindow):
             parts.append("UNTRAINED MODEL, not for clinical use")
         self.setWindowTitle(" — ".join(parts))
 
-    def _on_rerun_triggered(self) -> None:
-        if self.state.image is not None and self.state.model is not None:
-            self._request_inference()
-
     def _on_cancel_triggered(self) -> None:
         if self.hub.triage_running:
             self.cancel_triage()
-        if self.state.result is None and self.state.image is not None:
-            self.hub.cancel_inference()
-            self.ai_panel.set_state("Inference cancelled (Ctrl+R runs it again).")
+        self.session.cancel_inference()
         if self.image_view.ruler_mode:
             self.actions_by_name["ruler"].setChecked(False)
             self.image_view.set_ruler_mode(False)
@@ -483,15 +376,7 @@ class MainWindow(QMainWindow):
             self.show_status("Ruler: drag on the image to measure (Esc ends).")
 
     def _on_image_view_cursor_moved(self, info: CursorInfo | None) -> None:
-        if info is None:
-            self.cursor_label.setText("")
-            return
-        where = (
-            f"x {info.x_mm:.1f} mm, y {info.y_mm:.1f} mm"
-            if info.x_mm is not None
-            else f"col {info.col}, row {info.row} (spacing unknown)"
-        )
-        self.cursor_label.setText(f"{where}   value {info.value:.6g}")
+        self.cursor_label.setText("" if info is None else info.readout())
 
     # -- triage --------------------------------------------------------------------------------
     def start_triage(self) -> None:
@@ -562,44 +447,26 @@ class MainWindow(QMainWindow):
         self.tag_dialog.raise_()
 
     def show_shortcuts(self) -> None:
-        dialog = ShortcutsDialog(list(self.actions_by_name.values()), self)
+        dialog = dialogs.ShortcutsDialog(list(self.actions_by_name.values()), self)
         dialog.show()
         self._shortcuts_dialog = dialog
 
     def _on_about_triggered(self) -> None:
-        info = self.state.model
-        text = f"<b>{APP_NAME}</b><br>Feature Pyramid Sum Models on chest radiographs.<br>"
-        if info is not None:
-            text += f"Model: {info.name} on {info.device}.<br>"
-            if info.untrained:
-                text += "<b>The model is UNTRAINED: its output is meaningless.</b><br>"
-            if info.disclaimer:
-                text += f"{info.disclaimer}<br>"
-        text += "Research software, not for clinical use."
-        QMessageBox.about(self, f"About {APP_NAME}", text)
+        QMessageBox.about(self, f"About {APP_NAME}", dialogs.about_text(APP_NAME, self.state.model))
 
     def _on_open_file_triggered(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(
-            self,
-            "Open images",
-            self.preferences.last_dir(),
-            "Radiographs (*.dcm *.dicom *.dic *.png *.jpg *.jpeg *.tif *.tiff);;All files (*)",
-        )
+        paths = dialogs.ask_images(self, self.preferences)
         if paths:
-            self.preferences.set_last_dir(Path(paths[0]).parent)
             self._remember(paths[0])
             self.open_files(paths)
 
     def _on_open_folder_triggered(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open folder", self.preferences.last_dir())
+        path = dialogs.ask_folder(self, self.preferences)
         if path:
-            self.preferences.set_last_dir(path)
             self.open_path(path)
 
     def _on_open_model_triggered(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Open a checkpoint (.json) or ensemble.json", str(Path.home()), "JSON (*.json)"
-        )
+        path = dialogs.ask_model(self)
         if path:
             self.load_model(path)
 
