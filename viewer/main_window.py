@@ -36,8 +36,8 @@ from viewer.level_strip import LevelStripWidget
 from viewer.session import ViewerSession
 from viewer.settings import ViewerSettings, settings_for_app
 from viewer.state import ViewerState
-from viewer.tag_browser import TagBrowserDialog, image_rows, read_tag_rows
-from viewer.workers import ModelInfo, ServiceHub, TriageItem
+from viewer.tag_browser import TagBrowserDialog
+from viewer.workers import ModelInfo, ServiceHub
 from viewer.worklist import WorklistPanel
 
 if TYPE_CHECKING:
@@ -130,7 +130,6 @@ class MainWindow(QMainWindow):
         self.session = ViewerSession(self.state, self.hub, self)
         self.timings = self.session.timings
         self.last_error = ""
-        self._triage_done_count = 0
         self._closing = False
 
         self.actions_by_name: dict[str, QAction] = {}
@@ -271,7 +270,7 @@ class MainWindow(QMainWindow):
         session.error.connect(self.show_error)
         hub.folder_indexed.connect(self._on_hub_folder_indexed)
         hub.triage_progressed.connect(worklist.set_progress)
-        hub.triage_item_ready.connect(self._on_hub_triage_item_ready)
+        hub.triage_item_ready.connect(worklist.set_triage_item)
         hub.triage_finished.connect(self._on_hub_triage_finished)
         hub.thumbnail_ready.connect(worklist.set_thumbnail)
         worklist.thumbnails_wanted.connect(hub.request_thumbnails)
@@ -380,29 +379,15 @@ class MainWindow(QMainWindow):
 
     # -- triage --------------------------------------------------------------------------------
     def start_triage(self) -> None:
-        paths = self.worklist.paths()
-        if self.state.model is None:
-            self.show_error("The model is not loaded yet, so triage cannot run.")
-            return
-        if not paths:
-            self.show_error("The worklist is empty: open a folder first.")
-            return
-        if self.hub.triage_running:
-            return
-        self._triage_done_count = 0
-        self.worklist.set_triage_running(True)
-        self.hub.start_triage(paths, self.state.urgent)
+        if self.session.start_triage(self.worklist.paths()):
+            self.worklist.set_triage_running(True)
 
     def cancel_triage(self) -> None:
         self.hub.cancel_triage()
         self.show_status("Cancelling triage after the current batch…")
 
-    def _on_hub_triage_item_ready(self, item: TriageItem) -> None:
-        self._triage_done_count += 1
-        self.worklist.set_triage_item(item)
-
     def _on_hub_triage_finished(self, cancelled: bool) -> None:
-        self.worklist.triage_finished(cancelled, self._triage_done_count)
+        self.worklist.triage_finished(cancelled)
         self.show_status(
             "Triage cancelled." if cancelled else "Triage done: worklist sorted by urgent findings."
         )
@@ -431,20 +416,9 @@ class MainWindow(QMainWindow):
             return
         if self.tag_dialog is None:
             self.tag_dialog = TagBrowserDialog(self)
-        path = str(loaded.path)
-        if loaded.image.source_format == "dicom":
-            from fpsm_core.io import ImageLoadError
-
-            try:
-                rows = read_tag_rows(path)
-            except ImageLoadError as exc:
-                self.show_error(str(exc))
-                return
-        else:
-            rows = image_rows(loaded.image)
-        self.tag_dialog.set_rows(rows, path)
-        self.tag_dialog.show()
-        self.tag_dialog.raise_()
+        problem = self.tag_dialog.show_image(loaded.image, loaded.path)
+        if problem:
+            self.show_error(problem)
 
     def show_shortcuts(self) -> None:
         dialog = dialogs.ShortcutsDialog(list(self.actions_by_name.values()), self)

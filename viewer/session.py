@@ -87,6 +87,19 @@ class ViewerSession(QObject):
             self.hub.cancel_inference()
             self.activity.emit("Inference cancelled (Ctrl+R runs it again).")
 
+    def start_triage(self, paths: list[str]) -> bool:
+        """Rank the worklist by its urgent findings; False (and an error) when it cannot run."""
+        if self.state.model is None:
+            self.error.emit("The model is not loaded yet, so triage cannot run.")
+            return False
+        if not paths:
+            self.error.emit("The worklist is empty: open a folder first.")
+            return False
+        if self.hub.triage_running:
+            return False
+        self.hub.start_triage(paths, self.state.urgent)
+        return True
+
     def _request_inference(self) -> None:
         if self.state.image is None:
             return

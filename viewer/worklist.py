@@ -126,6 +126,7 @@ class WorklistPanel(QWidget):
         self._studies: dict[str, QTreeWidgetItem] = {}
         self._thumbnails = thumbnails
         self._wanted: list[str] = []
+        self._triaged = 0
         self._urgent_actions: dict[str, QAction] = {}
 
         self.tree.currentItemChanged.connect(self._on_tree_current_item_changed)
@@ -276,6 +277,7 @@ class WorklistPanel(QWidget):
         self.triage_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         if running:
+            self._triaged = 0
             self.progress.setRange(0, max(1, len(self._items)))
             self.progress.setValue(0)
             self.triage_label.setText("Triage running…")
@@ -286,6 +288,7 @@ class WorklistPanel(QWidget):
 
     def set_triage_item(self, item: TriageItem) -> None:
         """Show one image's urgency (a ``TriageItem``)."""
+        self._triaged += 1
         row = self._items.get(str(item.path))
         if row is None:
             return
@@ -309,7 +312,8 @@ class WorklistPanel(QWidget):
             base = study.data(COL_NAME, TitleRole)
             study.setText(COL_NAME, f"{best:.0%}  ·  {base}" if best >= 0 else base)
 
-    def triage_finished(self, cancelled: bool, done: int) -> None:
+    def triage_finished(self, cancelled: bool) -> None:
+        done = self._triaged
         self.set_triage_running(False)
         self.triage_label.setText(
             f"Triage cancelled after {done} image(s)."
