@@ -171,8 +171,8 @@ def bench_open_and_stalls(
 ) -> None:
     from PySide6.QtCore import QEventLoop, QSettings, QTimer
 
+    from bench.probe import StallProbe
     from viewer.main_window import MainWindow
-    from viewer.probe import StallProbe
     from viewer.theme import apply_theme
 
     apply_theme(app)
@@ -213,7 +213,7 @@ def bench_open_and_stalls(
         window.resize(1600, 1000)
         window.show()
         wait(window.model_ready)
-        info = window.model_info
+        info = window.state.model
         print(
             f"\n[2] open -> first pixel / findings: {size}x{size} DICOM, model '{info.name}' "
             f"on {info.device}, torch threads {n_threads}"
@@ -221,8 +221,7 @@ def bench_open_and_stalls(
         first, findings, infer = [], [], []
         for r in range(repeats + 1):
             path = files[r % 2]
-            window.current_path = None
-            window.loaded = None
+            window.session.current_path = None
             window.open_path(path)
             wait(window.result_shown)
             if r == 0:
@@ -243,18 +242,18 @@ def bench_open_and_stalls(
         idle_gaps = sorted(probe.gaps)
 
         # Torch alone: the window does not handle the results (only the hub sees them).
-        window.hub.result_ready.disconnect(window._on_hub_result_ready)
+        window.hub.result_ready.disconnect(window.session._on_hub_result_ready)
         probe.start()
         for _ in range(inferences):
-            window.hub.request_inference(window.loaded.image)
+            window.hub.request_inference(window.state.image.image)
             wait(window.hub.result_ready)
         bare = probe.stop()
         bare_gaps = sorted(probe.gaps)
-        window.hub.result_ready.connect(window._on_hub_result_ready)
+        window.hub.result_ready.connect(window.session._on_hub_result_ready)
         # The real thing: each result is listed, its heatmap drawn, the level strip refreshed.
         probe.start()
         for _ in range(inferences):
-            window.hub.request_inference(window.loaded.image)
+            window.hub.request_inference(window.state.image.image)
             wait(window.grid_drawn)
         busy = probe.stop()
         gaps = sorted(probe.gaps)
@@ -278,7 +277,7 @@ def bench_open_and_stalls(
 
         probe.start()
         for r in range(repeats):
-            window.current_path = None
+            window.session.current_path = None
             window.open_path(files[r % 2])
             wait(window.result_shown)
         both = probe.stop()

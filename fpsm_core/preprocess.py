@@ -113,13 +113,18 @@ def prepare(
 
 
 def unletterbox(
-    maps: np.ndarray, box: Letterbox, input_size: int, out_shape: tuple[int, int]
+    maps: np.ndarray, box: Letterbox, input_size: int, out_shape: tuple[int, int] | None = None
 ) -> np.ndarray:
-    """Map (..., S, S) arrays defined on the model input back onto the original image grid."""
+    """Map (..., S, S) arrays defined on the model input back onto the original image grid.
+
+    With ``out_shape`` None the padding is only cropped away, on the maps' own grid.
+    """
     scale = maps.shape[-1] / input_size
     y0, x0 = round(box.offset_y * scale), round(box.offset_x * scale)
     y1, x1 = round((box.offset_y + box.height) * scale), round((box.offset_x + box.width) * scale)
     crop = maps[..., y0 : max(y1, y0 + 1), x0 : max(x1, x0 + 1)]
+    if out_shape is None:
+        return np.ascontiguousarray(crop)
     flat = crop.reshape(-1, *crop.shape[-2:])
     out = np.stack(
         [

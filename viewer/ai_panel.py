@@ -2,16 +2,16 @@
 
 Shows what commercial chest X-ray AI shows (findings ranked by probability, bars with each class's
 threshold, heatmaps) and what it does not: the spread between ensemble members and each pyramid
-level's share of the selected finding's logit, plus a grid of that finding's map at every level.
-A banner says so when the model is untrained or only a demo.
+level's share of the selected finding's logit (the level strip under the film shows that finding's
+map at every level). A banner says so when the model is untrained or only a demo. Every control is
+bound to one field of the :class:`~viewer.state.ViewerState`; the panel reads nothing else.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from PySide6.QtCore import (
     QAbstractListModel,
     QModelIndex,
@@ -20,14 +20,12 @@ from PySide6.QtCore import (
     QRectF,
     QSize,
     Qt,
-    Signal,
 )
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
+from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
-    QGridLayout,
     QGroupBox,
     QLabel,
     QListView,
@@ -40,8 +38,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from fpsm_core.explain import ENSEMBLE, FUSED, LevelShare, level_shares
 from viewer import theme
-from viewer.cam_display import COLORMAPS, FUSED, LevelKey, LevelShare
+from viewer.bind import Binding, bind_check, bind_combo, bind_slider
+from viewer.cam_display import COLORMAPS
+from viewer.prevalence import prevalence_tiers
+from viewer.state import ViewerState
+
+if TYPE_CHECKING:
+    from fpsm_core.inference import Finding, Result
+    from viewer.workers import ModelInfo
 
 FindingRole = Qt.ItemDataRole.UserRole + 1
 TierRole = Qt.ItemDataRole.UserRole + 2
@@ -53,12 +59,12 @@ class FindingsModel(QAbstractListModel):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._findings: list[Any] = []
+        self._findings: list[Finding] = []
         self._tiers: dict[str, str] = {}
         self._urgent: set[str] = set()
 
     def set_findings(
-        self, findings: Sequence[Any], tiers: dict[str, str], urgent: Sequence[str]
+        self, findings: Sequence[Finding], tiers: dict[str, str], urgent: Sequence[str]
     ) -> None:
         self.beginResetModel()
         self._findings = list(findings)
@@ -66,7 +72,7 @@ class FindingsModel(QAbstractListModel):
         self._urgent = set(urgent)
         self.endResetModel()
 
-    def finding(self, row: int) -> Any:
+    def finding(self, row: int) -> Finding:
         return self._findings[row]
 
     def row_of(self, class_index: int) -> int | None:
@@ -234,70 +240,17 @@ class LevelShareWidget(QWidget):
         painter.end()
 
 
-class LevelGridWidget(QWidget):
-    """The selected finding's map at every level side by side; clicking a tile picks its level."""
-
-    tile_clicked = Signal(object)
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._layout = QGridLayout(self)
-        self._layout.setContentsMargins(0, 0, 0, 0)
-        self._layout.setSpacing(4)
-        self._tiles: list[tuple[LevelKey, QLabel, QLabel]] = []
-
-    def set_tiles(self, tiles: Sequence[tuple[LevelKey, str, np.ndarray]]) -> None:
-        """Tiles as (level key, title, (h, w, 3) uint8 RGB)."""
-        for _, image_label, title_label in self._tiles:
-            image_label.deleteLater()
-            title_label.deleteLater()
-        self._tiles = []
-        for col, (key, title, rgb) in enumerate(tiles):
-            rgb = np.ascontiguousarray(rgb)
-            h, w = rgb.shape[:2]
-            qimage = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
-            image_label = QLabel()
-            image_label.setPixmap(QPixmap.fromImage(qimage))
-            image_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            image_label.setCursor(Qt.CursorShape.PointingHandCursor)
-            image_label.mousePressEvent = self._tile_press_handler(key)  # type: ignore[method-assign]
-            title_label = QLabel(title)
-            title_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            title_label.setStyleSheet(f"color: {theme.TEXT_DIM}; font-size: 8pt;")
-            self._layout.addWidget(image_label, 0, col)
-            self._layout.addWidget(title_label, 1, col)
-            self._tiles.append((key, image_label, title_label))
-
-    def _tile_press_handler(self, key: LevelKey) -> Any:
-        def handler(_event: Any) -> None:
-            self.tile_clicked.emit(key)
-
-        return handler
-
-    def tile_keys(self) -> list[LevelKey]:
-        return [key for key, _, _ in self._tiles]
-
-    def tile_titles(self) -> list[str]:
-        return [t.text() for _, _, t in self._tiles]
-
-
 class AIPanel(QWidget):
-    """Findings, their evidence and the CAM controls.
+    """Findings, their evidence and the CAM controls, bound to the viewer state.
 
-    Signals:
-        finding_selected(class_index): a finding was clicked (or chosen with the keyboard).
-        level_changed(level): a paper level number or ``"fused"``.
-        member_changed(member): a member index, or -1 for the ensemble.
-        overlay_changed(): colour map, opacity, threshold or visibility changed.
+    The findings list, the level, model (member) and colour-map choices, the opacity and threshold
+    sliders and the heatmap check box each show one state field and set it when the user changes
+    them; the details, the level shares and the status line follow the state.
     """
 
-    finding_selected = Signal(int)
-    level_changed = Signal(object)
-    member_changed = Signal(int)
-    overlay_changed = Signal()
-
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.state = state
         self.setMinimumWidth(340)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
@@ -323,9 +276,6 @@ class AIPanel(QWidget):
         self.findings_view.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.findings_view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.findings_view.setMinimumHeight(12 * FindingDelegate.ROW_HEIGHT + 4)
-        self.findings_view.selectionModel().currentChanged.connect(
-            self._on_findings_current_changed
-        )
         layout.addWidget(self.findings_view, stretch=3)
 
         self.detail_label = QLabel("")
@@ -340,42 +290,53 @@ class AIPanel(QWidget):
         cam_box = QGroupBox("Heatmap (per-level Grad-CAM)")
         form = QFormLayout(cam_box)
         self.overlay_check = QCheckBox("Show heatmap")
-        self.overlay_check.setChecked(True)
         form.addRow(self.overlay_check)
         self.level_combo = QComboBox()
         form.addRow("Level", self.level_combo)
         self.member_combo = QComboBox()
         form.addRow("Model", self.member_combo)
         self.colormap_combo = QComboBox()
-        self.colormap_combo.addItems(COLORMAPS)
+        for name in COLORMAPS:
+            self.colormap_combo.addItem(name, name)
         form.addRow("Colour map", self.colormap_combo)
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
         self.opacity_slider.setRange(0, 100)
-        self.opacity_slider.setValue(40)
         form.addRow("Opacity", self.opacity_slider)
         self.threshold_slider = QSlider(Qt.Orientation.Horizontal)
         self.threshold_slider.setRange(0, 100)
-        self.threshold_slider.setValue(25)
         form.addRow("Threshold", self.threshold_slider)
         layout.addWidget(cam_box)
 
-        # Placed by the window (a strip under the film has room for every level side by side).
-        self.level_grid = LevelGridWidget()
+        model = self.findings_model
+        self._finding_binding = Binding(
+            self.findings_view,
+            state,
+            "finding",
+            self._show_finding,
+            self.findings_view.selectionModel().currentChanged,
+            lambda current, _previous: (
+                int(model.finding(current.row()).index) if current.isValid() else state.finding
+            ),
+        )
+        self._level_binding = bind_combo(self.level_combo, state, "level")
+        self._member_binding = bind_combo(self.member_combo, state, "member")
+        bind_combo(self.colormap_combo, state, "colormap")
+        bind_slider(self.opacity_slider, state, "opacity")
+        bind_slider(self.threshold_slider, state, "threshold")
+        bind_check(self.overlay_check, state, "overlay_visible")
+        state.model_changed.connect(self._on_state_model_changed)
+        state.result_changed.connect(self._on_state_result_changed)
+        state.cams_changed.connect(self._on_state_levels_changed)
+        state.member_changed.connect(self._on_state_levels_changed)
+        state.finding_changed.connect(self._on_state_details_changed)
+        state.member_changed.connect(self._on_state_details_changed)
+        state.urgent_changed.connect(self._on_state_urgent_changed)
 
-        self._result: Any = None
-        self._levels: list[LevelKey] = []
-        self._syncing = False
-        self.level_combo.currentIndexChanged.connect(self._on_level_combo_changed)
-        self.member_combo.currentIndexChanged.connect(self._on_member_combo_changed)
-        self.colormap_combo.currentIndexChanged.connect(lambda _i: self.overlay_changed.emit())
-        self.opacity_slider.valueChanged.connect(lambda _v: self.overlay_changed.emit())
-        self.threshold_slider.valueChanged.connect(lambda _v: self.overlay_changed.emit())
-        self.overlay_check.toggled.connect(lambda _b: self.overlay_changed.emit())
-        self.level_grid.tile_clicked.connect(self.set_level)
-
-    # -- model and result ------------------------------------------------------------------
-    def set_model_info(self, info: Any) -> None:
-        """Show the model's name and device; the banner when it is untrained or a demo."""
+    # -- what the state says -----------------------------------------------------------------
+    def _on_state_model_changed(self, info: ModelInfo | None) -> None:
+        """The model's name and device; the banner when it is untrained or a demo."""
+        if info is None:
+            return
         self.model_label.setText(
             f"Model: {info.name}  ·  {info.device}  ·  torch threads {info.torch_threads}"
         )
@@ -401,84 +362,79 @@ class AIPanel(QWidget):
             self.banner.hide()
 
     def set_state(self, text: str) -> None:
+        """The status line (what the viewer is doing: loading, running the model...)."""
         self.state_label.setText(text)
 
-    def set_result(
-        self,
-        result: Any,
-        tiers: dict[str, str] | None = None,
-        urgent: Sequence[str] = (),
-        levels: Sequence[int] = (),
-    ) -> None:
-        """Show a result's findings; selects nothing (the window selects the top finding)."""
-        self._result = result
-        self.set_banner(bool(result.untrained), str(result.model.get("disclaimer", "") or ""))
-        self.findings_model.set_findings(result.findings, tiers or {}, urgent)
-        self._syncing = True
+    def _on_state_result_changed(self, result: Result | None) -> None:
+        self.findings_view.selectionModel().blockSignals(True)
         try:
-            self._fill_levels(levels)
-            self.member_combo.clear()
-            self.member_combo.addItem("Ensemble mean")
-            for name in result.member_names:
-                self.member_combo.addItem(str(name))
-            self.member_combo.setEnabled(len(result.member_names) > 1)
+            self._fill_findings()
         finally:
-            self._syncing = False
+            self.findings_view.selectionModel().blockSignals(False)
+        self._finding_binding.refresh()
+        self.member_combo.blockSignals(True)
+        try:
+            self.member_combo.clear()
+            if result is not None:
+                self.member_combo.addItem("Ensemble mean", ENSEMBLE)
+                for i, name in enumerate(result.member_names):
+                    self.member_combo.addItem(str(name), i)
+            self.member_combo.setEnabled(result is not None and len(result.member_names) > 1)
+        finally:
+            self.member_combo.blockSignals(False)
+        self._member_binding.refresh()
+        if result is None:
+            self.detail_label.setText("")
+            self.shares_widget.set_shares([])
+            return
+        self.set_banner(bool(result.untrained), str(result.model.get("disclaimer", "") or ""))
         timing = result.timing_ms.get("total", 0.0)
         above = sum(f.above_threshold for f in result.findings)
         self.state_label.setText(
             f"{above} finding(s) above threshold  ·  {timing:.0f} ms on {result.device}"
-            + ("" if self._levels else "  ·  no heatmaps for this result")
+            + ("" if self.state.cams is not None else "  ·  no heatmaps for this result")
         )
+        self._on_state_details_changed()
 
-    def set_levels(self, levels: Sequence[int]) -> None:
-        """Offer these levels (and fused), keeping the current choice when it is still there."""
-        self._syncing = True
+    def _fill_findings(self) -> None:
+        result, info = self.state.result, self.state.model
+        tiers = prevalence_tiers(info.train_counts if info is not None else None)
+        findings = result.findings if result is not None else ()
+        self.findings_model.set_findings(findings, tiers, self.state.urgent)
+
+    def _on_state_urgent_changed(self, _urgent: tuple[str, ...]) -> None:
+        self._fill_findings()
+        self._finding_binding.refresh()
+
+    def _on_state_levels_changed(self, *_: Any) -> None:
+        """Offer the chosen member's levels (and fused)."""
+        self.level_combo.blockSignals(True)
         try:
-            self._fill_levels(levels)
+            self.level_combo.clear()
+            for key in self.state.levels:
+                label = "Fused (share-weighted)" if key == FUSED else f"Level {key}"
+                self.level_combo.addItem(label, key)
+            self.level_combo.setEnabled(bool(self.state.levels))
         finally:
-            self._syncing = False
+            self.level_combo.blockSignals(False)
+        self._level_binding.refresh()
 
-    def _fill_levels(self, levels: Sequence[int]) -> None:
-        current = self.level
-        self._levels = [FUSED, *levels] if levels else []
-        self.level_combo.clear()
-        for key in self._levels:
-            self.level_combo.addItem("Fused (share-weighted)" if key == FUSED else f"Level {key}")
-        if current in self._levels:
-            self.level_combo.setCurrentIndex(self._levels.index(current))
-        self.level_combo.setEnabled(bool(self._levels))
-
-    def clear(self) -> None:
-        self._result = None
-        self.findings_model.set_findings([], {}, [])
-        self.detail_label.setText("")
-        self.shares_widget.set_shares([])
-        self.level_grid.set_tiles([])
-
-    @property
-    def result(self) -> Any:
-        return self._result
-
-    # -- selection ---------------------------------------------------------------------------
-    @property
-    def selected_class(self) -> int | None:
-        index = self.findings_view.currentIndex()
-        if not index.isValid():
-            return None
-        return int(self.findings_model.finding(index.row()).index)
-
-    def select_finding(self, class_index: int) -> None:
-        row = self.findings_model.row_of(class_index)
-        if row is not None:
+    def _show_finding(self, class_index: int | None) -> None:
+        row = None if class_index is None else self.findings_model.row_of(class_index)
+        if row is None:
+            self.findings_view.clearSelection()
+        else:
             self.findings_view.setCurrentIndex(self.findings_model.index(row))
 
-    def set_details(
-        self, finding: Any, shares: Sequence[LevelShare], weights: dict[int, float] | None
-    ) -> None:
+    def _on_state_details_changed(self, *_: Any) -> None:
+        state, finding = self.state, self.state.selected_finding
+        if state.result is None or finding is None:
+            self.detail_label.setText("")
+            self.shares_widget.set_shares([])
+            return
         members = "  ".join(
             f"{n}: {p:.1%}"
-            for n, p in zip(self._result.member_names, finding.member_probabilities, strict=True)
+            for n, p in zip(state.result.member_names, finding.member_probabilities, strict=True)
         )
         text = (
             f"<b>{finding.label}</b>  {finding.probability:.1%}  "
@@ -487,60 +443,9 @@ class AIPanel(QWidget):
             f"<span style='color:{theme.TEXT_DIM}'>members: {members}"
             f"  ·  spread {finding.member_spread:.1%}</span>"
         )
+        weights = state.cams.fusion_weights(finding.index, state.member) if state.cams else None
         if weights:
             parts = "  ".join(f"L{lv} {w:.0%}" for lv, w in weights.items())
             text += f"<br><span style='color:{theme.TEXT_DIM}'>fused-map weights: {parts}</span>"
         self.detail_label.setText(text)
-        self.shares_widget.set_shares(shares)
-
-    # -- CAM controls ------------------------------------------------------------------------
-    @property
-    def level(self) -> LevelKey:
-        i = self.level_combo.currentIndex()
-        return self._levels[i] if 0 <= i < len(self._levels) else FUSED
-
-    def set_level(self, level: LevelKey) -> None:
-        if level in self._levels:
-            self.level_combo.setCurrentIndex(self._levels.index(level))
-
-    def cycle_level(self, step: int) -> None:
-        if self._levels:
-            i = (self.level_combo.currentIndex() + step) % len(self._levels)
-            self.level_combo.setCurrentIndex(i)
-
-    @property
-    def member(self) -> int:
-        return self.member_combo.currentIndex() - 1 if self.member_combo.currentIndex() > 0 else -1
-
-    @property
-    def colormap(self) -> str:
-        return self.colormap_combo.currentText() or COLORMAPS[0]
-
-    def set_colormap(self, name: str) -> None:
-        i = self.colormap_combo.findText(name)
-        if i >= 0:
-            self.colormap_combo.setCurrentIndex(i)
-
-    @property
-    def opacity(self) -> float:
-        return self.opacity_slider.value() / 100.0
-
-    @property
-    def threshold(self) -> float:
-        return self.threshold_slider.value() / 100.0
-
-    @property
-    def overlay_visible(self) -> bool:
-        return self.overlay_check.isChecked()
-
-    def _on_findings_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
-        if current.isValid():
-            self.finding_selected.emit(int(self.findings_model.finding(current.row()).index))
-
-    def _on_level_combo_changed(self, _index: int) -> None:
-        if not self._syncing:
-            self.level_changed.emit(self.level)
-
-    def _on_member_combo_changed(self, _index: int) -> None:
-        if not self._syncing:
-            self.member_changed.emit(self.member)
+        self.shares_widget.set_shares(level_shares(state.result, finding.index))

@@ -82,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from fpsm_core.resources import sample_study_dir
     from viewer.main_window import MainWindow
+    from viewer.workers import IMAGE, MODEL
 
     window = MainWindow(args.model, args.device, torch_threads=args.threads)
     _install_excepthook(window)
@@ -116,13 +117,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         def after_result(_result: object) -> None:
             # The film's heatmap is drawn with the findings; the level strip follows on a later
             # event-loop turn. Grab once both are there and painted.
-            if window.cams is not None:
+            if window.state.cams is not None:
                 window.grid_drawn.connect(lambda: QTimer.singleShot(200, lambda: save(0)))
             else:
                 QTimer.singleShot(200, lambda: save(0))
 
         def on_error(message: str) -> None:
-            if window.loaded is None or window.model_info is None:
+            if window.state.image is None or window.state.model is None:
                 print(f"fpsm-viewer: {message}", file=sys.stderr)
 
         def on_timeout() -> None:
@@ -133,8 +134,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         window.result_shown.connect(after_result)
         window.error_shown.connect(on_error)
-        window.hub.model_failed.connect(lambda _m: QTimer.singleShot(300, lambda: save(1)))
-        window.hub.image_failed.connect(lambda _i, _m: QTimer.singleShot(300, lambda: save(1)))
+
+        def on_failed(kind: str, _request_id: int, _message: str) -> None:
+            if kind in (IMAGE, MODEL):
+                QTimer.singleShot(300, lambda: save(1))
+
+        window.hub.failed.connect(on_failed)
         if not (args.path or _sample_images(target)):
             window.model_ready.connect(lambda _i: QTimer.singleShot(300, lambda: save(0)))
         QTimer.singleShot(int(args.screenshot_timeout * 1000), on_timeout)

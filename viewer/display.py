@@ -264,3 +264,34 @@ def histogram(pyramid: DisplayPyramid, bins: int = 256) -> tuple[np.ndarray, np.
     counts, edges = np.histogram(level, bins=bins)
     values = pyramid.offset + (edges[:-1] + edges[1:]) * 0.5 * pyramid.step
     return values, counts.astype(np.float64)
+
+
+# Worklist thumbnails fit in a square of this side.
+THUMB_SIZE = 56
+
+
+def thumbnail_rgb(grey: np.ndarray, size: int = THUMB_SIZE) -> np.ndarray:
+    """A uint8 grey image shrunk into a ``size`` square, as (h, w, 3) RGB."""
+    h, w = grey.shape[:2]
+    scale = size / max(h, w)
+    small = cv2.resize(
+        grey, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+    )
+    return np.repeat(small[..., None], 3, axis=2)
+
+
+def pyramid_thumbnail(
+    pyramid: DisplayPyramid, window: tuple[float, float], function: str = "LINEAR"
+) -> np.ndarray:
+    """The thumbnail of an image already decoded for display, from its smallest pyramid level."""
+    lut = window_lut(pyramid, window[0], window[1], function)
+    return thumbnail_rgb(apply_lut(pyramid.levels[-1], lut))
+
+
+def image_thumbnail(
+    pixels: np.ndarray, window: tuple[float, float], function: str = "LINEAR"
+) -> np.ndarray:
+    """The thumbnail of a decoded image at its own window, from every n-th pixel (cheap on 9 Mpx)."""
+    step = max(1, max(pixels.shape[:2]) // (4 * THUMB_SIZE))
+    grey = apply_window(pixels[::step, ::step], window[0], window[1], function)
+    return thumbnail_rgb(grey)

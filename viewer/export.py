@@ -1,23 +1,34 @@
-"""Exports from the viewer: the findings as JSON or CSV (the current view's PNG is a widget grab).
+"""Exports from the viewer: the findings as JSON or CSV, the current view as a PNG.
 
 The JSON is the inference service's own record (``Result.to_json``), so files written by the viewer
 and by ``fpsm infer --json`` read the same way; the CSV has one row per finding with each member's
-probability and each level's logit as extra columns.
+probability and each level's logit as extra columns; the PNG is a grab of the film as drawn.
+:class:`ViewExporter` runs the File > Export actions: asks where, writes, says what happened.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QFileDialog, QWidget
+
+from viewer.settings import ViewerSettings
+from viewer.state import ViewerState
+
+if TYPE_CHECKING:
+    from fpsm_core.inference import Result
 
 
 class ExportError(OSError):
     """A file could not be written; the message names the file and the reason."""
 
 
-def write_findings_json(result: Any, path: str | Path) -> Path:
+def write_findings_json(result: Result, path: str | Path) -> Path:
     """Write every finding of a result as JSON (``Result.to_json``)."""
     target = Path(path)
     try:
@@ -27,7 +38,7 @@ def write_findings_json(result: Any, path: str | Path) -> Path:
     return target
 
 
-def findings_rows(result: Any) -> tuple[list[str], list[list[Any]]]:
+def findings_rows(result: Result) -> tuple[list[str], list[list[Any]]]:
     """The CSV table: header and one row per finding, highest probability first."""
     header = ["image", "label", "probability", "threshold", "above_threshold", "member_spread"]
     header += [f"p[{name}]" for name in result.member_names]
@@ -55,7 +66,7 @@ def findings_rows(result: Any) -> tuple[list[str], list[list[Any]]]:
     return header, rows
 
 
-def write_findings_csv(result: Any, path: str | Path) -> Path:
+def write_findings_csv(result: Result, path: str | Path) -> Path:
     """Write every finding of a result as CSV (see :func:`findings_rows`)."""
     target = Path(path)
     header, rows = findings_rows(result)
@@ -67,3 +78,76 @@ def write_findings_csv(result: Any, path: str | Path) -> Path:
     except OSError as exc:
         raise ExportError(f"Cannot write '{target}': {exc.strerror or exc}.") from None
     return target
+
+
+def write_view_png(view: QWidget, path: str | Path) -> Path:
+    """Write what a widget shows (the film with its overlay and rulers) as a PNG."""
+    target = Path(path)
+    if not view.grab().save(str(target), "PNG"):
+        raise ExportError(f"Cannot write '{target}': the PNG could not be saved.")
+    return target
+
+
+class ViewExporter(QObject):
+    """The export actions of a window: a save dialog, the writer, one message.
+
+    Args:
+        parent: the window (the dialogs' parent).
+        state: gives the result and the image's name.
+        settings: remembers the folder last saved to.
+        view: the widget the PNG grabs.
+
+    Signals:
+        saved(message): a file was written. failed(message): one sentence, nothing written.
+    """
+
+    saved = Signal(str)
+    failed = Signal(str)
+
+    def __init__(
+        self, parent: QWidget, state: ViewerState, settings: ViewerSettings, view: QWidget
+    ) -> None:
+        super().__init__(parent)
+        self._parent = parent
+        self._state = state
+        self._settings = settings
+        self._view = view
+
+    def export_png(self) -> None:
+        path = self._ask("Export view as PNG", ".png", "PNG images (*.png)")
+        if path:
+            self._run(lambda: write_view_png(self._view, path))
+
+    def export_json(self) -> None:
+        self._export_findings("JSON", ".json", "JSON (*.json)", write_findings_json)
+
+    def export_csv(self) -> None:
+        self._export_findings("CSV", ".csv", "CSV (*.csv)", write_findings_csv)
+
+    def _export_findings(
+        self, kind: str, suffix: str, filt: str, writer: Callable[[Result, str], Path]
+    ) -> None:
+        result = self._state.result
+        if result is None:
+            self.failed.emit("There are no findings to export yet.")
+            return
+        path = self._ask(f"Export findings as {kind}", suffix, filt)
+        if path:
+            self._run(lambda: writer(result, path))
+
+    def _ask(self, title: str, suffix: str, filt: str) -> str | None:
+        image = self._state.image
+        stem = image.path.stem if image is not None else "view"
+        start = str(Path(self._settings.last_dir()) / f"{stem}{suffix}")
+        path, _ = QFileDialog.getSaveFileName(self._parent, title, start, filt)
+        if path:
+            self._settings.set_last_dir(Path(path).parent)
+        return path or None
+
+    def _run(self, job: Callable[[], Path]) -> None:
+        try:
+            written = job()
+        except ExportError as exc:
+            self.failed.emit(str(exc))
+            return
+        self.saved.emit(f"Saved {written}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -22,6 +22,9 @@ from PySide6.QtWidgets import QGraphicsItem, QLabel, QVBoxLayout, QWidget
 
 from viewer import display
 from viewer.theme import configure_pyqtgraph
+
+if TYPE_CHECKING:
+    from fpsm_core.io.image import XRayImage
 
 PRESET_NAMES = ("dicom", "auto", "lung", "soft tissue", "bone")
 # Presets for radiographs, as fractions of the robust (0.5-99.5 percentile) value range: pixel values
@@ -44,6 +47,15 @@ class CursorInfo:
     y_mm: float | None
     x_mm: float | None
 
+    def readout(self) -> str:
+        """The status bar's line: position in mm (else pixels) and value."""
+        where = (
+            f"x {self.x_mm:.1f} mm, y {self.y_mm:.1f} mm"
+            if self.x_mm is not None
+            else f"col {self.col}, row {self.row} (spacing unknown)"
+        )
+        return f"{where}   value {self.value:.6g}"
+
 
 def distance_mm(
     p0: tuple[float, float], p1: tuple[float, float], spacing: tuple[float, float] | None
@@ -60,23 +72,18 @@ def distance_mm(
 
 
 def window_presets(
-    window: tuple[float, float] | None,
-    robust: tuple[float, float],
-    extra: dict[str, tuple[float, float]] | None = None,
+    window: tuple[float, float] | None, robust: tuple[float, float]
 ) -> dict[str, tuple[float, float]]:
     """Named (center, width) windows for a film.
 
     Args:
         window: the file's own window, shown as "dicom" (else the robust range).
         robust: (low, high) robust value range of the image.
-        extra: more windows from the file (e.g. its second and third WindowCenter/Width pairs).
     """
     lo, hi = robust
     span = max(hi - lo, 1e-6)
     presets: dict[str, tuple[float, float]] = {}
     presets["dicom"] = tuple(window) if window is not None else ((lo + hi) / 2, span)  # type: ignore[assignment]
-    for name, (centre, width) in (extra or {}).items():
-        presets[name] = (float(centre), float(width))
     presets["auto"] = ((lo + hi) / 2, span)
     for name, (fc, fw) in RELATIVE_PRESETS.items():
         presets[name] = (lo + fc * span, fw * span)
@@ -229,7 +236,7 @@ class ImageViewWidget(QWidget):
         self.status_label.setObjectName("overlayText")
         self.status_label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
 
-        self._image: Any = None
+        self._image: XRayImage | None = None
         self._pyramid: display.DisplayPyramid | None = None
         self._window = (0.0, 1.0)
         self._function = "LINEAR"
@@ -258,7 +265,7 @@ class ImageViewWidget(QWidget):
 
     # -- image -----------------------------------------------------------------------------
     @property
-    def image(self) -> Any:
+    def image(self) -> XRayImage | None:
         return self._image
 
     @property
@@ -267,7 +274,7 @@ class ImageViewWidget(QWidget):
 
     def set_image(
         self,
-        image: Any,
+        image: XRayImage,
         pyramid: display.DisplayPyramid | None = None,
         *,
         invert: bool | None = None,
@@ -291,8 +298,8 @@ class ImageViewWidget(QWidget):
         self.set_overlay(None)
         self._function = str(getattr(image, "voi_function", "LINEAR") or "LINEAR")
         robust = display.robust_range(self._pyramid)
-        extra = getattr(image, "extra_windows", None)
-        self._presets = window_presets(tuple(image.window), robust, extra)
+        center, width = image.window
+        self._presets = window_presets((float(center), float(width)), robust)
         values, counts = display.histogram(self._pyramid)
         self.histogram.plot.setData(values, counts)
         lo, hi = self._pyramid.value_range()

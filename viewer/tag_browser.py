@@ -7,7 +7,8 @@ the dialog only ever sees those rows, never a pydicom data set.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -22,6 +23,9 @@ from PySide6.QtWidgets import (
 )
 
 from fpsm_core.io.tags import TagRow, image_rows, matches, read_tag_rows
+
+if TYPE_CHECKING:
+    from fpsm_core.io.image import XRayImage
 
 __all__ = ["TagBrowserDialog", "TagRow", "image_rows", "matches", "read_tag_rows"]
 
@@ -53,6 +57,19 @@ class TagBrowserDialog(QDialog):
         layout.addWidget(self.tree)
         self._rows: tuple[TagRow, ...] = ()
         self.search.textChanged.connect(self._on_search_text_changed)
+
+    def show_image(self, image: XRayImage, path: str | Path) -> str | None:
+        """Show a file's tags (a raster's basic facts); the problem, in one sentence, if none."""
+        from fpsm_core.io import ImageLoadError
+
+        try:
+            rows = read_tag_rows(str(path)) if image.source_format == "dicom" else image_rows(image)
+        except ImageLoadError as exc:
+            return str(exc)
+        self.set_rows(rows, str(path))
+        self.show()
+        self.raise_()
+        return None
 
     def set_rows(self, rows: Sequence[TagRow], source: str) -> None:
         self._rows = tuple(rows)

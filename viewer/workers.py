@@ -1,18 +1,24 @@
-"""Thin Qt workers that run the `fpsm_core` services off the GUI thread.
+"""Thin Qt workers that run the `fpsm_core` services off the GUI thread, each owning what it uses.
 
-Three threads, each with one worker object (napari's pattern: the service is synchronous and
-thread-agnostic, the worker only moves its calls and results across threads):
+Four threads, each with one worker object (napari's pattern: the service is synchronous and
+thread-agnostic, the worker only moves its calls and results across threads), and nothing shared
+between them but frozen messages:
 
-- *load*: folder indexing, image decoding and the display pyramid, so opening a 40 MB DICOM never
-  blocks the event loop;
-- *inference*: model loading and one-image inference with CAMs, for what is on screen;
-- *triage*: batch inference over the worklist, with progress and a cancel flag checked between
-  batches.
+- *load*: folder indexing, image decoding, the display pyramid and the thumbnail made from it, so
+  opening a 40 MB DICOM never blocks the event loop;
+- *inference*: owns the model for the image on screen: loads it, runs one-image inference with CAMs;
+- *triage*: owns its own copy of the model, loaded from the same checkpoint on its own thread the
+  first time triage runs (and dropped when the model changes), for batch inference over the
+  worklist with progress and a cancel flag checked between batches. Borrowing the inference
+  thread's model would leave two threads driving one object whose owner may replace it mid-run;
+- *thumbnails*: decodes worklist files for their thumbnails only, skipping any file the load
+  thread has already decoded for display (its thumbnail came with the pyramid).
 
 Every request carries an id. The :class:`ServiceHub` (GUI thread) remembers the latest id of each
 kind; a worker skips requests that are no longer the latest before it starts them, and the hub
 drops any result whose id is stale, so results for an image no longer shown never reach a widget.
-Widgets never call torch: they get plain results through the hub's signals.
+Failures of every kind come back on one signal, ``failed(kind, request_id, message)``, the message
+one sentence for the user. Widgets never call torch: they get plain results through the hub.
 """
 
 from __future__ import annotations
@@ -24,21 +30,36 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from viewer import display
 
+if TYPE_CHECKING:
+    from fpsm_core.inference import InferenceService, Result
+    from fpsm_core.io.image import XRayImage
+    from fpsm_core.io.studies import StudyIndex
+    from fpsm_core.model.ensemble import Ensemble
+
+# The kinds of ``failed``: what was asked for when it went wrong.
+IMAGE = "image"
+FOLDER = "folder"
+MODEL = "model"
+INFERENCE = "inference"
+TRIAGE = "triage"
+
 
 @dataclass(frozen=True, eq=False)
 class LoadedImage:
-    """An image ready to show: the `XRayImage`, its display pyramid and how long loading took."""
+    """An image ready to show: the `XRayImage`, its display pyramid, its thumbnail, load time."""
 
     path: Path
-    image: Any
+    image: XRayImage
     pyramid: display.DisplayPyramid
     load_ms: float
+    thumbnail: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -87,14 +108,49 @@ class _Latest:
     def is_stale(self, request_id: int) -> bool:
         return request_id != self.value
 
+    def next(self) -> int:
+        self.value += 1
+        return self.value
+
+
+def _file_message(exc: Exception, path: str, verb: str, doing: str) -> str:
+    """One sentence for a file that could not be read; an unexpected error keeps its traceback."""
+    from fpsm_core.io import ImageLoadError
+
+    if isinstance(exc, ImageLoadError):
+        return str(exc)
+    if isinstance(exc, OSError | ValueError | MemoryError):
+        return f"Cannot {verb} '{path}': {one_sentence(exc)}"
+    traceback.print_exception(exc)  # a bug: keep the traceback, tell the user
+    return f"Unexpected error while {doing} '{path}': {one_sentence(exc)}"
+
+
+def _load_service(
+    model: Ensemble | str | Path | None, device: str, threads: int
+) -> InferenceService:
+    """An inference service of one image per pass, for the calling thread to own."""
+    import torch
+
+    from fpsm_core.inference import InferenceService
+
+    torch.set_num_threads(threads)
+    return InferenceService(model, device=device, batch_size=1)
+
+
+def _model_message(model: object, exc: BaseException) -> str:
+    if not isinstance(exc, ValueError | OSError | RuntimeError):
+        traceback.print_exception(exc)
+    text = one_sentence(exc)
+    where = str(model) if model is not None else "the bundled model"
+    return text if where in text else f"Cannot load the model {where}: {text}"
+
 
 class LoadWorker(QObject):
     """Indexes folders and loads images (with their display pyramid) on the load thread."""
 
     image_loaded = Signal(int, object)
-    image_failed = Signal(int, str)
     folder_indexed = Signal(int, object)
-    folder_failed = Signal(int, str)
+    failed = Signal(str, int, str)
 
     def __init__(self, latest: _Latest, index_cache: Any = None) -> None:
         super().__init__()
@@ -105,82 +161,60 @@ class LoadWorker(QObject):
     def load(self, request_id: int, path: str) -> None:
         if self._latest.is_stale(request_id):
             return
-        from fpsm_core.io import ImageLoadError, load_image
+        from fpsm_core.io import load_image
 
         t0 = time.perf_counter()
         try:
             image = load_image(path)
             pyramid = display.build_pyramid(image.pixels)
-        except ImageLoadError as exc:
-            self.image_failed.emit(request_id, str(exc))
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one sentence
+            self.failed.emit(IMAGE, request_id, _file_message(exc, path, "load", "loading"))
             return
-        except (OSError, ValueError, MemoryError) as exc:
-            self.image_failed.emit(request_id, f"Cannot load '{path}': {one_sentence(exc)}")
-            return
-        except Exception as exc:  # noqa: BLE001 - a bug: keep the traceback, tell the user
-            traceback.print_exc()
-            self.image_failed.emit(
-                request_id, f"Unexpected error while loading '{path}': {one_sentence(exc)}"
-            )
-            return
+        thumbnail = display.pyramid_thumbnail(pyramid, image.window, image.voi_function)
         ms = (time.perf_counter() - t0) * 1e3
-        self.image_loaded.emit(request_id, LoadedImage(Path(path), image, pyramid, ms))
+        self.image_loaded.emit(request_id, LoadedImage(Path(path), image, pyramid, ms, thumbnail))
 
     @Slot(int, str)
     def index(self, request_id: int, path: str) -> None:
-        from fpsm_core.io import ImageLoadError, index_folder
+        from fpsm_core.io import index_folder
 
         try:
             result = index_folder(path, cache=self._index_cache)
-        except ImageLoadError as exc:
-            self.folder_failed.emit(request_id, str(exc))
-            return
-        except (OSError, ValueError) as exc:
-            self.folder_failed.emit(request_id, f"Cannot index '{path}': {one_sentence(exc)}")
-            return
-        except Exception as exc:  # noqa: BLE001 - a bug: keep the traceback, tell the user
-            traceback.print_exc()
-            self.folder_failed.emit(
-                request_id, f"Unexpected error while indexing '{path}': {one_sentence(exc)}"
-            )
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one sentence
+            self.failed.emit(FOLDER, request_id, _file_message(exc, path, "index", "indexing"))
             return
         self.folder_indexed.emit(request_id, result)
 
 
 class InferenceWorker(QObject):
-    """Loads the model and runs one-image inference with CAMs on the inference thread."""
+    """Owns the on-screen model: loads it and runs one-image inference with CAMs."""
 
-    model_loaded = Signal(object)
-    model_failed = Signal(str)
+    model_loaded = Signal(int, object)
     result_ready = Signal(int, object)
-    inference_failed = Signal(int, str)
     inference_started = Signal(int)
+    failed = Signal(str, int, str)
 
-    def __init__(self, latest: _Latest, threads: int) -> None:
+    def __init__(self, latest: _Latest, latest_model: _Latest, threads: int) -> None:
         super().__init__()
         self._latest = latest
+        self._latest_model = latest_model
         self._threads = threads
-        self.service: Any = None
+        self.service: InferenceService | None = None
         self.cams_available = True
 
-    @Slot(object, str)
-    def load_model(self, model: Any, device: str) -> None:
+    @Slot(int, object, str)
+    def load_model(self, request_id: int, model: Any, device: str) -> None:
+        if self._latest_model.is_stale(request_id):
+            return
+        self.service = None
         try:
-            import torch
-
-            from fpsm_core.inference import InferenceService
-
-            torch.set_num_threads(self._threads)
-            self.service = InferenceService(model, device=device, batch_size=1)
+            self.service = _load_service(model, device, self._threads)
         except Exception as exc:  # noqa: BLE001 - any failure becomes the one-sentence message
-            if not isinstance(exc, (ValueError, OSError, RuntimeError)):
-                traceback.print_exc()
-            self.service = None
-            self.model_failed.emit(_model_message(model, exc))
+            self.failed.emit(MODEL, request_id, _model_message(model, exc))
             return
         ens = self.service.ensemble
-        counts = _train_counts(ens)
         self.model_loaded.emit(
+            request_id,
             ModelInfo(
                 name=str(ens.name),
                 identity=self.service.identity(),
@@ -188,18 +222,18 @@ class InferenceWorker(QObject):
                 thresholds=tuple(float(t) for t in ens.thresholds),
                 untrained=bool(ens.untrained),
                 disclaimer=str(ens.disclaimer or ""),
-                train_counts=counts,
+                train_counts=_train_counts(ens),
                 device=str(self.service.device),
                 torch_threads=self._threads,
-            )
+            ),
         )
 
     @Slot(int, object)
-    def infer(self, request_id: int, image: Any) -> None:
+    def infer(self, request_id: int, image: XRayImage) -> None:
         if self._latest.is_stale(request_id):
             return
         if self.service is None:
-            self.inference_failed.emit(request_id, "No model is loaded, so there are no findings.")
+            self.failed.emit(INFERENCE, request_id, "No model is loaded, so there are no findings.")
             return
         self.inference_started.emit(request_id)
         try:
@@ -211,30 +245,50 @@ class InferenceWorker(QObject):
                 result = self.service.predict([image], cams=False)[0]
         except Exception as exc:  # noqa: BLE001 - shown as a message, never a crash
             traceback.print_exc()
-            self.inference_failed.emit(
-                request_id,
-                f"Inference failed on '{getattr(image, 'path', '?')}': {one_sentence(exc)}",
+            where = getattr(image, "path", "?")
+            self.failed.emit(
+                INFERENCE, request_id, f"Inference failed on '{where}': {one_sentence(exc)}"
             )
             return
         self.result_ready.emit(request_id, result)
 
 
 class TriageWorker(QObject):
-    """Batch inference over a list of files, ranking each by its urgent findings."""
+    """Batch inference over a list of files with its own model, ranking each by urgent findings."""
 
     progressed = Signal(int, int)
     item_ready = Signal(int, object)
     finished = Signal(int, bool)
+    failed = Signal(str, int, str)
 
-    def __init__(self, hub: ServiceHub) -> None:
+    def __init__(self, threads: int) -> None:
         super().__init__()
-        self._hub = hub
+        self._threads = threads
         self.cancel_event = threading.Event()
+        self.service: InferenceService | None = None
+        self._model_key: tuple[str | None, str] | None = None
 
-    @Slot(int, list, list)
-    def run(self, run_id: int, paths: list[str], urgent: list[str]) -> None:
-        service = self._hub.inference_worker.service
-        if service is None:
+    @Slot()
+    def release_model(self) -> None:
+        """Drop this thread's model (the viewer switched models)."""
+        self.service, self._model_key = None, None
+
+    def _service_for(self, model: Any, device: str) -> InferenceService:
+        key = (None if model is None else str(model), device)
+        if self.service is None or self._model_key != key:
+            self.release_model()
+            self.service = _load_service(model, device, self._threads)
+            self._model_key = key
+        return self.service
+
+    @Slot(int, object, str, list, list)
+    def run(
+        self, run_id: int, model: Any, device: str, paths: list[str], urgent: list[str]
+    ) -> None:
+        try:
+            service = self._service_for(model, device)
+        except Exception as exc:  # noqa: BLE001 - reported, the app keeps working
+            self.failed.emit(TRIAGE, run_id, f"Triage cannot run: {_model_message(model, exc)}")
             self.finished.emit(run_id, True)
             return
         from fpsm_core.inference import LoadFailure
@@ -265,14 +319,36 @@ class TriageWorker(QObject):
             cancelled = self.cancel_event.is_set()
         except Exception as exc:  # noqa: BLE001 - reported, the app keeps working
             traceback.print_exc()
-            self.item_ready.emit(
-                run_id, TriageItem(Path(""), None, None, {}, f"Triage stopped: {one_sentence(exc)}")
-            )
+            self.failed.emit(TRIAGE, run_id, f"Triage stopped: {one_sentence(exc)}")
             cancelled = True
         self.finished.emit(run_id, cancelled)
 
 
-def _train_counts(ensemble: Any) -> dict[str, int] | None:
+class ThumbnailWorker(QObject):
+    """Decodes worklist files for their thumbnails, unless the load thread already made one."""
+
+    made = Signal(int, str, object)
+
+    def __init__(self, latest: _Latest, done: set[str]) -> None:
+        super().__init__()
+        self._latest = latest
+        self._done = done  # paths with a thumbnail; the hub adds to it (GIL-atomic set ops)
+
+    @Slot(int, str)
+    def make(self, generation: int, path: str) -> None:
+        if self._latest.is_stale(generation) or path in self._done:
+            return
+        from fpsm_core.io import ImageLoadError, load_image
+
+        try:
+            image = load_image(path)
+            rgb = display.image_thumbnail(image.pixels, image.window, image.voi_function)
+        except (ImageLoadError, OSError, ValueError, MemoryError):
+            rgb = None  # an unreadable file keeps its name and its error, not a picture
+        self.made.emit(generation, path, rgb)
+
+
+def _train_counts(ensemble: Ensemble) -> dict[str, int] | None:
     """Training positives per label from the members' provenance (first member that has them).
 
     ``fpsm train`` records them as ``train_positives``; ``train_counts`` is accepted too.
@@ -288,40 +364,35 @@ def _train_counts(ensemble: Any) -> dict[str, int] | None:
     return None
 
 
-def _model_message(model: Any, exc: BaseException) -> str:
-    text = one_sentence(exc)
-    where = str(model) if model is not None else "the bundled model"
-    return text if where in text else f"Cannot load the model {where}: {text}"
-
-
 class ServiceHub(QObject):
     """Owns the worker threads; the GUI talks to it and hears back only about current requests.
 
     Signals:
-        image_loaded(request_id, LoadedImage), image_failed(request_id, message)
-        folder_indexed(request_id, StudyIndex), folder_failed(request_id, message)
-        model_loaded(ModelInfo), model_failed(message)
-        result_ready(request_id, Result), inference_failed(request_id, message)
+        image_loaded(request_id, LoadedImage), folder_indexed(request_id, StudyIndex)
+        model_loaded(ModelInfo), result_ready(request_id, Result)
         triage_progressed(done, total), triage_item_ready(TriageItem), triage_finished(cancelled)
+        thumbnail_ready(path, (h, w, 3) uint8 RGB or None)
+        failed(kind, request_id, message): kind is ``image``, ``folder``, ``model``,
+            ``inference`` or ``triage``; only failures of current requests arrive.
     """
 
     image_loaded = Signal(int, object)
-    image_failed = Signal(int, str)
     folder_indexed = Signal(int, object)
-    folder_failed = Signal(int, str)
     model_loaded = Signal(object)
-    model_failed = Signal(str)
     result_ready = Signal(int, object)
-    inference_failed = Signal(int, str)
     triage_progressed = Signal(int, int)
     triage_item_ready = Signal(object)
     triage_finished = Signal(bool)
+    thumbnail_ready = Signal(str, object)
+    failed = Signal(str, int, str)
 
     _load_requested = Signal(int, str)
     _index_requested = Signal(int, str)
-    _model_requested = Signal(object, str)
+    _model_requested = Signal(int, object, str)
     _inference_requested = Signal(int, object)
-    _triage_requested = Signal(int, list, list)
+    _triage_requested = Signal(int, object, str, list, list)
+    _triage_model_released = Signal()
+    _thumbnail_requested = Signal(int, str)
 
     def __init__(
         self,
@@ -331,24 +402,28 @@ class ServiceHub(QObject):
         index_cache: Any = None,
     ) -> None:
         super().__init__(parent)
-        self._image_latest = _Latest()
-        self._inference_latest = _Latest()
-        self._index_latest = _Latest()
-        self._triage_run = 0
+        self._latest = {
+            kind: _Latest() for kind in (IMAGE, FOLDER, MODEL, INFERENCE, TRIAGE, "thumbnail")
+        }
+        self._thumbnailed: set[str] = set()
+        self._model: tuple[Any, str] = (None, "auto")
         self.dropped = 0
         self.model_info: ModelInfo | None = None
         self.triage_running = False
         self._threads: list[QThread] = []
 
-        self.load_worker = LoadWorker(self._image_latest, index_cache)
+        threads = torch_threads or default_torch_threads()
+        self.load_worker = LoadWorker(self._latest[IMAGE], index_cache)
         self.inference_worker = InferenceWorker(
-            self._inference_latest, torch_threads or default_torch_threads()
+            self._latest[INFERENCE], self._latest[MODEL], threads
         )
-        self.triage_worker = TriageWorker(self)
+        self.triage_worker = TriageWorker(threads)
+        self.thumbnail_worker = ThumbnailWorker(self._latest["thumbnail"], self._thumbnailed)
         for name, worker in (
             ("fpsm-load", self.load_worker),
             ("fpsm-inference", self.inference_worker),
             ("fpsm-triage", self.triage_worker),
+            ("fpsm-thumbnails", self.thumbnail_worker),
         ):
             thread = QThread(self)
             thread.setObjectName(name)
@@ -361,56 +436,75 @@ class ServiceHub(QObject):
         self._model_requested.connect(self.inference_worker.load_model)
         self._inference_requested.connect(self.inference_worker.infer)
         self._triage_requested.connect(self.triage_worker.run)
+        self._triage_model_released.connect(self.triage_worker.release_model)
+        self._thumbnail_requested.connect(self.thumbnail_worker.make)
 
+        for worker in (self.load_worker, self.inference_worker, self.triage_worker):
+            worker.failed.connect(self._on_worker_failed)
         self.load_worker.image_loaded.connect(self._on_load_worker_image_loaded)
-        self.load_worker.image_failed.connect(self._on_load_worker_image_failed)
         self.load_worker.folder_indexed.connect(self._on_load_worker_folder_indexed)
-        self.load_worker.folder_failed.connect(self._on_load_worker_folder_failed)
         self.inference_worker.model_loaded.connect(self._on_inference_worker_model_loaded)
-        self.inference_worker.model_failed.connect(self.model_failed)
         self.inference_worker.result_ready.connect(self._on_inference_worker_result_ready)
-        self.inference_worker.inference_failed.connect(self._on_inference_worker_inference_failed)
         self.triage_worker.progressed.connect(self.triage_progressed)
         self.triage_worker.item_ready.connect(self._on_triage_worker_item_ready)
         self.triage_worker.finished.connect(self._on_triage_worker_finished)
+        self.thumbnail_worker.made.connect(self._on_thumbnail_worker_made)
 
     # -- requests (GUI thread) ---------------------------------------------------------------
-    def load_model(self, model: Any, device: str = "auto") -> None:
+    def load_model(self, model: Any, device: str = "auto") -> int:
+        """Load a model for the image on screen; triage loads its own copy when it next runs."""
         self.model_info = None
-        self._model_requested.emit(model, device)
+        self._model = (model, device)
+        self._triage_model_released.emit()
+        request_id = self._latest[MODEL].next()
+        self._model_requested.emit(request_id, model, device)
+        return request_id
 
     def request_image(self, path: str | Path) -> int:
         """Load an image for display; any earlier image request becomes stale."""
-        self._image_latest.value += 1
-        self._inference_latest.value += 1  # the old image's inference is no longer wanted
-        self._load_requested.emit(self._image_latest.value, str(path))
-        return self._image_latest.value
+        self._latest[INFERENCE].next()  # the old image's inference is no longer wanted
+        request_id = self._latest[IMAGE].next()
+        self._load_requested.emit(request_id, str(path))
+        return request_id
 
     def request_index(self, path: str | Path) -> int:
-        self._index_latest.value += 1
-        self._index_requested.emit(self._index_latest.value, str(path))
-        return self._index_latest.value
+        request_id = self._latest[FOLDER].next()
+        self._index_requested.emit(request_id, str(path))
+        return request_id
 
-    def request_inference(self, image: Any) -> int:
+    def request_inference(self, image: XRayImage) -> int:
         """Infer on a loaded image; any earlier inference request becomes stale."""
-        self._inference_latest.value += 1
-        self._inference_requested.emit(self._inference_latest.value, image)
-        return self._inference_latest.value
+        request_id = self._latest[INFERENCE].next()
+        self._inference_requested.emit(request_id, image)
+        return request_id
 
     def cancel_inference(self) -> None:
         """Forget the current inference: it is skipped if queued, dropped if running."""
-        self._inference_latest.value += 1
+        self._latest[INFERENCE].next()
 
     @property
     def current_inference_id(self) -> int:
-        return self._inference_latest.value
+        return self._latest[INFERENCE].value
+
+    def request_thumbnails(self, paths: Sequence[str | Path]) -> None:
+        """Thumbnails for worklist files (``thumbnail_ready`` per file, skipped when known)."""
+        generation = self._latest["thumbnail"].value
+        for path in paths:
+            if str(path) not in self._thumbnailed:
+                self._thumbnail_requested.emit(generation, str(path))
+
+    def cancel_thumbnails(self) -> None:
+        """Forget queued thumbnails (the worklist was replaced); later requests decode again."""
+        self._latest["thumbnail"].next()
+        self._thumbnailed.clear()
 
     def start_triage(self, paths: Sequence[str | Path], urgent: Sequence[str]) -> int:
-        self._triage_run += 1
+        run_id = self._latest[TRIAGE].next()
         self.triage_worker.cancel_event.clear()
         self.triage_running = True
-        self._triage_requested.emit(self._triage_run, [str(p) for p in paths], list(urgent))
-        return self._triage_run
+        model, device = self._model
+        self._triage_requested.emit(run_id, model, device, [str(p) for p in paths], list(urgent))
+        return run_id
 
     def cancel_triage(self) -> None:
         self.triage_worker.cancel_event.set()
@@ -418,8 +512,8 @@ class ServiceHub(QObject):
     def shutdown(self, timeout_ms: int = 30000) -> None:
         """Stop the threads (a running forward pass finishes first)."""
         self.triage_worker.cancel_event.set()
-        self._image_latest.value += 1
-        self._inference_latest.value += 1
+        for kind in (IMAGE, INFERENCE, "thumbnail"):
+            self._latest[kind].next()
         for thread in self._threads:
             thread.quit()
         for thread in self._threads:
@@ -427,43 +521,46 @@ class ServiceHub(QObject):
         self._threads.clear()
 
     # -- results (GUI thread) -----------------------------------------------------------------
+    def _on_worker_failed(self, kind: str, request_id: int, message: str) -> None:
+        if not self._latest[kind].is_stale(request_id):
+            self.failed.emit(kind, request_id, message)
+
     def _on_load_worker_image_loaded(self, request_id: int, loaded: LoadedImage) -> None:
-        if self._image_latest.is_stale(request_id):
+        if loaded.thumbnail is not None:
+            # Decoded anyway: the worklist gets its thumbnail even if the image is no longer wanted.
+            self._thumbnailed.add(str(loaded.path))
+            self.thumbnail_ready.emit(str(loaded.path), loaded.thumbnail)
+        if self._latest[IMAGE].is_stale(request_id):
             self.dropped += 1
             return
         self.image_loaded.emit(request_id, loaded)
 
-    def _on_load_worker_image_failed(self, request_id: int, message: str) -> None:
-        if not self._image_latest.is_stale(request_id):
-            self.image_failed.emit(request_id, message)
-
-    def _on_load_worker_folder_indexed(self, request_id: int, index: Any) -> None:
-        if not self._index_latest.is_stale(request_id):
+    def _on_load_worker_folder_indexed(self, request_id: int, index: StudyIndex) -> None:
+        if not self._latest[FOLDER].is_stale(request_id):
             self.folder_indexed.emit(request_id, index)
 
-    def _on_load_worker_folder_failed(self, request_id: int, message: str) -> None:
-        if not self._index_latest.is_stale(request_id):
-            self.folder_failed.emit(request_id, message)
+    def _on_inference_worker_model_loaded(self, request_id: int, info: ModelInfo) -> None:
+        if not self._latest[MODEL].is_stale(request_id):
+            self.model_info = info
+            self.model_loaded.emit(info)
 
-    def _on_inference_worker_model_loaded(self, info: ModelInfo) -> None:
-        self.model_info = info
-        self.model_loaded.emit(info)
-
-    def _on_inference_worker_result_ready(self, request_id: int, result: Any) -> None:
-        if self._inference_latest.is_stale(request_id):
+    def _on_inference_worker_result_ready(self, request_id: int, result: Result) -> None:
+        if self._latest[INFERENCE].is_stale(request_id):
             self.dropped += 1
             return
         self.result_ready.emit(request_id, result)
 
-    def _on_inference_worker_inference_failed(self, request_id: int, message: str) -> None:
-        if not self._inference_latest.is_stale(request_id):
-            self.inference_failed.emit(request_id, message)
-
     def _on_triage_worker_item_ready(self, run_id: int, item: TriageItem) -> None:
-        if run_id == self._triage_run:
+        if not self._latest[TRIAGE].is_stale(run_id):
             self.triage_item_ready.emit(item)
 
     def _on_triage_worker_finished(self, run_id: int, cancelled: bool) -> None:
-        if run_id == self._triage_run:
+        if not self._latest[TRIAGE].is_stale(run_id):
             self.triage_running = False
             self.triage_finished.emit(cancelled)
+
+    def _on_thumbnail_worker_made(self, generation: int, path: str, rgb: np.ndarray | None) -> None:
+        if self._latest["thumbnail"].is_stale(generation) or path in self._thumbnailed:
+            return
+        self._thumbnailed.add(path)
+        self.thumbnail_ready.emit(path, rgb)

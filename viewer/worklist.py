@@ -3,18 +3,19 @@
 Folders are indexed by :func:`fpsm_core.io.index_folder` (on the load thread); single files join an
 "Opened files" study. Triage runs the model over every image in the background and sorts studies
 (and the images inside them) by the highest probability among the urgent findings the user chose.
-Thumbnails are made on a one-thread pool so a long list never slows the image being read.
+Thumbnails are asked of the service hub (``thumbnails_wanted``), which makes them on a thread of
+their own so a long list never slows the image being read, and from the display decode for files
+already opened.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
-from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThreadPool, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QAction, QBrush, QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -32,23 +33,17 @@ from PySide6.QtWidgets import (
 )
 
 from viewer import theme
+from viewer.display import THUMB_SIZE
+
+if TYPE_CHECKING:
+    from fpsm_core.io.studies import StudyIndex
+    from viewer.workers import TriageItem
 
 PathRole = Qt.ItemDataRole.UserRole + 1
 ScoreRole = Qt.ItemDataRole.UserRole + 2
 TitleRole = Qt.ItemDataRole.UserRole + 3
-THUMB_SIZE = 56
 COL_NAME, COL_VIEW, COL_SCORE, COL_TOP = range(4)
 OPENED_FILES = "Opened files"
-
-
-def thumbnail_rgb(grey: np.ndarray, size: int = THUMB_SIZE) -> np.ndarray:
-    """A uint8 grey image shrunk into a ``size`` square, as (h, w, 3) RGB."""
-    h, w = grey.shape[:2]
-    scale = size / max(h, w)
-    small = cv2.resize(
-        grey, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
-    )
-    return np.repeat(small[..., None], 3, axis=2)
 
 
 def _icon(rgb: np.ndarray) -> QIcon:
@@ -59,35 +54,6 @@ def _icon(rgb: np.ndarray) -> QIcon:
     )
 
 
-class _ThumbnailSignals(QObject):
-    made = Signal(str, object)
-
-
-class _ThumbnailJob(QRunnable):
-    def __init__(self, path: str, signals: _ThumbnailSignals) -> None:
-        super().__init__()
-        self.path = path
-        self.signals = signals
-
-    def run(self) -> None:
-        from fpsm_core.io import ImageLoadError, load_image
-
-        try:
-            image = load_image(self.path)
-            step = max(1, max(image.shape) // (4 * THUMB_SIZE))
-            grey = image.display_uint8() if step == 1 else _window_small(image, step)
-            self.signals.made.emit(self.path, thumbnail_rgb(grey))
-        except (ImageLoadError, OSError, ValueError, MemoryError):
-            self.signals.made.emit(self.path, None)
-
-
-def _window_small(image: Any, step: int) -> np.ndarray:
-    from fpsm_core.io import apply_window
-
-    center, width = image.window
-    return apply_window(image.pixels[::step, ::step], center, width, image.voi_function)
-
-
 class WorklistPanel(QWidget):
     """Studies and images, thumbnails, triage.
 
@@ -95,12 +61,14 @@ class WorklistPanel(QWidget):
         image_activated(path): the user selected an image.
         triage_requested(), triage_cancel_requested()
         urgent_changed(labels): the urgent findings were edited.
+        thumbnails_wanted(paths): files just listed that need a thumbnail (when enabled).
     """
 
     image_activated = Signal(str)
     triage_requested = Signal()
     triage_cancel_requested = Signal()
     urgent_changed = Signal(list)
+    thumbnails_wanted = Signal(list)
 
     def __init__(self, parent: QWidget | None = None, *, thumbnails: bool = True) -> None:
         super().__init__(parent)
@@ -157,10 +125,8 @@ class WorklistPanel(QWidget):
         self._items: dict[str, QTreeWidgetItem] = {}
         self._studies: dict[str, QTreeWidgetItem] = {}
         self._thumbnails = thumbnails
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)
-        self._thumb_signals = _ThumbnailSignals()
-        self._thumb_signals.made.connect(self._on_thumbnail_made)
+        self._wanted: list[str] = []
+        self._triaged = 0
         self._urgent_actions: dict[str, QAction] = {}
 
         self.tree.currentItemChanged.connect(self._on_tree_current_item_changed)
@@ -170,7 +136,6 @@ class WorklistPanel(QWidget):
 
     # -- content -----------------------------------------------------------------------------
     def clear(self) -> None:
-        self._pool.clear()
         self.tree.clear()
         self._items.clear()
         self._studies.clear()
@@ -180,7 +145,7 @@ class WorklistPanel(QWidget):
         self.tree.setColumnHidden(COL_TOP, True)
         self._update_hint()
 
-    def set_index(self, index: Any) -> None:
+    def set_index(self, index: StudyIndex) -> None:
         """Replace the list with an indexed folder (a ``StudyIndex``)."""
         self.clear()
         for patient in index.patients:
@@ -201,6 +166,7 @@ class WorklistPanel(QWidget):
         self.tree.expandAll()
         self._update_hint()
         self._reset_progress()
+        self._ask_thumbnails()
 
     def add_files(self, paths: Iterable[str | Path]) -> None:
         """Add single files to the "Opened files" study (skipping ones already listed)."""
@@ -211,6 +177,12 @@ class WorklistPanel(QWidget):
         self.tree.expandAll()
         self._update_hint()
         self._reset_progress()
+        self._ask_thumbnails()
+
+    def _ask_thumbnails(self) -> None:
+        wanted, self._wanted = self._wanted, []
+        if wanted:
+            self.thumbnails_wanted.emit(wanted)
 
     def _reset_progress(self) -> None:
         self.progress.setRange(0, max(1, len(self._items)))
@@ -236,7 +208,7 @@ class WorklistPanel(QWidget):
         study.addChild(item)
         self._items[str(path)] = item
         if self._thumbnails and not error:
-            self._pool.start(_ThumbnailJob(str(path), self._thumb_signals))
+            self._wanted.append(str(path))
         return item
 
     def _study_items(self) -> list[QTreeWidgetItem]:
@@ -305,6 +277,7 @@ class WorklistPanel(QWidget):
         self.triage_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         if running:
+            self._triaged = 0
             self.progress.setRange(0, max(1, len(self._items)))
             self.progress.setValue(0)
             self.triage_label.setText("Triage running…")
@@ -313,8 +286,9 @@ class WorklistPanel(QWidget):
         self.progress.setRange(0, max(1, total))
         self.progress.setValue(done)
 
-    def set_triage_item(self, item: Any) -> None:
+    def set_triage_item(self, item: TriageItem) -> None:
         """Show one image's urgency (a ``TriageItem``)."""
+        self._triaged += 1
         row = self._items.get(str(item.path))
         if row is None:
             return
@@ -338,7 +312,8 @@ class WorklistPanel(QWidget):
             base = study.data(COL_NAME, TitleRole)
             study.setText(COL_NAME, f"{best:.0%}  ·  {base}" if best >= 0 else base)
 
-    def triage_finished(self, cancelled: bool, done: int) -> None:
+    def triage_finished(self, cancelled: bool) -> None:
+        done = self._triaged
         self.set_triage_running(False)
         self.triage_label.setText(
             f"Triage cancelled after {done} image(s)."
@@ -382,13 +357,6 @@ class WorklistPanel(QWidget):
             return
         if path:
             self.image_activated.emit(path)
-
-    def _on_thumbnail_made(self, path: str, rgb: np.ndarray | None) -> None:
-        self.set_thumbnail(path, rgb)
-
-    def shutdown(self) -> None:
-        self._pool.clear()
-        self._pool.waitForDone(10000)
 
 
 def _children(item: QTreeWidgetItem) -> list[QTreeWidgetItem]:

@@ -1,8 +1,10 @@
 """Explanations of FPSM predictions: per-level Grad-CAM, package CAMs, localisation metrics.
 
 The per-level maps come in closed form from one forward pass (:mod:`.closed_form`), are kept
-low-resolution in a :class:`CamSet` and normalised or fused on demand; methods without a closed
-form go through the grad-cam package (:mod:`.package`, imported lazily: it pulls in matplotlib).
+low-resolution in a :class:`CamSet` and normalised or fused on demand; a :class:`ResultCams` is
+the one object for an inference result's maps, mapped back onto the image, that the viewer and the
+CAM files share. Methods without a closed form go through the grad-cam package (:mod:`.package`,
+imported lazily: it pulls in matplotlib).
 """
 
 from fpsm_core.explain.camset import CamSet, ensemble_camset
@@ -30,12 +32,27 @@ from fpsm_core.explain.metrics import (
 from fpsm_core.explain.normalise import minmax_like_gradcam, normalise_like_gradcam, resize_maps
 from fpsm_core.explain.output import CamFiles, overlay, write_cam_outputs, write_result_cams
 from fpsm_core.explain.package import METHODS, package_cams
+from fpsm_core.explain.result_cams import (
+    ENSEMBLE,
+    FUSED,
+    ImageMaps,
+    LevelKey,
+    LevelShare,
+    ResultCams,
+    level_shares,
+)
 
 __all__ = [
+    "ENSEMBLE",
+    "FUSED",
     "METHODS",
     "CamFiles",
     "CamSet",
     "ExplainError",
+    "ImageMaps",
+    "LevelKey",
+    "LevelShare",
+    "ResultCams",
     "LocalisationScores",
     "box_iou",
     "box_mask",
@@ -53,6 +70,7 @@ __all__ = [
     "fused_cam",
     "level_cams",
     "level_contributions",
+    "level_shares",
     "minmax_like_gradcam",
     "normalise_like_gradcam",
     "package_cams",

@@ -17,9 +17,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from fpsm_core.explain.camset import CamSet, ensemble_camset
 from fpsm_core.explain.errors import ExplainError
 from fpsm_core.explain.normalise import resize_maps
+from fpsm_core.explain.result_cams import ResultCams
+from fpsm_core.preprocess import unletterbox
 
 
 @dataclass(frozen=True)
@@ -174,15 +175,6 @@ def _display_image(image: Any, max_side: int) -> np.ndarray:
     return disp
 
 
-def _crop(maps: np.ndarray, box: Any, input_size: int) -> np.ndarray:
-    """The part of (..., s, s) maps over the model input that covers the image (no padding)."""
-    s = maps.shape[-1] / input_size
-    y0, x0 = round(box.offset_y * s), round(box.offset_x * s)
-    y1 = max(round((box.offset_y + box.height) * s), y0 + 1)
-    x1 = max(round((box.offset_x + box.width) * s), x0 + 1)
-    return np.ascontiguousarray(maps[..., y0:y1, x0:x1])
-
-
 def write_result_cams(
     result: Any,
     service: Any,
@@ -238,7 +230,6 @@ def write_result_cams(
     probs = np.asarray(result.probabilities, dtype=np.float32)
     labels = list(result.labels)
     box = result.letterboxes[0]
-    size0 = int(result.input_sizes[0])
     letterbox = np.asarray(
         [box.scale, box.offset_x, box.offset_y, box.width, box.height], dtype=np.float64
     )
@@ -246,35 +237,17 @@ def write_result_cams(
     if method == "closed-form":
         if result.cams is None:
             raise ExplainError("this result has no closed-form CAMs; run inference with cams=True.")
-        members = [
-            CamSet(
-                levels=tuple(levels),
-                classes=np.arange(len(labels), dtype=np.int64)[None],
-                raw=tuple(np.asarray(m, dtype=np.float32)[None] for m in raw),
-                input_size=(int(s), int(s)),
-            )
-            for levels, raw, s in zip(
-                result.member_levels, result.cams, result.input_sizes, strict=True
-            )
-        ]
-        ens = ensemble_camset(members)
-        grid = max(m.shape[-1] for m in ens.raw)
-        maps = _crop(ens.level_maps(grid)[0], box, size0)
-        fused = _crop(ens.fused(grid)[0], box, size0)
-        extra: dict[str, np.ndarray] = {
-            f"raw_m{i}_L{lv}": m.raw[j][0]
-            for i, m in enumerate(members)
-            for j, lv in enumerate(m.levels)
-        }
-        extra["shares"] = ens.positive_shares()[0]
+        cams = ResultCams(result)
+        ens = cams.image_maps()
+        extra: dict[str, np.ndarray] = {**cams.raw_arrays(), "shares": ens.shares}
         files = write_cam_outputs(
             out_dir,
             stem,
             disp,
-            maps,
+            ens.maps,
             ens.levels,
             labels,
-            fused=fused,
+            fused=ens.fused,
             scores=probs,
             top_k=top_k,
             alpha=alpha,
@@ -339,10 +312,10 @@ def _write_package_cams(
         out_dir,
         stem,
         disp,
-        _crop(stacked, box, size0),
+        unletterbox(stacked, box, size0),
         levels,
         [result.labels[i] for i in top],
-        fused=_crop(fused, box, size0),
+        fused=unletterbox(fused, box, size0),
         scores=probs[top],
         top_k=top_k,
         alpha=alpha,

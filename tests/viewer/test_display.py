@@ -113,7 +113,8 @@ def result(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa:
 
 
 def test_result_cams_map_levels_onto_the_image_grid(result) -> None:  # noqa: ANN001
-    from viewer.cam_display import FUSED, ResultCams, level_shares, overlay_shape
+    from fpsm_core.explain import FUSED, ResultCams, level_shares
+    from viewer.cam_display import overlay_shape
 
     cams = ResultCams(result)
     assert cams.levels == (4, 3, 2)

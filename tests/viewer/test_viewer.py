@@ -41,7 +41,7 @@ def test_open_dicom_lists_ranked_findings_with_banner_and_overlay(
     assert model.rowCount() == 26
     probs = [model.finding(r).probability for r in range(26)]
     assert probs == sorted(probs, reverse=True)
-    assert window.ai_panel.selected_class == result.findings[0].index
+    assert window.state.finding == result.findings[0].index
     assert window.ai_panel.banner.isVisibleTo(window)
     assert "UNTRAINED" in window.ai_panel.banner.text()
     assert "UNTRAINED" in window.windowTitle()
@@ -61,7 +61,7 @@ def test_clicking_a_finding_changes_the_overlay_and_details(
     before = window.overlay_array().copy()
     with qtbot.waitSignal(window.overlay_drawn, timeout=TIMEOUT):
         click_finding(qtbot, window, 5)
-    assert window.ai_panel.selected_class == result.findings[5].index
+    assert window.state.finding == result.findings[5].index
     after = window.overlay_array()
     assert not np.array_equal(before, after)
     assert result.findings[5].label in window.ai_panel.detail_label.text()
@@ -78,20 +78,20 @@ def test_switching_levels_changes_the_overlay_and_the_grid_shows_every_level(
     window = make_window()
     with qtbot.waitSignal(window.grid_drawn, timeout=TIMEOUT):
         open_and_wait(qtbot, window, dicom_file)
-    panel = window.ai_panel
-    assert panel.level == "fused"
-    assert panel.level_grid.tile_keys() == ["fused", 4, 3, 2]
-    assert panel.level_grid.tile_titles()[0] == "Fused"
+    state = window.state
+    assert state.level == "fused"
+    assert window.level_strip.tile_keys() == ["fused", 4, 3, 2]
+    assert window.level_strip.tile_titles()[0] == "Fused"
     seen = {"fused": window.overlay_array().copy()}
     for level in (4, 3, 2):
-        with qtbot.waitSignal(panel.level_changed, timeout=TIMEOUT):
-            panel.set_level(level)
-        assert panel.level == level
+        with qtbot.waitSignal(state.level_changed, timeout=TIMEOUT):
+            state.set_level(level)
+        assert state.level == level
         seen[level] = window.overlay_array().copy()
     assert not np.array_equal(seen[3], seen[2])
     assert not np.array_equal(seen["fused"], seen[2])
     window.actions_by_name["prev_level"].trigger()
-    assert panel.level == 3
+    assert state.level == 3
     # Hiding the heatmap removes the overlay; showing it again brings the same map back.
     window.actions_by_name["overlay"].trigger()
     assert window.overlay_array() is None
@@ -131,7 +131,7 @@ def test_cursor_readout_in_mm_and_ruler_length(
     window = make_window()
     open_and_wait(qtbot, window, dicom_file)
     view = window.image_view
-    pixels = window.loaded.image.pixels
+    pixels = window.state.image.image.pixels
     info = view.pixel_info(10, 20)
     assert info.value == pixels[10, 20]
     assert info.y_mm == pytest.approx(10.5 * SPACING_MM[0])
@@ -175,7 +175,7 @@ def test_broken_file_shows_one_sentence_and_the_app_keeps_working(
     assert "broken.dcm" in message and message.startswith("Cannot load")
     assert "\n" not in message
     assert window.status_label.text() == message
-    assert window.result is None
+    assert window.state.result is None
     with qtbot.waitSignal(window.error_shown, timeout=TIMEOUT) as blocker:
         window.open_path(tmp_path / "does-not-exist.dcm")
     assert "does-not-exist.dcm" in blocker.args[0]
@@ -203,7 +203,7 @@ def test_a_model_that_cannot_load_is_reported_and_images_still_open(
         with qtbot.waitSignal(window.image_shown, timeout=TIMEOUT):
             window.open_path(dicom_file)
         assert window.image_view.displayed_array() is not None
-        assert window.result is None
+        assert window.state.result is None
     finally:
         window.close()
 
@@ -216,7 +216,7 @@ def test_stale_results_are_dropped(qtbot: Any, make_window: Any, tmp_path: Path)
         window.open_path(a)
         window.open_path(b)  # before a's pixels arrive: a is no longer wanted
     assert blocker.args[0].path == str(b)
-    assert str(window.loaded.path) == str(b)
+    assert str(window.state.image.path) == str(b)
     # Two inference requests in a row: only the newest one's result reaches the window.
     from fpsm_core.io import load_image
 
@@ -241,11 +241,13 @@ def test_folder_worklist_triage_cancel_then_full_run_sorts_by_urgency(
     assert "Unreadable files" in worklist.study_titles()
     assert worklist.urgent() == ["Pneumomediastinum", "Pneumoperitoneum", "Pneumothorax"]
 
-    # Cancel in the middle of the run: the worker stops before the next batch.
-    service = window.hub.inference_worker.service
-    original = service.predict_paths
+    # Cancel in the middle of the run: the worker stops before the next batch. Triage runs on
+    # its own copy of the model, loaded when it starts, so the cancel goes in at the class.
+    from fpsm_core.inference import InferenceService
 
-    def cancel_after_first(paths: Any, **kwargs: Any) -> Any:
+    original = InferenceService.predict_paths
+
+    def cancel_after_first(service: Any, paths: Any, **kwargs: Any) -> Any:
         progress = kwargs["progress"]
 
         def progress_then_cancel(done: int, total: int) -> None:
@@ -253,16 +255,17 @@ def test_folder_worklist_triage_cancel_then_full_run_sorts_by_urgency(
             window.hub.triage_worker.cancel_event.set()
 
         kwargs["progress"] = progress_then_cancel
-        return original(paths, **kwargs)
+        return original(service, paths, **kwargs)
 
-    service.predict_paths = cancel_after_first
+    InferenceService.predict_paths = cancel_after_first  # type: ignore[method-assign]
     try:
         with qtbot.waitSignal(window.triage_done, timeout=TIMEOUT) as blocker:
             window.actions_by_name["triage"].trigger()
             assert not worklist.triage_button.isEnabled()
         assert blocker.args == [True]
     finally:
-        service.predict_paths = original
+        InferenceService.predict_paths = original  # type: ignore[method-assign]
+    assert window.hub.triage_worker.service is not window.hub.inference_worker.service
     scored = [s for _, s in worklist.urgency_order() if s >= 0]
     assert len(scored) == 1
     assert "cancelled" in worklist.triage_label.text()
@@ -318,7 +321,7 @@ def test_drop_a_file_and_recent_items(qtbot: Any, make_window: Any, dicom_file: 
         window.dropEvent(event)
     assert window.worklist.paths() == [str(dicom_file)]
     window.open_path(dicom_file)
-    assert window.recent_items() == [str(dicom_file)]
+    assert window.preferences.recent_items() == [str(dicom_file)]
     assert [a.text() for a in window.recent_menu.actions()] == [str(dicom_file)]
 
 
@@ -347,9 +350,12 @@ def test_exports_write_png_json_and_csv(
     png = window.export_view_png(tmp_path / "view.png")
     image = QImage(str(png))
     assert image.width() > 300 and image.height() > 300
-    data = json.loads(write_findings_json(window.result, tmp_path / "f.json").read_text())
+    data = json.loads(write_findings_json(window.state.result, tmp_path / "f.json").read_text())
     assert [f["label"] for f in data["findings"]] == [f.label for f in result.findings]
-    assert len(write_findings_csv(window.result, tmp_path / "f.csv").read_text().splitlines()) == 27
+    assert (
+        len(write_findings_csv(window.state.result, tmp_path / "f.csv").read_text().splitlines())
+        == 27
+    )
 
 
 def test_shortcuts_are_listed_under_help_and_settings_persist(
@@ -362,7 +368,7 @@ def test_shortcuts_are_listed_under_help_and_settings_persist(
     assert keys["Invert"] == "I"
     assert keys["Lung window"] == "L"
     assert len(keys) >= 25
-    window.ai_panel.set_colormap("viridis")
+    window.state.set_colormap("viridis")
     window.ai_panel.opacity_slider.setValue(70)
     settings_file = window.settings.fileName()
     window.close()
@@ -379,7 +385,7 @@ def test_prevalence_badges_come_from_the_models_training_counts(
     from viewer.ai_panel import TierRole
 
     window = make_window(counted_model)
-    assert window.model_info.train_counts["Tortuous Aorta"] == 26000
+    assert window.state.model.train_counts["Tortuous Aorta"] == 26000
     open_and_wait(qtbot, window, dicom_file)
     model = window.ai_panel.findings_model
     tiers = {model.finding(r).label: model.data(model.index(r), TierRole) for r in range(26)}
@@ -525,17 +531,17 @@ def test_an_ensemble_shows_member_spread_and_each_members_maps(
     assert panel.member_combo.isEnabled()
     assert any(f.member_spread > 0 for f in result.findings)
     assert [s.member for s in panel.shares_widget.shares] == ["deep"] * 3 + ["shallow"] * 2
-    panel.set_level(2)
+    window.state.set_level(2)
     level2_mean = window.overlay_array().copy()
     # Level 2 exists only in the first member: choosing the shallow one offers its own levels.
     with qtbot.waitSignal(window.grid_drawn, timeout=TIMEOUT):
         panel.member_combo.setCurrentIndex(2)
-    assert panel.member == 1
-    assert panel.level == "fused"
-    assert panel.level_grid.tile_keys() == ["fused", 4, 3]
+    assert window.state.member == 1
+    assert window.state.level == "fused"
+    assert window.level_strip.tile_keys() == ["fused", 4, 3]
     assert not np.array_equal(window.overlay_array(), level2_mean)
     panel.member_combo.setCurrentIndex(1)
     assert (
-        panel.level == "fused"
+        window.state.level == "fused"
         and [panel.level_combo.itemText(i) for i in range(4)][-1] == "Level 2"
     )
