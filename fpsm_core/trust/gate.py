@@ -31,8 +31,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
+import torch
 
 MIN_CLASS_IMAGES = 10
 DEFAULT_RANK = 64
@@ -62,24 +64,28 @@ class LevelGaussian:
     def dim(self) -> int:
         return int(self.means.shape[1])
 
+    @cached_property
+    def _tensors(self) -> tuple[torch.Tensor, ...]:
+        means = torch.from_numpy(self.means.astype(np.float64))
+        basis = torch.from_numpy(self.basis.astype(np.float64))
+        eig = torch.from_numpy(self.eigenvalues.astype(np.float64))
+        return means, basis, means @ basis, (means * means).sum(dim=1), eig
+
     def distances(self, features: np.ndarray) -> np.ndarray:
-        """(N, d) pooled features to (N,) squared Mahalanobis distance to the closest mean."""
-        x = np.asarray(features, dtype=np.float64)
-        means = self.means.astype(np.float64)
-        basis = self.basis.astype(np.float64)
-        xb = x @ basis  # (N, k)
-        mb = means @ basis  # (G, k)
-        sq = (
-            np.sum(x * x, axis=1)[:, None]
-            - 2.0 * x @ means.T
-            + np.sum(means * means, axis=1)[None, :]
-        )  # (N, G) squared Euclidean distances
-        dz = xb[:, None, :] - mb[None, :, :]  # (N, G, k)
-        inside = np.sum(dz * dz, axis=2)
-        residual = np.maximum(sq - inside, 0.0)
-        d2 = np.sum(dz * dz / self.eigenvalues.astype(np.float64), axis=2)
-        d2 = d2 + residual / float(self.residual_variance)
-        return np.asarray(d2.min(axis=1))
+        """(N, d) pooled features to (N,) squared Mahalanobis distance to the closest mean.
+
+        Computed with torch in float64: numpy's BLAS keeps its own thread pool, which on a busy
+        CPU made these few small products 50x slower than the same ones on torch's pool (the
+        pool the forward pass already uses); see bench/bench_trust.py.
+        """
+        means, basis, mb, m2, eig = self._tensors
+        with torch.inference_mode():
+            x = torch.as_tensor(np.asarray(features), dtype=torch.float64)
+            sq = (x * x).sum(dim=1)[:, None] - 2.0 * x @ means.T + m2[None, :]  # (N, G)
+            dz = (x @ basis)[:, None, :] - mb[None, :, :]  # (N, G, k)
+            inside = (dz * dz).sum(dim=2)
+            d2 = (dz * dz / eig).sum(dim=2) + (sq - inside).clamp(min=0.0) / self.residual_variance
+            return np.asarray(d2.min(dim=1).values.numpy())
 
     def stored(self) -> LevelGaussian:
         """The same statistics rounded to float16, as the checkpoint stores them."""
