@@ -153,3 +153,19 @@ def test_fpsm_calibrate_names_a_bad_option_or_table(tmp_path: Path, capsys) -> N
     assert "none.csv" in err and "Traceback" not in err
     assert main(["calibrate", str(ckpt), "--data", "x.csv", "--quantile", "1.5"]) == 2
     assert "--quantile" in capsys.readouterr().err
+
+
+def test_infer_json_has_a_null_input_block_for_a_model_without_a_gate(
+    tmp_path: Path, sim_table: Path, capsys
+) -> None:
+    ckpt = tiny_checkpoint(tmp_path / "plain")
+    image = next((sim_table.parent / "images").iterdir())
+    assert main(["infer", str(image), "--model", str(ckpt), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    block = record["input"]
+    # No gate: no score and no threshold; the 64 px film still fails a check, so it is flagged.
+    assert block["ood_score"] is None and block["threshold"] is None
+    assert [r["code"] for r in block["reasons"]] == ["too_small"]
+    assert block["in_distribution"] is False
+    assert "the gate is unavailable" in block["note"]
+    assert record["calibrated"] is False
