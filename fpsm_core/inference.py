@@ -23,6 +23,9 @@ from fpsm_core.device import pick_device
 from fpsm_core.errors import FpsmError
 from fpsm_core.model.ensemble import Ensemble, load_model, mean_probabilities
 from fpsm_core.preprocess import Letterbox, prepare
+from fpsm_core.trust.checks import Reason, check_image
+from fpsm_core.trust.features import pooled
+from fpsm_core.trust.runtime import InputVerdict, describe, load_ensemble_trust
 
 
 class InferenceError(FpsmError, RuntimeError):
@@ -72,6 +75,8 @@ class Result:
         member_levels: each member's levels.
         letterboxes: per member, where the image lies in that member's input (for CAM mapping).
         cams: per member, the raw closed-form level CAMs (L_m arrays of (C, h_l, w_l)) when asked.
+        input: whether the image is like what the model was trained on (checks and gate).
+        calibrated: the probabilities (ensemble and members) are calibrated; thresholds too.
     """
 
     path: str | None
@@ -90,6 +95,8 @@ class Result:
     timing_ms: Mapping[str, float]
     device: str
     cams: tuple[tuple[np.ndarray, ...], ...] | None = None
+    input: InputVerdict = InputVerdict(None, None, None)
+    calibrated: bool = False
 
     def top(self, k: int) -> tuple[Finding, ...]:
         return self.findings[:k]
@@ -105,6 +112,8 @@ class Result:
         findings = self.findings if top is None else self.findings[:top]
         return {
             "path": self.path,
+            "input": self.input.to_json(),
+            "calibrated": self.calibrated,
             "findings": [
                 {
                     "label": f.label,
@@ -158,8 +167,10 @@ class _Prepared:
     shape: tuple[int, int]
     tensors: list[np.ndarray]
     boxes: list[Letterbox]
+    reasons: tuple[Reason, ...] = ()
     load_ms: float = 0.0
     preprocess_ms: float = 0.0
+    checks_ms: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
 
 
@@ -186,11 +197,14 @@ class InferenceService:
         self.ensemble = model if isinstance(model, Ensemble) else load_model(model)
         self.ensemble.to(self.device)
         self.batch_size = max(1, int(batch_size))
+        self.trust = load_ensemble_trust(self.ensemble)
+        self._thresholds = self.trust.thresholds or self.ensemble.thresholds
         # Built once: every Result carries it, and the per-image path should not rebuild it.
         identity = self.ensemble.identity()
         self._result_identity = MappingProxyType(
             {k: v for k, v in identity.items() if k != "members"}
             | {"members": tuple(m["name"] for m in identity["members"])}
+            | describe(self.trust)
         )
         self._cuda = self.device.type == "cuda"
         if self._cuda:
@@ -202,8 +216,13 @@ class InferenceService:
     def labels(self) -> tuple[str, ...]:
         return self.ensemble.labels
 
+    @property
+    def thresholds(self) -> tuple[float, ...]:
+        """The thresholds in use: the calibrated ones when the model is calibrated."""
+        return tuple(self._thresholds)
+
     def identity(self) -> dict[str, Any]:
-        return {**self.ensemble.identity(), "device": str(self.device)}
+        return {**self.ensemble.identity(), **describe(self.trust), "device": str(self.device)}
 
     # -- public API ------------------------------------------------------------------------
     def predict(self, images: Sequence[Any], *, cams: bool = False) -> list[Result]:
@@ -282,17 +301,21 @@ class InferenceService:
             tensors.append(tensor)
             boxes.append(box)
         path = getattr(image, "path", None)
+        t1 = time.perf_counter()
+        reasons = check_image(image)
         return _Prepared(
             path=str(path) if path is not None else None,
             shape=(int(pixels.shape[0]), int(pixels.shape[1])),
             tensors=tensors,
             boxes=boxes,
-            preprocess_ms=(time.perf_counter() - t0) * 1e3,
+            reasons=reasons,
+            preprocess_ms=(t1 - t0) * 1e3,
+            checks_ms=(time.perf_counter() - t1) * 1e3,
         )
 
     def _forward_member(
         self, index: int, batch: np.ndarray, cams: bool
-    ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray] | None]:
+    ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray] | None, np.ndarray | None]:
         model = self.ensemble.members[index].model
         x = torch.from_numpy(batch).to(self.device, non_blocking=True)
         if self._cuda:
@@ -303,13 +326,20 @@ class InferenceService:
         ):
             out = model.forward_all(x)
             level_logits = torch.stack([z.float() for z in out.level_logits], dim=1)  # (B, L, C)
-            probs = torch.sigmoid(out.logits.float())
+            logits = out.logits.float().cpu().numpy()
+            # The gate reads the pooled vectors of this same pass: no second forward.
+            scores = (
+                self.trust.member_score(index, pooled(out.features))
+                if self.trust.has_gate
+                else None
+            )
             raw = None
             if cams:
                 from fpsm_core.explain import raw_level_cams
 
                 raw = [m.float().cpu().numpy() for m in raw_level_cams(model, out)]
-        return probs.cpu().numpy(), level_logits.cpu().numpy(), raw
+        probs = self.trust.member_probabilities(index, logits)
+        return probs, level_logits.cpu().numpy(), raw, scores
 
     def _run(self, items: Sequence[_Prepared], *, cams: bool) -> list[Result]:
         if not items:
@@ -318,18 +348,25 @@ class InferenceService:
         for start in range(0, len(items), self.batch_size):
             chunk = items[start : start + self.batch_size]
             member_probs, member_levels, member_cams, forward_ms = [], [], [], []
+            member_scores: list[np.ndarray | None] = []
             for m in range(len(self.ensemble.members)):
                 batch = np.stack([it.tensors[m] for it in chunk])
                 if self._cuda:
                     torch.cuda.synchronize()
                 t0 = time.perf_counter()
-                probs, levels, raw = self._forward_member(m, batch, cams)
+                probs, levels, raw, scores = self._forward_member(m, batch, cams)
                 forward_ms.append((time.perf_counter() - t0) * 1e3)
+                member_scores.append(scores)
                 member_probs.append(probs)
                 member_levels.append(levels)
                 member_cams.append(raw)
             per_image_forward = sum(forward_ms) / len(chunk)
             for b, item in enumerate(chunk):
+                gated = all(s is not None for s in member_scores)
+                verdict = self.trust.verdict(
+                    [float(s[b]) for s in member_scores if s is not None] if gated else None,
+                    item.reasons,
+                )
                 results.append(
                     self._assemble(
                         item,
@@ -339,6 +376,7 @@ class InferenceService:
                         if cams
                         else None,
                         per_image_forward,
+                        verdict,
                     )
                 )
         return results
@@ -350,6 +388,7 @@ class InferenceService:
         levels: list[np.ndarray],
         cams: list[tuple[np.ndarray, ...]] | None,
         forward_ms: float,
+        verdict: InputVerdict,
     ) -> Result:
         ens = self.ensemble
         member_probs = np.stack(probs).astype(np.float32)
@@ -359,7 +398,7 @@ class InferenceService:
                 label=label,
                 index=i,
                 probability=float(mean[i]),
-                threshold=float(ens.thresholds[i]),
+                threshold=float(self._thresholds[i]),
                 member_probabilities=tuple(float(p[i]) for p in probs),
                 level_logits=tuple(tuple(float(x) for x in lv[:, i]) for lv in levels),
             )
@@ -370,6 +409,7 @@ class InferenceService:
             "load": item.load_ms,
             "preprocess": item.preprocess_ms,
             "forward": forward_ms,
+            "checks": item.checks_ms,
         }
         timing["total"] = sum(timing.values())
         return Result(
@@ -389,4 +429,6 @@ class InferenceService:
             timing_ms=timing,
             device=str(self.device),
             cams=tuple(cams) if cams is not None else None,
+            input=verdict,
+            calibrated=self.trust.calibrated,
         )

@@ -114,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.json:
         _print_banner(service, sys.stdout)
+        _print_trust(service, sys.stdout)
     bar = _progress(len(paths))
     failures = 0
     closed_form = args.cam_method == "closed-form"
@@ -191,6 +192,13 @@ def _print_table(result: Any, top: int, out: TextIO) -> None:
         f"{result.timing_ms['total']:.0f} ms)",
         file=out,
     )
+    from fpsm_core.trust.runtime import OUTSIDE
+
+    verdict = result.input
+    if verdict.in_distribution is False:
+        print(f"  WARNING: {OUTSIDE}", file=out)
+        for reason in verdict.reasons:
+            print(f"    - {reason.sentence}", file=out)
     width = max(len(f.label) for f in result.findings)
     for rank, f in enumerate(result.findings[:top], 1):
         bar = "#" * round(f.probability * 20)
@@ -201,6 +209,16 @@ def _print_table(result: Any, top: int, out: TextIO) -> None:
         )
     if result.untrained:
         print("  (untrained model: probabilities are meaningless)", file=out)
+
+
+def _print_trust(service: Any, out: TextIO) -> None:
+    trust = service.trust
+    if trust.calibrated:
+        print("probabilities: calibrated (per-class Platt scaling on held-out data)", file=out)
+    else:
+        print("probabilities: NOT calibrated (the model has no calibration)", file=out)
+    if not trust.has_gate:
+        print(f"input check: header and pixel checks only; {trust.note}", file=out)
 
 
 class _Bar:

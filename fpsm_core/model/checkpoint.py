@@ -50,6 +50,7 @@ class CheckpointMeta:
     weights_file: str = ""
     weights_sha256: str = ""
     weights_dtype: str = "float32"
+    trust: Mapping[str, Any] | None = None  # fpsm_core.trust's versioned section; None: no gate
 
     @property
     def train_positives(self) -> dict[str, int] | None:
@@ -66,6 +67,8 @@ class CheckpointMeta:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
+        if self.trust is None:
+            data.pop("trust")
         data["labels"] = list(self.labels)
         data["thresholds"] = [float(t) for t in self.thresholds]
         data["preprocessing"]["mean"] = list(self.preprocessing.mean)
@@ -104,6 +107,7 @@ class CheckpointMeta:
                 weights_file=str(data["weights_file"]),
                 weights_sha256=str(data["weights_sha256"]),
                 weights_dtype=str(data.get("weights_dtype", "float32")),
+                trust=dict(data["trust"]) if isinstance(data.get("trust"), dict) else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{source} is missing or has a malformed field: {exc}.") from None
