@@ -157,6 +157,8 @@ class RunConfig:
         name: checkpoint name (``<out_dir>/<name>.safetensors`` + ``.json``).
         device: ``auto``, ``cpu``, ``cuda``; under torchrun each rank takes ``cuda:LOCAL_RANK``.
         save_every_steps: also write the resume state every N optimizer steps (0: epochs only).
+        trust: at the end, fit the distribution gate and the calibration of the chosen checkpoint
+            on the training and validation images (``fpsm_core.trust``; needs validation data).
     """
 
     out_dir: str = "runs/fpsm"
@@ -170,6 +172,7 @@ class RunConfig:
     progress: bool = True
     checkpoint_dtype: str = "float32"
     description: str = ""
+    trust: bool = True
 
 
 @dataclass(frozen=True)

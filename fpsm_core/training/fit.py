@@ -311,6 +311,8 @@ class _Trainer:
                 f"stopped at epoch {self.position.epoch + 1}, step {self.position.step}; "
                 f"resume with --resume (state in {self.out_dir})."
             )
+        if not interrupted and self.info.is_main:
+            self._fit_trust(self.best_path or last)
         barrier(self.info)
         p = self.position
         return FitResult(
@@ -324,6 +326,28 @@ class _Trainer:
             steps=p.step,
             interrupted=interrupted,
         )
+
+    def _fit_trust(self, checkpoint: Path | None) -> None:
+        """Fit the gate and calibration beside the chosen checkpoint (``run.trust``).
+
+        A run without validation images, or whose data cannot support a gate (too few images),
+        still ends with its checkpoint: the reason is logged and the model says the gate is
+        unavailable when it is loaded.
+        """
+        if not self.config.run.trust or checkpoint is None:
+            return
+        if self.data.val is None:
+            self.log("trust: no validation images, so no gate or calibration was fitted.")
+            return
+        from fpsm_core.errors import FpsmError
+        from fpsm_core.trust.fit import fit_trust
+
+        try:
+            fit_trust(checkpoint, self.data.train, self.data.val, device=str(self.device))
+        except FpsmError as exc:
+            self.log(f"trust: not fitted ({exc})")
+            return
+        self.log(f"trust: gate and calibration fitted beside {checkpoint.name}.")
 
     def _batches(self, start: int) -> Iterator[dict[str, Any]]:
         self.sampler.set_epoch(self.position.epoch, start=start * self.config.optim.batch_size)
