@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,3 +49,68 @@ def dsrdump_text(path: Path) -> str:
         ["dsrdump", "+Pl", str(path)], capture_output=True, text=True, timeout=120, check=True
     )
     return proc.stdout
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+
+
+@pytest.fixture(scope="module")
+def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A real Orthanc on 127.0.0.1 with free ports and a temporary storage; stopped after."""
+    import json
+    import time
+    import urllib.request
+
+    exe = shutil.which("Orthanc")
+    if exe is None:
+        pytest.skip("Orthanc is not installed (apt-get install orthanc orthanc-dicomweb)")
+    root = tmp_path_factory.mktemp("orthanc")
+    dicom_port, http_port = free_port(), free_port()
+    config = {
+        "Name": "fpsm-test",
+        "StorageDirectory": str(root / "db"),
+        "IndexDirectory": str(root / "db"),
+        "DicomAet": "ORTHANC",
+        "DicomPort": dicom_port,
+        "HttpPort": http_port,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "DicomCheckCalledAet": True,
+        "DicomModalities": {"fpsm": ["FPSM", "127.0.0.1", free_port()]},
+        "Plugins": [str(DICOMWEB_PLUGIN)] if DICOMWEB_PLUGIN.exists() else [],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+    }
+    cfg = root / "orthanc.json"
+    cfg.write_text(json.dumps(config), encoding="utf-8")
+    log = (root / "orthanc.log").open("w")
+    proc = subprocess.Popen([exe, str(cfg)], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{http_port}"
+    for _ in range(300):  # up to ~30 s for a cold start on a shared machine
+        if proc.poll() is not None:
+            pytest.skip(f"Orthanc exited at start (see {root / 'orthanc.log'})")
+        try:
+            with urllib.request.urlopen(f"{url}/system", timeout=1) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        proc.terminate()
+        pytest.skip("Orthanc did not answer /system within 30 s")
+    try:
+        yield {"aet": "ORTHANC", "port": dicom_port, "url": url, "root": root}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
