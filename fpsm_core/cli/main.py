@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("fpsm_core.cli.sim", "simulate chest radiographs with ground-truth findings"),
     "train": ("fpsm_core.cli.train", "train an FPSM model from a YAML config"),
     "dadam": ("fpsm_core.cli.dadam", "DADAM patch library and augmented data sets"),
+    "pacs": ("fpsm_core.cli.pacs", "query and send to a PACS (DIMSE)"),
 }
 
 

@@ -77,3 +77,23 @@ def test_nodes_file(tmp_path: Path) -> None:
     path.write_text('{"nodes": {"pacs": {"host": "x"}}}')
     with pytest.raises(PacsError, match="nodes.json is not a valid node list"):
         load_nodes(path)
+
+
+def test_cli_echo_send_find_and_a_dead_node(
+    orthanc: dict[str, Any],  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from fpsm_core.cli.main import main
+
+    inline = ["--host", "127.0.0.1", "--port", str(orthanc["port"]), "--aec", orthanc["aet"]]
+    assert main(["pacs", "echo", *inline]) == 0
+    assert "C-ECHO succeeded" in capsys.readouterr().out
+    assert main(["pacs", "send", *inline, str(SAMPLES[2])]) == 0
+    assert "stored 1 instance(s)" in capsys.readouterr().out
+    first = pydicom.dcmread(SAMPLES[2], stop_before_pixels=True)
+    assert main(["pacs", "find", *inline, "--accession", str(first.AccessionNumber)]) == 0
+    assert first.StudyInstanceUID in capsys.readouterr().out
+    dead = ["--host", "127.0.0.1", "--port", str(free_port()), "--aec", "X", "--timeout", "3"]
+    assert main(["pacs", "echo", *dead]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot reach X@127.0.0.1" in err
