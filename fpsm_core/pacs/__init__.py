@@ -6,6 +6,6 @@ network failure (refused, timed out, unknown AE title, rejected payload) into a 
 of one sentence naming the node.
 """
 
-from fpsm_core.pacs.client import Node, PacsError, echo, find, load_nodes, store
+from fpsm_core.pacs.client import Node, PacsError, echo, find, get, load_nodes, store
 
-__all__ = ["Node", "PacsError", "echo", "find", "load_nodes", "store"]
+__all__ = ["Node", "PacsError", "echo", "find", "get", "load_nodes", "store"]

@@ -204,3 +204,87 @@ def find(
     finally:
         assoc.release()
     return out
+
+
+def get(node: Node, dest: str | Path, study_uid: str) -> Path:
+    """C-GET a study into ``dest/<StudyInstanceUID>``; nothing appears there unless all came.
+
+    Instances are received into a temporary folder inside ``dest`` and the folder is renamed
+    when the C-GET ends with success; a failed or partial retrieve removes it.
+    """
+    import shutil
+    import tempfile
+
+    from pynetdicom import build_role, evt
+    from pynetdicom.presentation import StoragePresentationContexts
+    from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+        StudyRootQueryRetrieveInformationModelGet,
+    )
+
+    out = Path(dest)
+    final = out / study_uid
+    if final.exists():
+        raise PacsError(f"{final} already exists; remove it or choose another destination.")
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".retrieve-", dir=out))
+    received: list[Path] = []
+
+    def on_store(event: Any) -> int:
+        ds = event.dataset
+        ds.file_meta = event.file_meta
+        path = tmp / f"{ds.SOPInstanceUID}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        received.append(path)
+        return 0x0000
+
+    from pynetdicom import AE
+
+    ae = AE(ae_title=node.our_aet)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = node.timeout_s
+    ae.connection_timeout = node.timeout_s
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    # C-GET brings instances back on the same association: we are their storage SCP.
+    storage = [str(cx.abstract_syntax) for cx in StoragePresentationContexts][:120]
+    for uid in storage:
+        ae.add_requested_context(uid)
+    roles: list[Any] = [build_role(uid, scp_role=True) for uid in storage]
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = study_uid
+    ok = False
+    try:
+        assoc = ae.associate(
+            node.host,
+            node.port,
+            ae_title=node.aet,
+            ext_neg=roles,
+            evt_handlers=[(evt.EVT_C_STORE, on_store)],
+        )
+        if not assoc.is_established:
+            raise PacsError(f"cannot reach {node} for a C-GET (refused or no answer).")
+        failed = 0
+        final_status = None
+        try:
+            for status, _identifier in assoc.send_c_get(
+                query, StudyRootQueryRetrieveInformationModelGet
+            ):
+                if status:
+                    final_status = status.Status
+                    failed = int(getattr(status, "NumberOfFailedSuboperations", 0) or 0)
+        finally:
+            assoc.release()
+        if final_status is None:
+            raise PacsError(f"{node} stopped answering the C-GET of study {study_uid}.")
+        if not received and not failed:
+            raise PacsError(f"{node} has no instances of study {study_uid}.")
+        if final_status != 0 or failed:
+            raise PacsError(
+                f"{node} retrieved study {study_uid} only in part ({len(received)} received, "
+                f"{failed} failed, status 0x{final_status:04X}); nothing was kept."
+            )
+        tmp.rename(final)
+        ok = True
+    finally:
+        if not ok:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final

@@ -97,3 +97,18 @@ def test_cli_echo_send_find_and_a_dead_node(
     assert main(["pacs", "echo", *dead]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot reach X@127.0.0.1" in err
+
+
+def test_get_brings_the_study_back_whole(orthanc: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    from fpsm_core.pacs import get
+
+    pacs = node(orthanc)
+    store(pacs, SAMPLES[3:4])
+    src = pydicom.dcmread(SAMPLES[3], stop_before_pixels=True)
+    folder = get(pacs, tmp_path / "cache", src.StudyInstanceUID)
+    assert folder == tmp_path / "cache" / src.StudyInstanceUID
+    files = list(folder.glob("*.dcm"))
+    assert [pydicom.dcmread(f).SOPInstanceUID for f in files] == [src.SOPInstanceUID]
+    with pytest.raises(PacsError, match="has no instances of study 1.2.3.4"):
+        get(pacs, tmp_path / "cache", "1.2.3.4")
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [src.StudyInstanceUID]
