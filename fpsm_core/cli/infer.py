@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
+from fpsm_core.export import infer_options as dicom_options
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -67,6 +69,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="write CAM overlays of images whose header says BurnedInAnnotation YES",
     )
+    dicom_options.add_options(p)  # --dicom-out DIR [--dicom KINDS] [--deidentify]
     p.set_defaults(func=run)
 
 
@@ -94,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("--top must be at least 1.")
     if args.cams and args.out is None:
         raise CLIError("--cams needs --out DIR to write the maps and overlays into.")
+    try:  # DICOM outputs (fpsm_core.export)
+        dicom = dicom_options.DicomWriter.from_args(args)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
     paths = expand_paths(args.paths)
     if not paths:
         raise CLIError("no image files found in the given paths.")
@@ -120,7 +127,9 @@ def run(args: argparse.Namespace) -> int:
     closed_form = args.cam_method == "closed-form"
     try:
         for item in service.predict_paths(
-            paths, cams=args.cams and closed_form, progress=bar.update_to if bar else None
+            paths,
+            cams=(args.cams and closed_form) or dicom is not None,
+            progress=bar.update_to if bar else None,
         ):
             if isinstance(item, LoadFailure):
                 failures += 1
@@ -146,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
                 _print_table(item, args.top or 10, sys.stdout)
             if out_jsonl:
                 out_jsonl.write(json.dumps(record) + "\n")
+            if dicom is not None and not dicom.write(item):
+                failures += 1
             if csv_writer:
                 csv_writer.writerow(
                     [Path(item.path or "").stem, *[f"{p:.6f}" for p in item.probabilities]]

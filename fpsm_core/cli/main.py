@@ -31,6 +31,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("fpsm_core.cli.train", "train an FPSM model from a YAML config"),
     "dadam": ("fpsm_core.cli.dadam", "DADAM patch library and augmented data sets"),
     "calibrate": ("fpsm_core.cli.calibrate", "fit a model's input gate and calibration"),
+    "pacs": ("fpsm_core.cli.pacs", "query and send to a PACS (DIMSE)"),
 }
 
 
