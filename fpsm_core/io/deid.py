@@ -396,9 +396,10 @@ class _Cleaner:
 
 def burned_in_annotation(source: Dataset | XRayImage) -> bool:
     """True when the header says the pixels carry burned-in annotation."""
-    if isinstance(source, XRayImage):
-        return bool(source.burned_in_annotation)
-    return str(source.get("BurnedInAnnotation", "") or "").strip().upper() == "YES"
+    if isinstance(source, Dataset):
+        return str(source.get("BurnedInAnnotation", "") or "").strip().upper() == "YES"
+    # An XRayImage, or an image-like object of pixels: only a header can say "burned in".
+    return bool(getattr(source, "burned_in_annotation", False))
 
 
 def check_exportable(
