@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
+from fpsm_core.errors import FpsmError
 
-class ExportError(ValueError):
-    """A DICOM output could not be written (a source without pixels, a bad option, a full disk).
 
-    Derives from ValueError so callers can catch it beside the project's other user errors; the
-    lead rebases it on ``FpsmError`` when that base lands.
-    """
+class ExportError(FpsmError):
+    """A DICOM output could not be written (a source without pixels, a bad option, a full disk)."""

@@ -13,12 +13,14 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from fpsm_core.errors import FpsmError
+
 DEFAULT_AET = "FPSM"
 TIMEOUT_S = 10.0
 LEVELS = ("STUDY", "SERIES", "IMAGE")
 
 
-class PacsError(ValueError):
+class PacsError(FpsmError):
     """A PACS operation failed; one sentence naming the node and what went wrong."""
 
 
