@@ -35,6 +35,7 @@ from viewer.ai_panel import AIPanel
 from viewer.cam_display import FUSED, LevelKey, ResultCams, level_shares
 from viewer.export import ExportError, write_findings_csv, write_findings_json
 from viewer.image_view import ImageViewWidget
+from viewer.patch_editor.launch import open_patch_editor
 from viewer.prevalence import prevalence_tiers
 from viewer.tag_browser import TagBrowserDialog, image_rows, read_tag_rows
 from viewer.workers import LoadedImage, ModelInfo, ServiceHub
@@ -251,6 +252,7 @@ class MainWindow(QMainWindow):
         menu = self.menuBar().addMenu("&File")
         for key in ("open", "open_folder", "open_model"):
             menu.addAction(n[key])
+        menu.addAction("DADAM patch editor…", lambda: open_patch_editor(self))
         self.recent_menu = menu.addMenu("Open &recent")
         menu.addSeparator()
         for key in ("export_png", "export_json", "export_csv"):
