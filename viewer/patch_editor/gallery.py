@@ -119,7 +119,7 @@ class GalleryModel(QAbstractListModel):
         row = self._rows.get(patch_id)
         if row is not None:
             idx = self.index(row)
-            self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole])
+            self.dataChanged.emit(idx, idx)
 
 
 class CardDelegate(QStyledItemDelegate):

@@ -40,9 +40,11 @@ class NewLibraryDialog(QDialog):
 
     Signals:
         import_finished(library, summary, cancelled): the worker is done (the library exists).
+        import_failed(message): the import could not start or stopped on an error.
     """
 
     import_finished = Signal(object, str, bool)
+    import_failed = Signal(str)
 
     def __init__(self, library: str | Path | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -155,6 +157,7 @@ class NewLibraryDialog(QDialog):
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.message.setText(message)
+        self.import_failed.emit(message)
 
     def closeEvent(self, event: object) -> None:  # noqa: N802 (Qt name)
         self.worker.cancel()

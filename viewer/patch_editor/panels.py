@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QSignalBlocker, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -36,6 +36,7 @@ from fpsm_core.labels import LABELS
 from viewer import theme
 from viewer.patch_editor.gallery import STATE_COLOURS, label_colour
 from viewer.patch_editor.model import SORT_KEYS, STATES, EditorError, GalleryFilter
+from viewer.patch_editor.qt_util import blocked
 from viewer.patch_editor.state import EditorState
 
 ALL = "all"
@@ -114,29 +115,29 @@ class FilterBar(QWidget):
                 names = session.datasets()
             except EditorError:
                 names = []
-        with QSignalBlocker(self.dataset_combo):
+        with blocked(self.dataset_combo):
             self.dataset_combo.clear()
             self.dataset_combo.addItems([ALL, *names])
 
     def _on_state_filter_changed(self, flt: GalleryFilter) -> None:
         def pick(combo: QComboBox, values: tuple[str, ...]) -> None:
-            with QSignalBlocker(combo):
+            with blocked(combo):
                 combo.setCurrentText(values[0] if values else ALL)
 
         pick(self.label_combo, flt.labels)
         pick(self.state_combo, flt.states)
         pick(self.dataset_combo, flt.datasets)
         for box, value in ((self.min_size, flt.min_size), (self.max_size, flt.max_size)):
-            with QSignalBlocker(box):
+            with blocked(box):
                 box.setValue(value or 0)
-        with QSignalBlocker(self.readers):
+        with blocked(self.readers):
             self.readers.setValue(flt.min_readers)
         if self.text.text().strip() != flt.text:
-            with QSignalBlocker(self.text):
+            with blocked(self.text):
                 self.text.setText(flt.text)
-        with QSignalBlocker(self.sort_combo):
+        with blocked(self.sort_combo):
             self.sort_combo.setCurrentText(flt.sort)
-        with QSignalBlocker(self.descending):
+        with blocked(self.descending):
             self.descending.setChecked(flt.descending)
 
 
@@ -314,7 +315,7 @@ class CurationPanel(QWidget):
         if card.edited:
             lines.append("box edited in the editor")
         self.details.setText("\n".join(lines))
-        with QSignalBlocker(self.notes):
+        with blocked(self.notes):
             self.notes.setText(card.notes)
         self.tags_label.setText("tags: " + ", ".join(card.tags) if card.tags else "")
         self._show_preview(card.file)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, QSignalBlocker, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -36,6 +36,7 @@ from viewer import display
 from viewer.image_view import FilmItem, grey_to_argb
 from viewer.patch_editor.gallery import label_colour
 from viewer.patch_editor.model import EditorError, SourceBox, SourceRef
+from viewer.patch_editor.qt_util import blocked
 from viewer.patch_editor.state import EditorState
 from viewer.patch_editor.workers import LoadedSource, SourceLoader
 from viewer.theme import configure_pyqtgraph
@@ -292,7 +293,7 @@ class SourceViewWidget(QWidget):
     def select_box(self, item: BoxItem | None) -> None:
         self.selected = item
         if item is not None:
-            with QSignalBlocker(self.class_combo):
+            with blocked(self.class_combo):
                 self.class_combo.setCurrentText(item.source_box.label)
         self._update_buttons()
 
@@ -332,7 +333,7 @@ class SourceViewWidget(QWidget):
         if match is None:
             self.state.say(f"'{label}' is not one of the 26 CXR-LT classes.", error=True)
             return
-        with QSignalBlocker(self.class_combo):
+        with blocked(self.class_combo):
             self.class_combo.setCurrentText(match)
         item = self.selected
         if item is None or item.source_box.label == match:
@@ -364,7 +365,7 @@ class SourceViewWidget(QWidget):
     def set_draw_mode(self, on: bool) -> None:
         self.view.draw_mode = bool(on)
         self.view.setCursor(Qt.CursorShape.CrossCursor if on else Qt.CursorShape.ArrowCursor)
-        with QSignalBlocker(self.draw_button):
+        with blocked(self.draw_button):
             self.draw_button.setChecked(bool(on))
 
     def image_point(self, scene_pos: QPointF) -> QPointF:

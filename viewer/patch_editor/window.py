@@ -111,6 +111,8 @@ class PatchEditorWindow(QMainWindow):
         self.state.source_requested.connect(
             lambda _pid: self.tabs.setCurrentWidget(self.source_view)
         )
+        self.thumbnails.thumbnail_failed.connect(self._on_thumbnails_thumbnail_failed)
+        self._missing_files = 0
         self.resize(1400, 900)
         if library is not None:
             self.open_library(library)
@@ -167,6 +169,7 @@ class PatchEditorWindow(QMainWindow):
             self.library_failed.emit(str(exc))
             return False
         self.banner.hide()
+        self._missing_files = 0
         self.setWindowTitle(f"DADAM patch editor — {root}")
         self.state.set_session(session)
         missing = [n for n in ("set_rating", "undo", "update_box", "duplicate_groups")
@@ -221,6 +224,16 @@ class PatchEditorWindow(QMainWindow):
         self.status_label.setText(text)
         self.status_label.setStyleSheet("color: #ff8a80;" if error else "")
 
+    def _on_thumbnails_thumbnail_failed(self, patch_id: int, message: str) -> None:
+        # One sentence for the first missing file, a count after that; the gallery goes on.
+        self._missing_files += 1
+        more = (
+            f" ({self._missing_files} patch files missing so far)"
+            if self._missing_files > 1
+            else ""
+        )
+        self.state.say(f"Patch {patch_id}: {message}{more}.", error=True)
+
     def _update_count_label(self) -> None:
         n, sel = len(self.state.ids), len(self.state.selection)
         self.count_label.setText(f"{n} listed" + (f", {sel} selected" if sel > 1 else ""))
@@ -241,7 +254,7 @@ class PatchEditorWindow(QMainWindow):
 
     def threads(self) -> list[Any]:
         """The worker threads (tests check none is left running)."""
-        out = [self.source_view.loader.thread]
+        out = [self.source_view.loader.worker_thread, self.thumbnails.decode_thread]
         if self.dialog is not None:
-            out.append(self.dialog.worker.thread)
+            out.append(self.dialog.worker.worker_thread)
         return out

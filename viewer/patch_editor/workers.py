@@ -57,6 +57,38 @@ def to_qimage(grey: np.ndarray) -> QImage:
     return QImage(grey.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
 
 
+class _ThumbnailThread(QThread):
+    """The decode loop: newest request first, requests no longer on screen dropped."""
+
+    decoded = Signal(int, object, str)
+
+    def __init__(self, loader: ThumbnailLoader) -> None:
+        super().__init__()
+        self.setObjectName("fpsm-thumbnails")
+        self._loader = loader
+
+    def run(self) -> None:
+        lo = self._loader
+        while True:
+            with lo._cond:
+                while not lo._queue and not lo._stop:
+                    lo._cond.wait()
+                if lo._stop:
+                    return
+                patch_id, path = lo._queue.pop()  # newest first: what the user looks at now
+                lo._queued.discard(patch_id)
+                if lo._wanted is not None and patch_id not in lo._wanted:
+                    lo.dropped += 1
+                    continue
+            try:
+                grey: np.ndarray | None = thumbnail_array(path, lo.side)
+                error = ""
+            except OSError as exc:
+                grey, error = None, str(exc)
+            lo.decoded += 1
+            self.decoded.emit(patch_id, grey, error)
+
+
 class ThumbnailLoader(QObject):
     """Decodes thumbnails on one background thread; an LRU cache on the GUI side.
 
@@ -67,7 +99,6 @@ class ThumbnailLoader(QObject):
 
     thumbnail_ready = Signal(int)
     thumbnail_failed = Signal(int, str)
-    _decoded = Signal(int, object, str)
 
     def __init__(self, parent: QObject | None = None, side: int = THUMB_SIDE) -> None:
         super().__init__(parent)
@@ -81,9 +112,13 @@ class ThumbnailLoader(QObject):
         self._stop = False
         self.decoded = 0
         self.dropped = 0
-        self._decoded.connect(self._on_decoded)
-        self._thread = threading.Thread(target=self._run, name="fpsm-thumbnails", daemon=True)
+        self._thread = _ThumbnailThread(self)
+        self._thread.decoded.connect(self._on_decoded)
         self._thread.start()
+
+    @property
+    def decode_thread(self) -> QThread:
+        return self._thread
 
     # -- GUI thread ---------------------------------------------------------------------------
     def get(self, patch_id: int, path: Path) -> QImage | None:
@@ -127,7 +162,7 @@ class ThumbnailLoader(QObject):
             self._stop = True
             self._queue.clear()
             self._cond.notify_all()
-        self._thread.join(timeout=5.0)
+        self._thread.wait(10000)
 
     def _on_decoded(self, patch_id: int, grey: Any, error: str) -> None:
         if error:
@@ -138,27 +173,6 @@ class ThumbnailLoader(QObject):
         if len(self._cache) > THUMB_CACHE:
             self._cache.popitem(last=False)
         self.thumbnail_ready.emit(patch_id)
-
-    # -- worker thread ----------------------------------------------------------------------------
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._queue and not self._stop:
-                    self._cond.wait()
-                if self._stop:
-                    return
-                patch_id, path = self._queue.pop()  # newest first: what the user looks at now
-                self._queued.discard(patch_id)
-                if self._wanted is not None and patch_id not in self._wanted:
-                    self.dropped += 1
-                    continue
-            try:
-                grey = thumbnail_array(path, self.side)
-                error = ""
-            except OSError as exc:
-                grey, error = None, str(exc)
-            self.decoded += 1
-            self._decoded.emit(patch_id, grey, error)
 
 
 @dataclass(frozen=True, eq=False)
@@ -188,13 +202,13 @@ class _SourceWorker(QObject):
 
         t0 = time.perf_counter()
         try:
-            if not path:
-                raise ImageLoadError(f"Patch {patch_id} has no recorded source image path.")
-            if not Path(path).is_file():
-                raise ImageLoadError(
-                    f"The source image '{path}' is no longer there (moved or deleted); "
-                    "the patch itself is unchanged."
+            if not path or not Path(path).is_file():
+                where = f"The source image '{path}'" if path else f"Patch {patch_id}'s source image"
+                self.failed.emit(
+                    request_id,
+                    f"{where} is no longer there (moved or deleted); the patch itself is unchanged.",
                 )
+                return
             image = load_image(path)
             pixels = image.pixels if image.pixels.ndim == 2 else image.pixels.mean(axis=2)
             pyramid = display.build_pyramid(pixels)
@@ -249,7 +263,7 @@ class SourceLoader(QObject):
         self._thread.wait(30000)
 
     @property
-    def thread(self) -> QThread:
+    def worker_thread(self) -> QThread:
         return self._thread
 
     def _on_worker_loaded(self, request_id: int, loaded: LoadedSource) -> None:
@@ -317,7 +331,7 @@ class ImportWorker(QObject):
         self._thread.wait(60000)
 
     @property
-    def thread(self) -> QThread:
+    def worker_thread(self) -> QThread:
         return self._thread
 
     @Slot(object)
