@@ -1,7 +1,7 @@
 """``fpsm dadam``: the DADAM patch library, plans, augmented data sets and reports.
 
-Subcommands follow the pipeline: ``import`` (boxes -> patch library), ``library`` (counts and
-curation), ``cooc`` (correlation matrix and partners of a labels CSV), ``plan`` (targets -> JSONL
+Subcommands follow the pipeline: ``import`` (boxes -> patch library; also COCO / YOLO / VOC),
+``library`` (counts, curation, ``--list [--json]``), ``export`` (COCO / YOLO / VOC), ``cooc`` (correlation matrix and partners of a labels CSV), ``plan`` (targets -> JSONL
 manifest), ``generate`` (manifest -> augmented data set, resumable), ``report`` (counts and
 co-occurrence before/after, PNG + markdown). Every user mistake ends as one line.
 """
@@ -27,13 +27,19 @@ def register(subparsers: Any) -> None:
 
     imp = sub.add_parser("import", help="cut lesion patches from box-annotated images")
     imp.add_argument("--library", type=Path, required=True, help="patch library folder")
-    imp.add_argument("--boxes", type=Path, required=True, help="box file (CSV, CSV.gz or JSON)")
+    imp.add_argument(
+        "--boxes",
+        type=Path,
+        required=True,
+        help="box file (CSV, CSV.gz or JSON), the COCO JSON file, or the YOLO / VOC folder",
+    )
     imp.add_argument(
         "--format",
         default="fpsm",
-        choices=("nih", "vindr", "chestxdet", "fpsm"),
+        choices=("nih", "vindr", "chestxdet", "fpsm", "coco", "yolo", "voc"),
         help="nih BBox_List_2017.csv, vindr (PhysioNet or Kaggle CSV), chestxdet JSON, "
-        "fpsm = VinDr layout with CXR-LT names, as fpsm sim writes (default)",
+        "fpsm = VinDr layout with CXR-LT names, as fpsm sim writes (default); coco, yolo, voc "
+        "as fpsm dadam export (or CVAT) writes them",
     )
     imp.add_argument("--images", type=Path, required=True, help="folder with the source images")
     imp.add_argument(
@@ -54,13 +60,38 @@ def register(subparsers: Any) -> None:
     imp.add_argument("--allow-burned-in", action="store_true", help="use BurnedInAnnotation YES")
     imp.set_defaults(step=run_import)
 
-    lib = sub.add_parser("library", help="patch counts per class and state; curation")
+    lib = sub.add_parser("library", help="patch counts per class and state; curation; listing")
     lib.add_argument("library", type=Path)
     lib.add_argument("--accept", type=int, nargs="+", default=[], metavar="ID")
     lib.add_argument("--reject", type=int, nargs="+", default=[], metavar="ID")
     lib.add_argument("--unreview", type=int, nargs="+", default=[], metavar="ID")
-    lib.add_argument("--json", action="store_true", help="print counts as JSON")
+    lib.add_argument("--list", action="store_true", help="list every patch (after the changes)")
+    lib.add_argument("--label", action="append", help="with --list: only this class (repeatable)")
+    lib.add_argument(
+        "--state",
+        action="append",
+        choices=("unreviewed", "accepted", "rejected"),
+        help="with --list: only this curation state (repeatable)",
+    )
+    lib.add_argument(
+        "--json",
+        action="store_true",
+        help="counts as JSON; with --list one JSON object per patch and line",
+    )
     lib.set_defaults(step=run_library)
+
+    exp = sub.add_parser("export", help="write the library's boxes as COCO, YOLO or VOC")
+    exp.add_argument("library", type=Path)
+    exp.add_argument("--format", required=True, choices=("coco", "yolo", "voc"))
+    exp.add_argument("--out", type=Path, required=True, help="output folder")
+    exp.add_argument(
+        "--state",
+        action="append",
+        choices=("unreviewed", "accepted", "rejected", "all"),
+        help="curation states to export (repeatable; default: unreviewed and accepted)",
+    )
+    exp.add_argument("--label", action="append", help="only this class (repeatable)")
+    exp.set_defaults(step=run_export)
 
     co = sub.add_parser("cooc", help="label correlation matrix and most correlated partners")
     co.add_argument("labels", type=Path, help="labels CSV (CXR-LT layout)")
@@ -177,6 +208,7 @@ def run_import(args: argparse.Namespace) -> int:
             readers=args.readers,
             iou=args.iou,
             min_readers=args.min_readers,
+            image_sizes=_image_sizes(args.images),
         )
         print(boxes.summary())
         spacing = nih_spacing(args.nih_data_entry) if args.nih_data_entry else None
@@ -203,6 +235,48 @@ def run_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _image_sizes(root: Path) -> Any:
+    """Image id -> (width, height) from the images themselves (YOLO folders without sizes)."""
+
+    def size(image_id: str) -> tuple[int, int] | None:
+        from fpsm_core.dadam.importer import ImageFinder, load_display
+        from fpsm_core.io import ImageLoadError
+
+        path = ImageFinder(root).find(image_id) if root.is_dir() else None
+        if path is None:
+            return None
+        try:
+            pixels, _ = load_display(path, allow_burned_in=True)
+        except (ImageLoadError, OSError, ValueError):
+            return None
+        return int(pixels.shape[1]), int(pixels.shape[0])
+
+    return size
+
+
+def patch_record(patch: Any) -> dict[str, Any]:
+    """What ``--list --json`` prints for one patch (what the editor's gallery shows)."""
+    w, h = patch.size_px
+    return {
+        "id": patch.id,
+        "label": patch.label,
+        "state": patch.state,
+        "rating": patch.rating,
+        "tags": list(patch.tags),
+        "notes": patch.notes,
+        "size_px": [w, h],
+        "size_mm": None if patch.size_mm is None else [round(v, 3) for v in patch.size_mm],
+        "dataset": patch.dataset,
+        "image_id": patch.image_id,
+        "image": patch.image_path,
+        "image_size": list(patch.image_size),
+        "box": [round(v, 3) for v in patch.source_box],
+        "readers": patch.readers,
+        "edited": patch.edited,
+        "file": str(patch.file),
+    }
+
+
 def run_library(args: argparse.Namespace) -> int:
     from fpsm_core.dadam.library import PatchLibrary
 
@@ -214,7 +288,12 @@ def run_library(args: argparse.Namespace) -> int:
                 (args.unreview, "unreviewed"),
             ):
                 if ids:
-                    print(f"{lib.set_state(ids, state)} patches {state}")
+                    cs = lib.set_state(ids, state)
+                    print(f"{cs.changed} patches {state}", file=sys.stderr if args.list else None)
+                    for missing in cs.missing:
+                        print(f"{args.library}: no patch {missing}", file=sys.stderr)
+            if args.list:
+                return _list(lib, args)
             counts = lib.state_counts()
             if args.json:
                 print(json.dumps(counts, indent=1, sort_keys=True))
@@ -226,6 +305,53 @@ def run_library(args: argparse.Namespace) -> int:
             print(f"{len(lib)} patches, {lib.provenance_count()} source boxes")
     except _errors() as exc:
         raise _fail(exc) from None
+    return 0
+
+
+def _list(lib: Any, args: argparse.Namespace) -> int:
+    from fpsm_core.dadam.editing import check_label
+
+    labels = [check_label(name) for name in args.label] if args.label else None
+    ids = lib.query_ids(labels=labels, states=args.state)
+    out = sys.stdout
+    if not args.json:
+        print(f"{'id':>7}  {'label':<26}{'state':<12}{'rating':>6}  {'size px':>9}  "
+              f"{'size mm':>11}  {'dataset':<10}{'image':<24}box", file=out)  # fmt: skip
+    for start in range(0, len(ids), 1000):  # pages keep memory flat on a large library
+        for p in lib.get_many(ids[start : start + 1000]):
+            if args.json:
+                out.write(json.dumps(patch_record(p)) + "\n")
+                continue
+            w, h = p.size_px
+            mm = "-" if p.size_mm is None else f"{p.size_mm[0]:.1f}x{p.size_mm[1]:.1f}"
+            box = ",".join(f"{v:.0f}" for v in p.source_box)
+            tags = f"  [{', '.join(p.tags)}]" if p.tags else ""
+            print(f"{p.id:>7}  {p.label:<26}{p.state:<12}{p.rating or '-':>6}  {f'{w}x{h}':>9}  "
+                  f"{mm:>11}  {p.dataset:<10}{p.image_id:<24}{box}{tags}", file=out)  # fmt: skip
+    if not args.json:
+        print(f"{len(ids)} patches", file=out)
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from fpsm_core.dadam.editing import check_label
+    from fpsm_core.dadam.exchange import export_boxes
+    from fpsm_core.dadam.library import PatchLibrary
+
+    states = None if args.state and "all" in args.state else args.state
+    try:
+        labels = [check_label(name) for name in args.label] if args.label else None
+        with PatchLibrary(args.library, create=False) as lib:
+            report = export_boxes(
+                lib,
+                args.format,
+                args.out,
+                states=states or (None if args.state else ("unreviewed", "accepted")),
+                labels=labels,
+            )
+    except _errors() as exc:
+        raise _fail(exc) from None
+    print(report.summary())
     return 0
 
 

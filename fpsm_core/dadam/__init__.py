@@ -3,14 +3,16 @@
 The pipeline, each step its own module:
 
 1. ``boxes``: lesion boxes from NIH, VinDr-CXR, ChestX-Det and the project's own box files.
-2. ``library`` / ``importer``: a patch library (SQLite + PNG) of lesion crops with provenance.
+2. ``library`` / ``importer``: a patch library (SQLite + PNG) of lesion crops with provenance;
+   ``schema`` (opening, upgrade), ``curation`` (changes, history, undo, queries), ``editing``
+   (box edits), ``duplicates``, ``exchange`` (COCO / YOLO / VOC).
 3. ``cooc``: the label correlation matrix and each class's most correlated partner.
 4. ``composition``: CutMix / MixUp pasting (scaled, placed, intensity-matched, feathered).
 5. ``planner``: a reproducible JSONL plan that reaches per-class targets within a budget.
 6. ``generator``: the augmented data set, in parallel and resumable.
 7. ``report``: counts before/after and the two correlation matrices side by side.
 
-``fpsm dadam import|cooc|plan|generate|report|library`` drives it from the command line.
+``fpsm dadam import|library|export|cooc|plan|generate|report`` drives it from the command line.
 """
 
 from fpsm_core.dadam.boxes import Box, BoxSet, merge_readers, nih_spacing, read_boxes
@@ -29,6 +31,9 @@ from fpsm_core.dadam.cooc import (
     matrix_distance,
     most_correlated,
 )
+from fpsm_core.dadam.curation import ChangeSet, HistoryEntry, PatchQuery
+from fpsm_core.dadam.duplicates import DuplicateGroup
+from fpsm_core.dadam.editing import Edit, SourceBox
 from fpsm_core.dadam.errors import DadamError
 from fpsm_core.dadam.generator import GenerateReport, generate
 from fpsm_core.dadam.importer import ImportReport, import_boxes
@@ -42,21 +47,27 @@ __all__ = [
     "STATES",
     "Box",
     "BoxSet",
+    "ChangeSet",
     "Composition",
     "DadamError",
     "DadamReport",
+    "DuplicateGroup",
+    "Edit",
     "GenerateReport",
+    "HistoryEntry",
     "ImportReport",
     "LabelTable",
     "MatrixDistance",
     "Patch",
     "PatchLibrary",
+    "PatchQuery",
     "PatchSpec",
     "Placement",
     "Plan",
     "PlanItem",
     "PlannedPatch",
     "Provenance",
+    "SourceBox",
     "compose",
     "correlation_matrix",
     "estimate_lung_mask",

@@ -15,7 +15,7 @@ import gzip
 import io
 import json
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
@@ -23,7 +23,8 @@ from typing import IO, Any
 from fpsm_core.dadam.errors import DadamError
 from fpsm_core.labels import UnknownLabelError, resolve_nodule_mass, to_cxrlt
 
-FORMATS = ("nih", "vindr", "chestxdet", "fpsm")
+FORMATS = ("nih", "vindr", "chestxdet", "fpsm", "coco", "yolo", "voc")
+EXCHANGE_FORMATS = ("coco", "yolo", "voc")  # read by fpsm_core.dadam.exchange
 READER_POLICIES = ("keep", "mean", "union")
 
 # VinDr's CSVs carry no pixel spacing; its DICOMs mostly lie near 0.14 mm. Used only to split
@@ -317,6 +318,7 @@ def read_boxes(
     iou: float = 0.4,
     min_readers: int = 1,
     spacing_mm: float | Mapping[str, float] | None = None,
+    image_sizes: Callable[[str], tuple[int, int] | None] | None = None,
 ) -> BoxSet:
     """Read a box file into CXR-LT-labelled boxes.
 
@@ -324,13 +326,16 @@ def read_boxes(
         path: The file (``.gz`` is decompressed on the fly).
         format: "nih" (BBox_List_2017.csv), "vindr" (PhysioNet ``annotations_*.csv`` or Kaggle
             ``train.csv``; CXR-LT class names are accepted too), "chestxdet" (JSON) or "fpsm" (the
-            VinDr layout with CXR-LT class names, as ``fpsm sim`` writes).
+            VinDr layout with CXR-LT class names, as ``fpsm sim`` writes); or "coco" (the JSON
+            file), "yolo" or "voc" (the folder), as ``fpsm dadam export`` and CVAT write them
+            (see ``fpsm_core.dadam.exchange``; their boxes are kept as they are).
         readers: What to do with several readers' boxes of one lesion: "keep" all, "mean" (one
             box, mean corners; default) or "union" (enclosing box). See :func:`merge_readers`.
         iou: IoU from which two readers' boxes count as the same lesion.
         min_readers: Lesions marked by fewer readers are left out (1 keeps them all).
         spacing_mm: Pixel spacing (one value or image id -> value) used to split VinDr's
             "Nodule/Mass" (nodule up to 3 cm); default ``VINDR_NOMINAL_SPACING_MM``.
+        image_sizes: For a YOLO folder without ``images.csv``: image id -> (width, height).
 
     Returns:
         The boxes and what could not be used.
@@ -341,6 +346,10 @@ def read_boxes(
     path = Path(path)
     if format not in FORMATS:
         raise DadamError(path, f"unknown box format {format!r}; expected one of {list(FORMATS)}")
+    if format in EXCHANGE_FORMATS:
+        from fpsm_core.dadam.exchange import read_exchange
+
+        return read_exchange(path, format, image_sizes=image_sizes)
     if not path.is_file():
         raise DadamError(path, "box file not found")
     col = _Collector(format, spacing_mm)

@@ -4,21 +4,30 @@ Images are found under a root folder by the box's image id (as given, with a usu
 or anywhere below the root by file name or stem), loaded through ``fpsm_core.io`` and windowed for
 display, so a MONOCHROME1 film or a VOI LUT gives the same picture a reader saw. Each box is cut
 with a margin of context (for feathering when the patch is pasted). An import commits image by image
-and skips the boxes it already holds, so an interrupted import is finished by running it again.
+and skips the boxes it already holds, so an interrupted import is finished by running it again; a
+worker (the editor's "new library" dialog) passes ``progress=`` and ``cancel=`` (a
+``threading.Event`` or a callable), checked between images, and resumes by importing again.
 Images whose header says BurnedInAnnotation YES are refused (``fpsm_core.io.deid.check_exportable``)
 unless the caller allows them.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fpsm_core.dadam.boxes import NODULE_MASS, Box, BoxSet, resolve_box_nodule_mass
-from fpsm_core.dadam.library import PatchLibrary
+
+if TYPE_CHECKING:
+    from fpsm_core.dadam.library import PatchLibrary
+    from fpsm_core.io import XRayImage
+
+Cancel = threading.Event | Callable[[], bool]
 
 IMAGE_EXTENSIONS = (".dicom", ".dcm", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
 DEFAULT_MARGIN = 0.25
@@ -37,6 +46,8 @@ class ImportReport:
         missing_images: Image ids with no file under the root.
         load_errors: One sentence per image that could not be loaded.
         outside: One sentence per box that lies mostly outside its image.
+        cancelled: The import stopped early on request (run it again to resume).
+        images_done: Images handled before it ended (all of them unless cancelled).
     """
 
     boxes: int
@@ -46,12 +57,16 @@ class ImportReport:
     missing_images: tuple[str, ...]
     load_errors: tuple[str, ...]
     outside: tuple[str, ...]
+    cancelled: bool = False
+    images_done: int = 0
 
     def summary(self) -> str:
         lines = [
             f"{self.boxes} boxes: {self.added} new patches, {self.duplicates} duplicates, "
             f"{self.skipped} already imported"
         ]
+        if self.cancelled:
+            lines.append(f"  cancelled after {self.images_done} images: run it again to resume")
         if self.missing_images:
             lines.append(
                 f"  {len(self.missing_images)} images not found (first: {self.missing_images[0]})"
@@ -113,6 +128,15 @@ def load_display(
 
     img = load_image(path)
     check_exportable(img, DeidOptions(allow_burned_in=allow_burned_in), str(path))
+    return display_pixels(img), img.spacing_mm
+
+
+def display_pixels(img: XRayImage) -> np.ndarray:
+    """An ``XRayImage`` as the reader saw it, (h, w) uint8: the cut that import and editing share.
+
+    8-bit rasters are taken as stored; DICOM and deeper rasters go through the image's display
+    window (modality LUT, VOI, MONOCHROME1 inversion); colour becomes its luminance.
+    """
     if img.source_format != "dicom" and (img.bits_stored or 8) <= 8 and img.pixels.ndim == 2:
         # 8-bit samples arrive as exact whole numbers in float32: the cast is lossless.
         pix = img.pixels.astype(np.uint8)
@@ -120,7 +144,7 @@ def load_display(
         pix = img.display_uint8()
     if pix.ndim == 3:  # a colour raster: its luminance
         pix = pix.mean(axis=2).astype(np.uint8)
-    return pix, img.spacing_mm
+    return pix
 
 
 def crop_box(
@@ -168,6 +192,7 @@ def import_boxes(
     spacing_mm: Mapping[str, tuple[float, float]] | None = None,
     allow_burned_in: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    cancel: Cancel | None = None,
 ) -> ImportReport:
     """Cut every box's patch from its image and store it.
 
@@ -181,7 +206,9 @@ def import_boxes(
             carry none: see ``boxes.nih_spacing``).
         allow_burned_in: Cut patches from images whose header says BurnedInAnnotation YES
             (refused by default: such pixels may identify the patient).
-        progress: Called with (images done, images total).
+        progress: Called with (images done, images total) after each image.
+        cancel: A ``threading.Event`` or a callable returning True to stop; checked before
+            each image, so what was committed stays and a later import resumes from it.
 
     Returns:
         What was added, skipped, and not found.
@@ -199,7 +226,13 @@ def import_boxes(
     errors: list[str] = []
     outside: list[str] = []
     total = len(by_image)
-    for done, (image_id, group) in enumerate(by_image.items(), start=1):
+    done = 0
+    cancelled = False
+    for image_id, group in by_image.items():
+        if _cancelled(cancel):
+            cancelled = True
+            break
+        done += 1
         name = dataset or group[0].source
         todo = [
             b
@@ -228,8 +261,24 @@ def import_boxes(
         if progress is not None:
             progress(done, total)
     return ImportReport(
-        len(box_list), added, dup, skipped, tuple(missing), tuple(errors), tuple(outside)
+        len(box_list),
+        added,
+        dup,
+        skipped,
+        tuple(missing),
+        tuple(errors),
+        tuple(outside),
+        cancelled=cancelled,
+        images_done=done,
     )
+
+
+def _cancelled(cancel: Cancel | None) -> bool:
+    if cancel is None:
+        return False
+    if isinstance(cancel, threading.Event):
+        return cancel.is_set()
+    return bool(cancel())
 
 
 def _import_image(

@@ -17,7 +17,7 @@ from test_dadam_support import add_lesion, chest, write_dataset
 
 from fpsm_core.dadam.boxes import Box, read_boxes
 from fpsm_core.dadam.errors import DadamError
-from fpsm_core.dadam.importer import crop_box, import_boxes
+from fpsm_core.dadam.importer import ImportReport, crop_box, import_boxes
 from fpsm_core.dadam.library import PatchLibrary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,7 +58,7 @@ def test_add_query_dedupe_and_curate(tmp_path: Path) -> None:
         assert [x.id for x in lib.patches(min_mm=3.0)] == [ida]
         assert lib.patches(max_mm=3.0) == []
         assert lib.counts() == {"Mass": 1, "Nodule": 1}
-        assert lib.set_state([idb], "rejected") == 1
+        assert lib.set_state([idb], "rejected").changed == 1
         assert lib.counts() == {"Nodule": 1}
         assert lib.state_counts()["Mass"] == {"unreviewed": 0, "accepted": 0, "rejected": 1}
         assert [x.id for x in lib.patches(states=("rejected",))] == [idb]
@@ -230,3 +230,35 @@ def test_killed_import_keeps_committed_images_and_resumes(tmp_path: Path) -> Non
     # Only the files the library names are left (no temporary files).
     files = {p.name for p in (tmp_path / "lib" / "patches").rglob("*") if p.is_file()}
     assert all(f.endswith(".png") and not f.startswith(".") for f in files) and len(files) == 12
+
+
+def test_import_from_a_worker_cancels_between_images_and_resumes(tmp_path: Path) -> None:
+    import threading
+
+    lesions = {i: ["Nodule"] for i in range(5)}
+    images, _, boxes_csv = write_dataset(tmp_path, n=5, size=96, lesions=lesions)
+    boxes = read_boxes(boxes_csv, "fpsm")
+    stop = threading.Event()
+    seen: list[tuple[int, int]] = []
+
+    def progress(done: int, total: int) -> None:
+        seen.append((done, total))
+        if done == 2:
+            stop.set()  # the user pressed Cancel while the second image was cut
+
+    result: dict[str, object] = {}
+
+    def work() -> None:  # the import runs in a worker thread, with its own connection
+        with PatchLibrary(tmp_path / "lib") as lib:
+            result["report"] = import_boxes(lib, boxes, images, progress=progress, cancel=stop)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join()
+    rep = result["report"]
+    assert isinstance(rep, ImportReport)
+    assert rep.cancelled and rep.images_done == 2 and rep.added == 2
+    assert seen == [(1, 5), (2, 5)] and "run it again to resume" in rep.summary()
+    with PatchLibrary(tmp_path / "lib") as lib:
+        again = import_boxes(lib, boxes, images, cancel=lambda: False)
+        assert (again.cancelled, again.skipped, again.added, len(lib)) == (False, 2, 3, 5)
