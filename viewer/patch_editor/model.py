@@ -109,6 +109,7 @@ class SourceBox:
     reader: str
     dataset: str
     box_id: int | None = None
+    editable: bool = True
 
 
 @dataclass(frozen=True)
@@ -214,11 +215,19 @@ class EditorSession:
             "datasets": flt.datasets or None,
             "min_size": flt.min_size,
             "max_size": flt.max_size,
+            "size_unit": self._size_unit(),
             "min_readers": flt.min_readers if flt.min_readers > 1 else None,
             "text": flt.text or None,
             "sort": flt.sort,
             "descending": flt.descending,
         }
+
+    def _size_unit(self) -> str:
+        # Cards show mm when the spacing is known; the size filter uses the same unit.
+        if not hasattr(self, "_unit"):
+            first = self.library.patches(states=STATES, limit=1)
+            self._unit = "mm" if first and first[0].size_mm is not None else "px"
+        return self._unit
 
     def _fallback_query(self, flt: GalleryFilter) -> list[int]:
         if self._rows is None:
@@ -277,6 +286,7 @@ class EditorSession:
         prov = self.library.provenance(patch_id)
         size, text = card_size(p)
         readers = {r for pr in prov for r in (pr.reader.split("+") if pr.reader else [""])}
+        n_readers = int(getattr(p, "readers", 0) or max(1, len(readers)))
         datasets = sorted({pr.dataset for pr in prov})
         return PatchCard(
             id=p.id,
@@ -286,7 +296,7 @@ class EditorSession:
             size_text=text,
             size=size,
             dataset=", ".join(datasets),
-            readers=max(1, len(readers)),
+            readers=n_readers,
             box=p.box,
             crop_size=(p.width, p.height),
             rating=getattr(p, "rating", None),
@@ -302,7 +312,7 @@ class EditorSession:
     def datasets(self) -> list[str]:
         """Data set names present in the library."""
         if self.has("datasets"):
-            return sorted(self._call(self.library.datasets))
+            return sorted(str(k) for k in self._call(self.library.datasets))
         names: set[str] = set()
         for pid in self._call(lambda: self.query_ids(GalleryFilter())):
             names.add(self.card(pid).dataset)
@@ -328,7 +338,8 @@ class EditorSession:
                     str(r.label),
                     str(r.reader),
                     str(r.dataset),
-                    getattr(r, "id", None),
+                    getattr(r, "provenance_id", None),
+                    editable=str(getattr(r, "kind", "patch")) == "patch",
                 )
                 for r in rows
             )
@@ -351,7 +362,7 @@ class EditorSession:
             return 0
         if not self.has("undo"):
             before = [(i, self.card(i).state) for i in ids]
-        n = int(self._call(lambda: self.library.set_state(ids, state)))
+        n = _count(self._call(lambda: self.library.set_state(ids, state)))
         if not self.has("undo"):
             self._undo.append(before)
             self._redo.clear()
@@ -388,7 +399,7 @@ class EditorSession:
     def undo(self) -> bool:
         """Undo the last edit; False when there is nothing to undo."""
         if self.has("undo"):
-            done = bool(self._call(self.library.undo))
+            done = self._call(self.library.undo) is not None
             self._changed()
             return done
         if not self._undo:
@@ -401,7 +412,7 @@ class EditorSession:
     def redo(self) -> bool:
         """Redo the last undone edit; False when there is nothing to redo."""
         if self.has("redo"):
-            done = bool(self._call(self.library.redo))
+            done = self._call(self.library.redo) is not None
             self._changed()
             return done
         if not self._redo:
@@ -433,7 +444,8 @@ class EditorSession:
     def merge(self, ids: Sequence[int]) -> int:
         """Merge a duplicate group into one patch; returns the id kept."""
         self._require("merge")
-        kept = int(self._call(lambda: self.library.merge(list(ids))))
+        done = self._call(lambda: self.library.merge(list(ids)))
+        kept = int(getattr(done, "kept", None) or min(ids))
         self._changed()
         return kept
 
@@ -447,34 +459,37 @@ class EditorSession:
         self._require("update_box")
         check_label(label)
         bx = tuple(float(v) for v in box)
-        new = self._call(lambda: self.library.update_box(patch_id, bx, label=label))
+        done = self._call(lambda: self.library.update_box(patch_id, bx, label))
         self._changed()
-        return int(getattr(new, "id", new))
+        ids = getattr(done, "patch_ids", ())
+        return int(ids[0]) if ids else int(patch_id)
 
     def add_box(self, source: SourceRef, box: Sequence[float], label: str) -> int:
         """Draw a new box on a source image: the core cuts a patch; returns its id."""
         self._require("add_box")
         check_label(label)
         bx = tuple(float(v) for v in box)
-        new = self._call(
+        done = self._call(
             lambda: self.library.add_box(
-                source.image_path,
-                bx,
-                label,
-                dataset=source.dataset,
-                image_id=source.image_id,
+                source.image_path, source.dataset, bx, label, image_id=source.image_id
             )
         )
         self._changed()
-        return int(getattr(new, "id", new))
+        return int(done.patch_ids[0])
 
     def delete_box(self, patch_id: int) -> None:
         """Delete a box drawn on the source: its patch is rejected (never erased)."""
-        if self.has("delete_box"):
-            self._call(lambda: self.library.delete_box(patch_id))
+        if self.has("delete_patch"):
+            self._call(lambda: self.library.delete_patch([patch_id]))
             self._changed()
         else:
             self.set_state([patch_id], "rejected")
+
+
+def _count(result: Any) -> int:
+    """How many patches a core call changed (a ChangeSet, or a count from older cores)."""
+    ids = getattr(result, "patch_ids", None)
+    return len(ids) if ids is not None else int(result)
 
 
 def check_label(label: str | None) -> None:

@@ -88,13 +88,17 @@ class BoxItem(pg.RectROI):
             pen=pg.mkPen(colour, width=3 if current else 1.5),
             hoverPen=pg.mkPen(colour.lighter(140), width=3),
             handlePen=pg.mkPen(colour),
-            movable=True,
+            movable=box.editable,
             removable=False,
         )
-        # RectROI has one handle (bottom-right); add the other three corners.
-        self.addScaleHandle([0, 0], [1, 1])
-        self.addScaleHandle([1, 0], [0, 1])
-        self.addScaleHandle([0, 1], [1, 0])
+        if box.editable:  # RectROI has one handle (bottom-right); add the other three corners.
+            self.addScaleHandle([0, 0], [1, 1])
+            self.addScaleHandle([1, 0], [0, 1])
+            self.addScaleHandle([0, 1], [1, 0])
+        else:  # a reader's original box: shown dashed, for reference, not edited
+            for handle in self.getHandles():
+                self.removeHandle(handle)
+            self.setPen(pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine))
         self.source_box = box
         self.setAcceptedMouseButtons(Qt.MouseButton.LeftButton)
         reader = f" ({box.reader})" if box.reader else ""
@@ -285,7 +289,7 @@ class SourceViewWidget(QWidget):
             item.sigRegionChangeFinished.connect(self._on_box_region_change_finished)
             item.sigClicked.connect(lambda it, _ev: self.select_box(it))
             self.boxes.append(item)
-            if box.patch_id == self.ref.patch_id and self.selected is None:
+            if box.patch_id == self.ref.patch_id and box.editable and self.selected is None:
                 self.select_box(item)
         self._update_buttons()
         self.boxes_drawn.emit()
@@ -298,7 +302,11 @@ class SourceViewWidget(QWidget):
         self._update_buttons()
 
     def box_for(self, patch_id: int) -> BoxItem | None:
-        return next((b for b in self.boxes if b.source_box.patch_id == patch_id), None)
+        """The editable box of a patch on screen."""
+        return next(
+            (b for b in self.boxes if b.source_box.patch_id == patch_id and b.source_box.editable),
+            None,
+        )
 
     def _update_buttons(self) -> None:
         session = self.state.session
