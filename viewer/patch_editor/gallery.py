@@ -271,7 +271,7 @@ class GalleryWidget(QWidget):
         self.view.key_state.connect(lambda s: state.set_state(s))
         self.view.key_rating.connect(lambda r: state.set_rating(r or None))
         self.view.open_requested.connect(lambda: state.open_source())
-        self.view.verticalScrollBar().valueChanged.connect(lambda _v: self._wanted_timer.start())
+        self.view.verticalScrollBar().valueChanged.connect(self._on_scroll_value_changed)
         self._connect_selection()
 
     def _connect_selection(self) -> None:
@@ -292,6 +292,16 @@ class GalleryWidget(QWidget):
         b = last.row() if last.isValid() else min(n - 1, a + per_row * (vp.height() // CARD_H + 1))
         a, b = max(0, a - per_row), min(n - 1, b + 2 * per_row)
         return set(self.model.ids[a : b + 1])
+
+    def _on_scroll_value_changed(self, _value: int) -> None:
+        # Fetch the cards about to be painted in one query, before the repaint asks one by one.
+        session = self.state.session
+        if session is not None:
+            try:
+                session.prefetch(self.visible_ids())
+            except EditorError as exc:
+                self.state.say(str(exc), error=True)
+        self._wanted_timer.start()
 
     def _update_wanted(self) -> None:
         self.loader.set_wanted(self.visible_ids())

@@ -282,12 +282,27 @@ class EditorSession:
         return card
 
     def _make_card(self, patch_id: int) -> PatchCard:
-        p = self.library.get(patch_id)
-        prov = self.library.provenance(patch_id)
+        return self._card_from(self.library.get(patch_id))
+
+    def prefetch(self, ids: Iterable[int]) -> None:
+        """Cards of these patches in one query (the rows about to be painted)."""
+        missing = [int(i) for i in ids if int(i) not in self._cards]
+        if not missing or not self.has("get_many"):
+            return
+        for p in self._call(lambda: self.library.get_many(missing)):
+            self._cards[p.id] = self._card_from(p)
+        while len(self._cards) > CARD_CACHE:
+            self._cards.popitem(last=False)
+
+    def _card_from(self, p: Patch) -> PatchCard:
+        dataset = str(getattr(p, "dataset", "") or "")
+        n_readers = int(getattr(p, "readers", 0) or 0)
+        if not dataset or not n_readers:  # an older core: read the provenance rows
+            prov = self.library.provenance(p.id)
+            readers = {r for pr in prov for r in (pr.reader.split("+") if pr.reader else [""])}
+            n_readers = max(1, len(readers))
+            dataset = ", ".join(sorted({pr.dataset for pr in prov}))
         size, text = card_size(p)
-        readers = {r for pr in prov for r in (pr.reader.split("+") if pr.reader else [""])}
-        n_readers = int(getattr(p, "readers", 0) or max(1, len(readers)))
-        datasets = sorted({pr.dataset for pr in prov})
         return PatchCard(
             id=p.id,
             label=p.label,
@@ -295,7 +310,7 @@ class EditorSession:
             file=p.file,
             size_text=text,
             size=size,
-            dataset=", ".join(datasets),
+            dataset=dataset,
             readers=n_readers,
             box=p.box,
             crop_size=(p.width, p.height),
