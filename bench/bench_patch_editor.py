@@ -68,7 +68,7 @@ def main() -> None:
 
         bar = window.gallery.view.verticalScrollBar()
         frames = []
-        for i in range(args.steps):
+        for _ in range(args.steps):
             t = time.perf_counter()
             bar.setValue(bar.value() + CARD_H)
             window.gallery.view.viewport().repaint()

@@ -148,7 +148,7 @@ class CountsTable(QTableWidget):
 
     def __init__(self, state: EditorState, parent: QWidget | None = None) -> None:
         super().__init__(0, len(self.COLUMNS), parent)
-        self.state = state
+        self.editor_state = state
         self.setHorizontalHeaderLabels(["Label", "All", "Unrev.", "Acc.", "Rej."])
         self.verticalHeader().hide()
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -165,13 +165,13 @@ class CountsTable(QTableWidget):
         self.cellDoubleClicked.connect(self._on_cell_double_clicked)
 
     def refresh(self) -> None:
-        session = self.state.session
+        session = self.editor_state.session
         counts: dict[str, dict[str, int]] = {}
         if session is not None:
             try:
                 counts = session.counts()
             except EditorError as exc:
-                self.state.say(str(exc), error=True)
+                self.editor_state.say(str(exc), error=True)
         self.counts = counts
         rows = sorted(counts.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
         total = {s: sum(c.get(s, 0) for c in counts.values()) for s in STATES}
@@ -209,7 +209,7 @@ class CountsTable(QTableWidget):
         item = self.item(row, 0)
         if item is not None:
             text = item.text()
-            self.state.update_filter(labels=() if text == "all" else (text,))
+            self.editor_state.update_filter(labels=() if text == "all" else (text,))
 
 
 class CurationPanel(QWidget):

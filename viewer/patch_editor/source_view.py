@@ -180,7 +180,9 @@ class SourceViewWidget(QWidget):
         self.delete_button.clicked.connect(self.delete_selected)
         self.fit_button.clicked.connect(self.fit)
         self.class_combo.activated.connect(lambda _i: self._on_class_chosen())
-        self.class_combo.lineEdit().returnPressed.connect(self._on_class_chosen)
+        line = self.class_combo.lineEdit()
+        assert line is not None  # an editable combo box has one
+        line.returnPressed.connect(self._on_class_chosen)
         self.view.window_dragged.connect(self._on_view_window_dragged)
         self.view.draw_started.connect(self._on_view_draw_started)
         self.view.draw_moved.connect(self._on_view_draw_moved)
