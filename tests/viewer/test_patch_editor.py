@@ -282,6 +282,9 @@ def test_draw_resize_relabel_a_box_and_undo_redo_each(
     view = window.source_view
     with qtbot.waitSignal(view.source_shown, timeout=TIMEOUT):
         window.state.open_source()
+    qtbot.waitExposed(view.graphics)
+    view.fit()  # the tab was just shown: settle the view's range before mapping pixels
+    QApplication.processEvents()
     viewport = view.graphics.viewport()
     n0 = len(session)
 
@@ -464,14 +467,31 @@ def test_thumbnails_scrolled_away_are_dropped_before_decoding(qtbot: Any, tmp_pa
         loader.shutdown()
 
 
-# Last in this file: main() runs and quits the application's event loop.
 def test_the_command_line_flag_opens_the_editor_and_saves_a_screenshot(
-    qtbot: Any, sim_library: Path, tmp_path: Path
+    sim_library: Path, tmp_path: Path
 ) -> None:
-    from viewer.app import build_parser, main
+    import os
+    import subprocess
+    import sys
+
+    from viewer.app import build_parser
 
     args = build_parser().parse_args(["--patch-editor", str(sim_library), "--images", "a", "b"])
     assert args.patch_editor == sim_library and args.images == [Path("a"), Path("b")]
     out = tmp_path / "editor.png"
-    assert main(["--patch-editor", str(sim_library), "--screenshot", str(out)]) == 0
+    # In a fresh process: the editor's app.exec() and quit must not end this test session's loop.
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "viewer",
+        "--patch-editor",
+        str(sim_library),
+        "--screenshot",
+        str(out),
+    ]
+    done = subprocess.run(
+        cmd, env=env, cwd=Path(__file__).resolve().parents[2], capture_output=True
+    )
+    assert done.returncode == 0, done.stderr.decode()[-500:]
     assert out.stat().st_size > 10000
