@@ -381,9 +381,9 @@ def test_a_missing_patch_file_and_a_moved_source_image_are_one_sentence_each(
     source.rename(source.with_suffix(".moved"))
     try:
         window = make_editor(sim_library)
-        with qtbot.waitSignal(window.thumbnails.thumbnail_failed, timeout=TIMEOUT):
-            window.gallery.view.viewport().update()
-        assert str(gone.file) in window.status_label.text()
+        window.gallery.view.viewport().update()  # the card may have been painted already
+        qtbot.waitUntil(lambda: str(gone.file) in window.status_label.text(), timeout=TIMEOUT)
+        assert window.thumbnails.error(gone.id)
         assert len(window.state.ids) == len(patches)  # the rest is listed
         window.state.set_current(moved.id)
         with qtbot.waitSignal(window.source_view.loader.source_failed, timeout=TIMEOUT):
