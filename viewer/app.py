@@ -3,7 +3,8 @@
 With no PATH the bundled sample study opens (an empty worklist with a hint when there is none).
 ``--screenshot FILE`` waits until the first inference has finished and its overlay is drawn, saves
 the main window as a PNG and exits 0 (1 when it could not get there); it works with
-``QT_QPA_PLATFORM=offscreen``, for docs and checks.
+``QT_QPA_PLATFORM=offscreen``, for docs and checks. ``--patch-editor LIBRARY [--images DIR ...]``
+opens the DADAM patch editor instead (viewer/patch_editor).
 """
 
 from __future__ import annotations
@@ -41,7 +42,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: all cores but one)"
     )
+    p.add_argument(
+        "--patch-editor",
+        metavar="LIBRARY",
+        type=Path,
+        help="open the DADAM patch editor on a patch library folder (created there if absent)",
+    )
+    p.add_argument(
+        "--images",
+        metavar="DIR",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="with --patch-editor: folders where moved source images are looked for",
+    )
     return p
+
+
+def run_patch_editor(args: argparse.Namespace) -> int:
+    """``--patch-editor LIBRARY``: the editor alone (with ``--screenshot``: save it and exit)."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from viewer.patch_editor import PatchEditorWindow
+    from viewer.theme import apply_theme
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("fpsm-viewer")
+    apply_theme(app)  # type: ignore[arg-type]
+    window = PatchEditorWindow(args.patch_editor, images=args.images)
+    _install_excepthook(window)
+    window.show()
+    status = {"code": 0}
+    if args.screenshot:
+        window.resize(*SCREENSHOT_SIZE)
+
+        def save() -> None:
+            pixmap = window.grab()
+            if not pixmap.save(str(args.screenshot), "PNG"):
+                print(
+                    f"fpsm-viewer: cannot write the screenshot '{args.screenshot}'.",
+                    file=sys.stderr,
+                )
+                status["code"] = 1
+            window.close()
+            app.quit()
+
+        QTimer.singleShot(1500, save)
+    code = app.exec()
+    return status["code"] if args.screenshot else int(code)
 
 
 def _sample_images(folder: Path) -> bool:
@@ -70,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the viewer; returns the exit status."""
     args = build_parser().parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.patch_editor is not None:
+        return run_patch_editor(args)
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 

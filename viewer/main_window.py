@@ -33,6 +33,7 @@ from viewer.export import ViewExporter, write_view_png
 from viewer.film_binding import FilmBinding
 from viewer.image_view import ImageViewWidget
 from viewer.level_strip import LevelStripWidget
+from viewer.patch_editor.launch import open_patch_editor
 from viewer.session import ViewerSession
 from viewer.settings import ViewerSettings, settings_for_app
 from viewer.state import ViewerState
@@ -55,7 +56,7 @@ PRESETS = {
 }
 # Menus by action name: "-" a separator, "presets" the window presets, "recent" the recent items.
 MENUS = {
-    "&File": "open open_folder open_model recent - export_png export_json export_csv - quit",
+    "&File": "open open_folder open_model patch_editor recent - export_png export_json export_csv - quit",
     "&View": "presets invert - fit one_to_one zoom_in zoom_out rotate_cw rotate_ccw flip_h flip_v "
     "reset_view - ruler clear_rulers tags",
     "&AI": "overlay next_level prev_level next_finding prev_finding rerun cancel triage",
@@ -196,6 +197,7 @@ class MainWindow(QMainWindow):
         a("export_png", "Export view as &PNG…", self.exporter.export_png, "Ctrl+E", "PNG")
         a("export_json", "Export findings as &JSON…", self.exporter.export_json, "Ctrl+J")
         a("export_csv", "Export findings as &CSV…", self.exporter.export_csv, "Ctrl+Shift+J")
+        a("patch_editor", "DADAM patch editor…", lambda: open_patch_editor(self))
         a("quit", "&Quit", self.close, key.Quit)
         for preset, (shortcut, text, label) in PRESETS.items():
             slot = lambda _c=False, p=preset: self.apply_preset(p)  # noqa: E731
