@@ -84,7 +84,7 @@ def fill_dhashes(lib: PatchLibrary) -> int:
     Returns:
         How many were computed; a patch whose file is missing is skipped (and stays without).
     """
-    from fpsm_core.dadam.library import read_patch_png
+    from fpsm_core.dadam.patch_files import read_patch_png
     from fpsm_core.dadam.schema import dhash
 
     rows = lib.connection.execute(

@@ -124,7 +124,7 @@ def _cut(
     what: str,
 ) -> dict[str, Any]:
     """Cut a box, store its PNG, and return the geometry columns."""
-    from fpsm_core.dadam.library import content_hash, patch_geometry, write_png_atomic
+    from fpsm_core.dadam.patch_files import content_hash, patch_geometry, write_png_atomic
 
     h, w = pixels.shape
     bx = tuple(float(v) for v in box)

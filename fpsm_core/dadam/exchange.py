@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fpsm_core.dadam.boxes import Box, BoxSet
+from fpsm_core.dadam.box_types import Box, BoxSet
 from fpsm_core.dadam.errors import DadamError
 from fpsm_core.labels import LABELS, UnknownLabelError, to_cxrlt
 

@@ -64,20 +64,9 @@ def _measurements(
 
 
 def _input_verdict(result: Any) -> str | None:
-    """One line for the result's input-validity verdict, when the result carries one."""
+    """One line for the result's input-validity verdict (:class:`fpsm_core.trust.InputVerdict`)."""
     verdict = getattr(result, "input", None)
-    if verdict is None:
-        return None
-    for attr in ("summary", "sentence", "message"):
-        value = getattr(verdict, attr, None)
-        if callable(value):
-            value = value()
-        if isinstance(value, str) and value:
-            return value
-    to_json = getattr(verdict, "to_json", None)
-    if callable(to_json):
-        return str(to_json())
-    return str(verdict)
+    return None if verdict is None else str(verdict.summary)
 
 
 # highdicom describes projection images in the image library by ImagerPixelSpacing (TID 1603).

@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any
 
 from fpsm_core.messages import fmt_number
+from fpsm_core.model.errors import CheckpointError
 
 if TYPE_CHECKING:
     import torch
@@ -57,7 +58,6 @@ _VERBS = ("is ", "has ", "names ", "does ", "uses ", "lists ", "nests ", "cannot
 
 def _error(source: Path, text: str) -> Exception:
     """``<file> <predicate>.``; a bare field problem reads ``<file> has a malformed field: ...``."""
-    from fpsm_core.model.checkpoint import CheckpointError
 
     text = text.rstrip(".")
     if not text.startswith(_VERBS):

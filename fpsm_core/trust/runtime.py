@@ -58,6 +58,21 @@ class InputVerdict:
         """True when the findings must not be relied on (the viewer's "needs a human")."""
         return self.in_distribution is False
 
+    @property
+    def summary(self) -> str:
+        """The verdict in one line, for reports (the SR) and captions."""
+        if self.in_distribution is False:
+            why = "; ".join(r.sentence.rstrip(".") for r in self.reasons)
+            return "outside the model's training distribution: findings not reliable" + (
+                f" ({why})" if why else ""
+            )
+        if self.in_distribution is None:
+            return f"not checked ({self.note})" if self.note else "not checked"
+        score = "" if self.ood_score is None or self.threshold is None else (
+            f" (score {self.ood_score:.3g}, threshold {self.threshold:.3g})"
+        )
+        return f"like the model's training images{score}"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "in_distribution": self.in_distribution,

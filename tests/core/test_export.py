@@ -114,7 +114,9 @@ def test_sr_holds_every_finding_with_its_numbers_and_codes(dicom_case: Any, tmp_
         report.content.get_image_measurement_groups()
     )
     by_label = {str(g.tracking_identifier): g for g in groups}
-    assert set(by_label) == {f.label for f in result.findings}
+    verdicts = {k for k in by_label if k.startswith("Input validity: ")}
+    assert len(verdicts) == 1  # the result's input verdict is its own group
+    assert set(by_label) - verdicts == {f.label for f in result.findings}
     for f in result.findings:
         group = by_label[f.label]
         probability = group.get_measurements(name=hd.sr.CodedConcept("122157", "DCM", "x"))
@@ -194,19 +196,16 @@ def test_png_source_gets_new_uids_and_a_warning(service: InferenceService, tmp_p
 
 
 def test_input_verdict_goes_into_the_sr(dicom_case: Any, tmp_path: Path) -> None:
-    @dataclasses.dataclass(frozen=True)
-    class Verdict:
-        summary: str
-
-    @dataclasses.dataclass(frozen=True)
-    class WithVerdict(Result):
-        input: Any = None
+    from fpsm_core.trust.checks import Reason
+    from fpsm_core.trust.runtime import InputVerdict
 
     _, image, result = dicom_case
-    fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
-    judged = WithVerdict(**fields, input=Verdict("looks like a frontal chest radiograph"))
+    flagged = InputVerdict(False, 9.5, 2.8, (Reason("view", "The view is LATERAL."),))
+    judged = dataclasses.replace(result, input=flagged)
     sr = write_outputs(judged, image, tmp_path, ("sr",)).files["sr"]
-    assert "Input validity: looks like a frontal chest radiograph" in dsrdump_text(sr)
+    text = " ".join(dsrdump_text(sr).split())
+    assert "Input validity: outside the model's training distribution" in text
+    assert "The view is LATERAL" in text
 
 
 def test_region_is_the_half_maximum_outline() -> None:

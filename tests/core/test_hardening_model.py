@@ -217,7 +217,7 @@ def test_core_import_turns_hub_access_off_whatever_the_environment() -> None:
     code = (
         "import huggingface_hub.constants as c; assert not c.HF_HUB_OFFLINE;"
         "import fpsm_core.model.fpsm as f, os;"
-        "f._create_backbone('resnet18', 3, None);"
+        "f._create_backbone('resnet18', 3);"
         "print(os.environ['HF_HUB_OFFLINE'], c.HF_HUB_OFFLINE)"
     )
     out = subprocess.run(

