@@ -68,8 +68,10 @@ class InputVerdict:
             )
         if self.in_distribution is None:
             return f"not checked ({self.note})" if self.note else "not checked"
-        score = "" if self.ood_score is None or self.threshold is None else (
-            f" (score {self.ood_score:.3g}, threshold {self.threshold:.3g})"
+        score = (
+            ""
+            if self.ood_score is None or self.threshold is None
+            else (f" (score {self.ood_score:.3g}, threshold {self.threshold:.3g})")
         )
         return f"like the model's training images{score}"
 
