@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from fpsm_core.training import config_from_dict, load_config
-from tests.train.helpers import make_dataset, tiny_config
+from tests.training.helpers import make_dataset, tiny_config
 from train import ablate, hpo
 
 

@@ -12,7 +12,7 @@ import pytest
 from fpsm_core.explain import pointing_game, pointing_region
 from fpsm_core.io import load_image
 from tests.core.helpers import tiny_checkpoint
-from tests.train.helpers import make_dataset
+from tests.training.helpers import make_dataset
 from train import cam_pointing
 
 

@@ -12,7 +12,7 @@ import pytest
 from fpsm_core.data import read_cxrlt
 from fpsm_core.labels import LABELS
 from tests.core.helpers import tiny_checkpoint
-from tests.train.helpers import make_dataset
+from tests.training.helpers import make_dataset
 from train import compare as compare_script
 from train import dadam_control
 

@@ -14,7 +14,7 @@ from fpsm_core.cli.main import main as fpsm_main
 from fpsm_core.data import read_cxrlt
 from fpsm_core.labels import LABEL_INDEX
 from fpsm_core.metrics import multilabel_report
-from tests.train.helpers import make_dataset, tiny_config
+from tests.training.helpers import make_dataset, tiny_config
 from train import ensemble as ensemble_script
 from train import evaluate as evaluate_script
 

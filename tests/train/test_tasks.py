@@ -17,7 +17,7 @@ from fpsm_core.data import DatasetError
 from fpsm_core.labels import LABELS
 from fpsm_core.model import load_checkpoint
 from fpsm_core.training import config_from_dict, fit
-from tests.train.helpers import make_dataset, tiny_config
+from tests.training.helpers import make_dataset, tiny_config
 from train import evaluate as evaluate_script
 
 

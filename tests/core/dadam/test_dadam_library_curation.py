@@ -15,7 +15,7 @@ import pytest
 
 from fpsm_core.dadam.library import PatchLibrary
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 LABELS = ("Nodule", "Mass", "Pneumothorax")
 
 

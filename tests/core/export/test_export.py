@@ -22,9 +22,9 @@ from fpsm_core.inference import InferenceService, Result
 from fpsm_core.io import load_image
 from fpsm_core.io.deid import remap_uid
 from tests.core.helpers import chest_like, tiny_ensemble, write_dicom
-from tests.core.pacs_fixtures import dciodvfy_errors, dcmpschk_passes, dsrdump_text
+from tests.core.pacs.pacs_fixtures import dciodvfy_errors, dcmpschk_passes, dsrdump_text
 
-SAMPLE = Path(__file__).resolve().parents[2] / "resources" / "samples" / "case1_Pneumothorax.dcm"
+SAMPLE = Path(__file__).resolve().parents[3] / "resources" / "samples" / "case1_Pneumothorax.dcm"
 
 
 @pytest.fixture(scope="module")

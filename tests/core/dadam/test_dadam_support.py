@@ -18,7 +18,7 @@ import numpy as np
 
 from fpsm_core.labels import CXRLT_META_COLUMNS, LABELS
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 META = CXRLT_META_COLUMNS
 LUNGS = ((0.31, 0.45, 0.14, 0.25), (0.69, 0.45, 0.14, 0.25))
 

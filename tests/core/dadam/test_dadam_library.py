@@ -20,7 +20,7 @@ from fpsm_core.dadam.errors import DadamError
 from fpsm_core.dadam.importer import ImportReport, crop_box, import_boxes
 from fpsm_core.dadam.library import PatchLibrary
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _add(

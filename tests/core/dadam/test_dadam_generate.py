@@ -23,7 +23,7 @@ from fpsm_core.dadam.planner import make_plan, read_plan, write_plan
 from fpsm_core.dadam.table import read_labels_csv
 from fpsm_core.labels import LABELS
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 LESIONS = {
     0: ["Nodule"],
     1: ["Nodule", "Mass"],

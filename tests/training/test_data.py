@@ -31,7 +31,7 @@ from fpsm_core.io import load_image
 from fpsm_core.labels import LABEL_INDEX, LABELS
 from fpsm_core.model import Preprocessing
 from fpsm_core.preprocess import normalise, prepare
-from tests.train.helpers import make_dataset
+from tests.training.helpers import make_dataset
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:

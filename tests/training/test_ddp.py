@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from fpsm_core.model import load_checkpoint
-from tests.train.helpers import make_dataset, tiny_config
+from tests.training.helpers import make_dataset, tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
 

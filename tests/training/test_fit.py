@@ -16,7 +16,7 @@ from fpsm_core.training import ResumeError, config_from_dict, fit
 from fpsm_core.training.losses import per_level_loss
 from fpsm_core.training.optim import build_optimizer, lr_factor
 from fpsm_core.training.setup import build_model
-from tests.train.helpers import make_dataset, tiny_config
+from tests.training.helpers import make_dataset, tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import pydicom
 import pytest
 
 from fpsm_core.pacs import Node, PacsError, echo, find, load_nodes, store
-from tests.core.pacs_fixtures import free_port, orthanc  # noqa: F401  (fixture)
+from tests.core.pacs.pacs_fixtures import free_port, orthanc  # noqa: F401  (fixture)
 
-SAMPLES = sorted((Path(__file__).resolve().parents[2] / "resources" / "samples").glob("*.dcm"))
+SAMPLES = sorted((Path(__file__).resolve().parents[3] / "resources" / "samples").glob("*.dcm"))
 
 
 def node(info: dict[str, Any], **kw: Any) -> Node:

@@ -18,7 +18,7 @@ from fpsm_core.cli.main import main
 from fpsm_core.resources import resources_dir
 from fpsm_core.trust.calibration import expected_calibration_error
 from fpsm_core.trust.stats import clopper_pearson
-from tests.core.test_trust_checks import photo_png
+from tests.core.trust.test_trust_checks import photo_png
 
 DEMO = resources_dir() / "models" / "demo"
 HELDOUT_SEED = 12
