@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -171,7 +171,6 @@ class _Prepared:
     load_ms: float = 0.0
     preprocess_ms: float = 0.0
     checks_ms: float = 0.0
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 class InferenceService:

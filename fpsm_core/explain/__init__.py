@@ -15,7 +15,6 @@ from fpsm_core.explain.closed_form import (
     level_cams,
     level_contributions,
     raw_level_cams,
-    raw_level_cams_from_output,
     resolve_classes,
 )
 from fpsm_core.explain.errors import ExplainError
@@ -75,7 +74,6 @@ __all__ = [
     "normalise_like_gradcam",
     "package_cams",
     "raw_level_cams",
-    "raw_level_cams_from_output",
     "resize_maps",
     "resolve_classes",
 ]

@@ -159,9 +159,6 @@ def raw_level_cams(
     return [m.clamp_min_(0) for m in level_contributions(model, output, classes, top_k=top_k)]
 
 
-raw_level_cams_from_output = raw_level_cams
-
-
 def cams_from_output(
     model: FPSM,
     output: FPSMOutput,
