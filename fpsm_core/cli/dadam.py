@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from fpsm_core.cli.options import fraction, number, whole
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -48,10 +50,16 @@ def register(subparsers: Any) -> None:
         choices=("mean", "keep", "union"),
         help="several readers' boxes of one lesion: mean corners (default), keep all, union",
     )
-    imp.add_argument("--iou", type=float, default=0.4, help="IoU linking readers' boxes (0.4)")
-    imp.add_argument("--min-readers", type=int, default=1, help="drop lesions with fewer readers")
+    imp.add_argument(
+        "--iou", type=fraction(low_open=True), default=0.4, help="IoU linking readers' boxes (0.4)"
+    )
+    imp.add_argument(
+        "--min-readers", type=whole(1), default=1, help="drop lesions with fewer readers"
+    )
     imp.add_argument("--dataset", help="data set name recorded as provenance (default: format)")
-    imp.add_argument("--margin", type=float, default=0.25, help="context margin per side (0.25)")
+    imp.add_argument(
+        "--margin", type=number(0, 10), default=0.25, help="context margin per side (0.25)"
+    )
     imp.add_argument(
         "--nih-data-entry",
         type=Path,
@@ -117,9 +125,11 @@ def register(subparsers: Any) -> None:
         help="a per-class target (repeatable; overrides --target for that class)",
     )
     pl.add_argument("--classes", nargs="+", metavar="NAME", help="limit --target to these classes")
-    pl.add_argument("--budget", type=int, required=True, help="most synthetic images")
-    pl.add_argument("--seed", type=int, default=0)
-    pl.add_argument("--alpha", type=float, default=0.6, help="MixUp patch weight (0.6)")
+    pl.add_argument("--budget", type=whole(1), required=True, help="most synthetic images")
+    pl.add_argument("--seed", type=whole(0), default=0, help="planning seed (default 0)")
+    pl.add_argument(
+        "--alpha", type=fraction(low_open=True), default=0.6, help="MixUp patch weight (0.6)"
+    )
     pl.add_argument(
         "--strategy",
         default="cooc",
@@ -127,7 +137,9 @@ def register(subparsers: Any) -> None:
         help="cooc: keep the correlation matrix (default); template: copy real label sets; "
         "paper: half CutMix, half MixUp with the partner",
     )
-    pl.add_argument("--max-patches", type=int, default=3)
+    pl.add_argument(
+        "--max-patches", type=whole(1, 16), default=3, help="most patches per image (default 3)"
+    )
     pl.add_argument(
         "--accepted-only",
         action="store_true",
@@ -136,12 +148,17 @@ def register(subparsers: Any) -> None:
     pl.set_defaults(step=run_plan)
 
     gen = sub.add_parser("generate", help="make the augmented data set a plan describes")
-    gen.add_argument("--plan", type=Path, required=True)
-    gen.add_argument("--library", type=Path, required=True)
+    gen.add_argument("--plan", type=Path, required=True, help="plan file (fpsm dadam plan --out)")
+    gen.add_argument("--library", type=Path, required=True, help="the patch library folder")
     gen.add_argument("--images", type=Path, required=True, help="root of the labels CSV's paths")
     gen.add_argument("--out", type=Path, required=True)
     gen.add_argument("--labels", type=Path, help="base labels CSV (default: the plan's)")
-    gen.add_argument("--workers", type=int, default=2)
+    gen.add_argument(
+        "--workers",
+        type=whole(0, 64),
+        default=2,
+        help="worker processes (default 2; 0 or 1: in this process)",
+    )
     gen.add_argument(
         "--lung",
         default="estimate",
@@ -161,7 +178,7 @@ def register(subparsers: Any) -> None:
         choices=("auto", "png", "jpg"),
         help="auto: JPEG (q 95) for JPEG destinations, else PNG (default)",
     )
-    gen.add_argument("--limit", type=int, help="make at most N images in this run")
+    gen.add_argument("--limit", type=whole(1), help="make at most N images in this run")
     gen.set_defaults(step=run_generate)
 
     rep = sub.add_parser("report", help="counts and co-occurrence before / after")

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
+from fpsm_core.cli.options import whole
 from fpsm_core.export import infer_options as dicom_options
 
 
@@ -34,7 +35,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per line per image")
     p.add_argument(
         "--top",
-        type=int,
+        type=whole(1, 26),
         default=None,
         metavar="K",
         help="show only the K most probable findings (table default 10; JSON default all)",
@@ -45,7 +46,9 @@ def register(subparsers: Any) -> None:
         metavar="DIR",
         help="also write results.jsonl and predictions.csv (CXR-LT submission layout)",
     )
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument(
+        "--batch-size", type=whole(1, 1024), default=4, help="images per forward pass (default 4)"
+    )
     p.add_argument(
         "--cams",
         action="store_true",
@@ -59,7 +62,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--cam-top",
-        type=int,
+        type=whole(1, 26),
         default=3,
         metavar="K",
         help="overlays for the K most probable findings (default 3)",
