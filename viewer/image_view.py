@@ -97,6 +97,7 @@ class ImageViewBox(pg.ViewBox):
     ruler_started = Signal(object)
     ruler_moved = Signal(object)
     ruler_finished = Signal(object)
+    ruler_clicked = Signal(object)
 
     def __init__(self) -> None:
         super().__init__(lockAspect=True, invertY=True, enableMenu=False)
@@ -120,6 +121,8 @@ class ImageViewBox(pg.ViewBox):
 
     def mouseClickEvent(self, ev: Any) -> None:  # noqa: N802 (Qt name)
         ev.accept()  # no context menu, no auto-range on right click
+        if self.ruler_mode and ev.button() == Qt.MouseButton.LeftButton:
+            self.ruler_clicked.emit(ev.scenePos())
 
 
 class _FrameItem(pg.GraphicsObject):
@@ -251,6 +254,8 @@ class ImageViewWidget(QWidget):
         self._codes_rect = (0.0, 0.0, 1.0, 1.0)
         self._rulers: list[tuple[pg.LineSegmentROI, pg.TextItem]] = []
         self._drawing: pg.LineSegmentROI | None = None
+        # A ruler begun by a click whose end follows the cursor until the second click.
+        self._clicked: pg.LineSegmentROI | None = None
         self._syncing_histogram = False
         self._render_pending = False
         self.render_count = 0
@@ -259,6 +264,7 @@ class ImageViewWidget(QWidget):
         self.view.ruler_started.connect(self._on_view_ruler_started)
         self.view.ruler_moved.connect(self._on_view_ruler_moved)
         self.view.ruler_finished.connect(self._on_view_ruler_finished)
+        self.view.ruler_clicked.connect(self._on_view_ruler_clicked)
         self.view.sigRangeChanged.connect(self._on_view_range_changed)
         self.histogram.sigLevelsChanged.connect(self._on_histogram_levels_changed)
         self.graphics.scene().sigMouseMoved.connect(self._on_scene_mouse_moved)
@@ -511,6 +517,9 @@ class ImageViewWidget(QWidget):
 
     # -- rulers ----------------------------------------------------------------------------
     def set_ruler_mode(self, enabled: bool) -> None:
+        """Left-drag or click-click draws rulers; leaving the mode drops a half-drawn one."""
+        if not enabled and self._clicked is not None:
+            self._remove_ruler(self._clicked)
         self.view.ruler_mode = bool(enabled)
         self.view.setCursor(Qt.CursorShape.CrossCursor if enabled else Qt.CursorShape.ArrowCursor)
 
@@ -539,6 +548,18 @@ class ImageViewWidget(QWidget):
                     item.scene().removeItem(item)
         self._rulers.clear()
         self._drawing = None
+        self._clicked = None
+
+    def _remove_ruler(self, roi: pg.LineSegmentROI) -> None:
+        for entry in list(self._rulers):
+            if entry[0] is roi:
+                for item in entry:
+                    item.setParentItem(None)
+                    if item.scene() is not None:
+                        item.scene().removeItem(item)
+                self._rulers.remove(entry)
+        if self._clicked is roi:
+            self._clicked = None
 
     def _measure(self, roi: pg.LineSegmentROI) -> tuple[float, str]:
         handles = roi.getHandles()
@@ -559,18 +580,37 @@ class ImageViewWidget(QWidget):
     def _on_view_ruler_started(self, scene_pos: QPointF) -> None:
         if self._pyramid is None:
             return
+        if self._clicked is not None:  # a drag after a first click: start afresh
+            self._remove_ruler(self._clicked)
         p = self.frame.mapFromScene(scene_pos)
         self.add_ruler((p.x(), p.y()), (p.x(), p.y()))
         self._drawing = self._rulers[-1][0]
 
+    def _move_end(self, roi: pg.LineSegmentROI, scene_pos: QPointF, finish: bool) -> None:
+        # movePoint takes the ROI's *parent* coordinates (the frame's image pixels), not the
+        # scene's: the frame carries the rotation/flip and the view box the zoom and pan.
+        roi.movePoint(roi.getHandles()[1], self.frame.mapFromScene(scene_pos), finish=finish)
+
     def _on_view_ruler_moved(self, scene_pos: QPointF) -> None:
         if self._drawing is not None:
-            self._drawing.movePoint(self._drawing.getHandles()[1], scene_pos, finish=False)
+            self._move_end(self._drawing, scene_pos, finish=False)
 
     def _on_view_ruler_finished(self, scene_pos: QPointF) -> None:
         if self._drawing is not None:
-            self._drawing.movePoint(self._drawing.getHandles()[1], scene_pos, finish=True)
+            self._move_end(self._drawing, scene_pos, finish=True)
             self._drawing = None
+
+    def _on_view_ruler_clicked(self, scene_pos: QPointF) -> None:
+        """Click-click measuring: the first click anchors a ruler, the second ends it."""
+        if self._pyramid is None:
+            return
+        if self._clicked is None:
+            p = self.frame.mapFromScene(scene_pos)
+            self.add_ruler((p.x(), p.y()), (p.x(), p.y()))
+            self._clicked = self._rulers[-1][0]
+        else:
+            self._move_end(self._clicked, scene_pos, finish=True)
+            self._clicked = None
 
     # -- events ----------------------------------------------------------------------------
     def _on_view_window_dragged(self, dx: float, dy: float) -> None:
@@ -593,6 +633,8 @@ class ImageViewWidget(QWidget):
         self.view_changed.emit()
 
     def _on_scene_mouse_moved(self, scene_pos: QPointF) -> None:
+        if self._clicked is not None:
+            self._move_end(self._clicked, scene_pos, finish=False)
         info = self.cursor_info(scene_pos)
         if info is not None:
             value = f"{info.value:.6g}"

@@ -1,0 +1,130 @@
+"""Regression tests for issue 19's defects: what the viewer shows must be true.
+
+Each test drives the widget as a user does (real mouse/keyboard events through pytest-qt where
+the defect needs them) and failed before its fix.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication
+
+TIMEOUT = 60000
+
+
+@dataclass
+class _Film:
+    """The least an image needs to be shown: pixels, a window and a pixel spacing."""
+
+    pixels: np.ndarray
+    window: tuple[float, float]
+    spacing_mm: tuple[float, float] | None
+
+
+def _send(widget: Any, kind: QEvent.Type, pos: QPointF, button: Any, buttons: Any) -> None:
+    global_pos = QPointF(widget.mapToGlobal(pos.toPoint()))
+    event = QMouseEvent(kind, pos, global_pos, button, buttons, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, event)
+
+
+def _drag(widget: Any, start: QPointF, end: QPointF, steps: int = 8) -> None:
+    """A real left press-move-release sequence (QTest's mouseMove carries no buttons in Qt 6)."""
+    left = Qt.MouseButton.LeftButton
+    _send(widget, QEvent.Type.MouseButtonPress, start, left, left)
+    for i in range(1, steps + 1):
+        _send(widget, QEvent.Type.MouseMove, start + (end - start) * (i / steps), left, left)
+    _send(widget, QEvent.Type.MouseButtonRelease, end, left, Qt.MouseButton.NoButton)
+
+
+def _click(widget: Any, pos: QPointF) -> None:
+    left = Qt.MouseButton.LeftButton
+    _send(widget, QEvent.Type.MouseMove, pos, Qt.MouseButton.NoButton, Qt.MouseButton.NoButton)
+    _send(widget, QEvent.Type.MouseButtonPress, pos, left, left)
+    _send(widget, QEvent.Type.MouseButtonRelease, pos, left, Qt.MouseButton.NoButton)
+
+
+@pytest.fixture()
+def film_view(qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    import pyqtgraph as pg
+
+    from viewer.image_view import ImageViewWidget
+
+    # pyqtgraph drops mouse moves closer than 10 ms apart; synthetic moves come back to back.
+    monkeypatch.setitem(pg.CONFIG_OPTIONS, "mouseRateLimit", 0)
+    view = ImageViewWidget()
+    qtbot.addWidget(view)
+    view.resize(800, 700)
+    view.show()
+    qtbot.waitExposed(view)
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 4096, size=(600, 400)).astype(np.uint16)
+    view.set_image(_Film(pixels, (2048.0, 4096.0), (0.2, 0.3)))
+    return view
+
+
+def _image_point(view: Any, viewport_pos: QPointF) -> QPointF:
+    return view.frame.mapFromScene(view.graphics.mapToScene(viewport_pos.toPoint()))
+
+
+def _ruler_ends(view: Any, index: int = -1) -> tuple[QPointF, QPointF]:
+    roi = view._rulers[index][0]
+    h0, h1 = roi.getHandles()
+    return roi.mapToParent(h0.pos()), roi.mapToParent(h1.pos())
+
+
+@pytest.mark.parametrize("pose", ["fit", "zoomed-panned", "rotated", "flipped", "rotated-flipped"])
+def test_ruler_end_follows_the_cursor_and_measures_the_image_distance(
+    qtbot: Any, film_view: Any, pose: str
+) -> None:
+    view = film_view
+    if pose == "zoomed-panned":
+        view.zoom(2.5)
+        view.view.translateBy(x=40, y=-25)
+    if "rotated" in pose:
+        view.rotate(90)
+    if "flipped" in pose:
+        view.flip_horizontal()
+    QApplication.processEvents()
+    viewport = view.graphics.viewport()
+    start = QPointF(viewport.width() * 0.4, viewport.height() * 0.3)
+    end = start + QPointF(30, 300)
+    view.set_ruler_mode(True)
+    _drag(viewport, start, end)
+    p0, p1 = _ruler_ends(view)
+    want0, want1 = _image_point(view, start), _image_point(view, end)
+    assert abs(p0.x() - want0.x()) < 1.0 and abs(p0.y() - want0.y()) < 1.0
+    assert abs(p1.x() - want1.x()) < 1.0 and abs(p1.y() - want1.y()) < 1.0
+    ((length, unit),) = view.ruler_lengths()
+    dx, dy = (p1.x() - p0.x()) * 0.3, (p1.y() - p0.y()) * 0.2
+    assert unit == "mm"
+    assert length == pytest.approx(math.hypot(dx, dy), rel=1e-6)
+    # The end sits under the cursor on screen, whatever the zoom or orientation.
+    shown = view.graphics.mapFromScene(view.frame.mapToScene(p1))
+    assert abs(shown.x() - end.x()) <= 1.5 and abs(shown.y() - end.y()) <= 1.5
+
+
+def test_ruler_click_click_measures_between_the_two_clicks(qtbot: Any, film_view: Any) -> None:
+    view = film_view
+    viewport = view.graphics.viewport()
+    first = QPointF(viewport.width() * 0.3, viewport.height() * 0.3)
+    second = QPointF(viewport.width() * 0.6, viewport.height() * 0.7)
+    view.set_ruler_mode(True)
+    with qtbot.waitSignal(view.ruler_measured, timeout=5000):
+        _click(viewport, first)
+        _click(viewport, second)
+    assert len(view.ruler_lengths()) == 1
+    p0, p1 = _ruler_ends(view)
+    want0, want1 = _image_point(view, first), _image_point(view, second)
+    assert abs(p0.x() - want0.x()) < 1.0 and abs(p0.y() - want0.y()) < 1.0
+    assert abs(p1.x() - want1.x()) < 1.0 and abs(p1.y() - want1.y()) < 1.0
+    # A third click starts the next ruler rather than editing the finished one.
+    _click(viewport, first + QPointF(10, 0))
+    _click(viewport, first + QPointF(10, 100))
+    assert len(view.ruler_lengths()) == 2
