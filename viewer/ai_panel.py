@@ -185,7 +185,15 @@ def _unit(x: float) -> float:
 
 
 class LevelShareWidget(QWidget):
-    """Signed bars: each level's logit for the selected finding, per member."""
+    """Signed bars: each level's logit for the selected finding, per member.
+
+    The value column is as wide as its widest number in the widget's own font (the numbers are
+    never clipped: a clipped "+" reads as a minus); only when the widget itself is narrower than
+    a number is it elided at the right, so the sign always shows.
+    """
+
+    LABEL_WIDTH = 44
+    MIN_BAR = 60  # the bars keep at least this many pixels
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -196,11 +204,44 @@ class LevelShareWidget(QWidget):
         self._shares = list(shares)
         members = {s.member for s in self._shares}
         self.setMinimumHeight(20 * len(self._shares) + 16 * len(members) + 4)
+        self.setMinimumWidth(self.LABEL_WIDTH + self._value_width() + self.MIN_BAR)
         self.update()
 
     @property
     def shares(self) -> list[LevelShare]:
         return list(self._shares)
+
+    @staticmethod
+    def value_text(share: LevelShare) -> str:
+        """The number shown for one level: its signed logit and signed share."""
+        return f"{share.logit:+.2f} ({share.share:+.0%})"
+
+    def _value_width(self) -> int:
+        metrics = self.fontMetrics()
+        widest = max(
+            (metrics.horizontalAdvance(self.value_text(s)) for s in self._shares), default=0
+        )
+        return widest + 8
+
+    def value_cells(self) -> list[tuple[str, QRect]]:
+        """What each value row draws: (text as drawn, its rectangle), top to bottom."""
+        width = self.width()
+        room = max(0, width - self.LABEL_WIDTH - 8)
+        value_w = min(self._value_width(), room)
+        metrics = self.fontMetrics()
+        cells = []
+        y = 2
+        member = None
+        many = len({s.member for s in self._shares}) > 1
+        for s in self._shares:
+            if many and s.member != member:
+                member = s.member
+                y += 16
+            rect = QRect(width - value_w, y, value_w - 4, 18)
+            text = metrics.elidedText(self.value_text(s), Qt.TextElideMode.ElideRight, rect.width())
+            cells.append((text, rect))
+            y += 20
+        return cells
 
     def paintEvent(self, event: Any) -> None:  # noqa: N802 (Qt name)
         painter = QPainter(self)
@@ -210,13 +251,15 @@ class LevelShareWidget(QWidget):
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "select a finding")
             return
         width = self.width()
-        label_w, value_w = 44, 92
+        label_w = self.LABEL_WIDTH
+        cells = self.value_cells()
+        value_w = width - cells[0][1].x()
         mid = label_w + (width - label_w - value_w) / 2
-        half = (width - label_w - value_w) / 2 - 4
+        half = max(0.0, (width - label_w - value_w) / 2 - 4)
         y = 2
         member = None
         many = len({s.member for s in self._shares}) > 1
-        for s in self._shares:
+        for s, (text, rect) in zip(self._shares, cells, strict=True):
             if many and s.member != member:
                 member = s.member
                 painter.setPen(QColor(theme.TEXT_DIM))
@@ -232,9 +275,7 @@ class LevelShareWidget(QWidget):
             painter.drawLine(int(mid), y, int(mid), y + 18)
             painter.setPen(QColor(theme.TEXT))
             painter.drawText(
-                QRect(width - value_w, y, value_w - 4, 18),
-                Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
-                f"{s.logit:+.2f} ({s.share:+.0%})",
+                rect, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, text
             )
             y += 20
         painter.end()

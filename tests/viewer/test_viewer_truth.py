@@ -128,3 +128,39 @@ def test_ruler_click_click_measures_between_the_two_clicks(qtbot: Any, film_view
     _click(viewport, first + QPointF(10, 0))
     _click(viewport, first + QPointF(10, 100))
     assert len(view.ruler_lengths()) == 2
+
+
+def test_level_logits_are_never_clipped_and_keep_their_sign(qtbot: Any) -> None:
+    from PySide6.QtGui import QFont, QFontMetrics
+    from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+    from fpsm_core.explain import LevelShare
+    from viewer.ai_panel import LevelShareWidget
+
+    holder = QWidget()
+    qtbot.addWidget(holder)
+    layout = QVBoxLayout(holder)
+    widget = LevelShareWidget()
+    font = QFont(widget.font())
+    font.setPixelSize(17)  # a large desktop font: the old fixed 92 px box clipped the "+"
+    widget.setFont(font)
+    layout.addWidget(widget)
+    holder.resize(340, 200)
+    holder.show()
+    qtbot.waitExposed(holder)
+    widget.set_shares(
+        [
+            LevelShare("m", 4, 4.82, 0.54),
+            LevelShare("m", 3, -12.345, -0.31),
+            LevelShare("m", 2, 0.5, 0.15),
+        ]
+    )
+    QApplication.processEvents()
+    metrics = QFontMetrics(widget.font())
+    cells = widget.value_cells()
+    texts = [text for text, _ in cells]
+    assert texts[0].startswith("+4.82")
+    assert texts == ["+4.82 (+54%)", "-12.35 (-31%)", "+0.50 (+15%)"]
+    for text, rect in cells:
+        assert metrics.horizontalAdvance(text) <= rect.width(), text
+        assert widget.rect().contains(rect)
