@@ -206,12 +206,14 @@ class InferenceWorker(QObject):
     def load_model(self, request_id: int, model: Any, device: str) -> None:
         if self._latest_model.is_stale(request_id):
             return
-        self.service = None
+        # Load the new model beside the working one and swap only on success: a file that is
+        # not a checkpoint must not leave the session without a model.
         try:
-            self.service = _load_service(model, device, self._threads)
+            service = _load_service(model, device, self._threads)
         except Exception as exc:  # noqa: BLE001 - any failure becomes the one-sentence message
             self.failed.emit(MODEL, request_id, _model_message(model, exc))
             return
+        self.service = service
         ens = self.service.ensemble
         self.model_loaded.emit(
             request_id,
@@ -407,6 +409,7 @@ class ServiceHub(QObject):
         }
         self._thumbnailed: set[str] = set()
         self._model: tuple[Any, str] = (None, "auto")
+        self._requested_models: dict[int, tuple[Any, str]] = {}
         self.dropped = 0
         self.model_info: ModelInfo | None = None
         self.triage_running = False
@@ -452,11 +455,13 @@ class ServiceHub(QObject):
 
     # -- requests (GUI thread) ---------------------------------------------------------------
     def load_model(self, model: Any, device: str = "auto") -> int:
-        """Load a model for the image on screen; triage loads its own copy when it next runs."""
-        self.model_info = None
-        self._model = (model, device)
-        self._triage_model_released.emit()
+        """Load a model for the image on screen; triage loads its own copy when it next runs.
+
+        The working model stays in use (for inference and triage) until the new one has loaded;
+        if it fails to load, ``failed(model, ...)`` says why and nothing else changes.
+        """
         request_id = self._latest[MODEL].next()
+        self._requested_models[request_id] = (model, device)
         self._model_requested.emit(request_id, model, device)
         return request_id
 
@@ -522,6 +527,8 @@ class ServiceHub(QObject):
 
     # -- results (GUI thread) -----------------------------------------------------------------
     def _on_worker_failed(self, kind: str, request_id: int, message: str) -> None:
+        if kind == MODEL:
+            self._requested_models.pop(request_id, None)
         if not self._latest[kind].is_stale(request_id):
             self.failed.emit(kind, request_id, message)
 
@@ -540,8 +547,11 @@ class ServiceHub(QObject):
             self.folder_indexed.emit(request_id, index)
 
     def _on_inference_worker_model_loaded(self, request_id: int, info: ModelInfo) -> None:
-        if not self._latest[MODEL].is_stale(request_id):
+        requested = self._requested_models.pop(request_id, None)
+        if not self._latest[MODEL].is_stale(request_id) and requested is not None:
             self.model_info = info
+            self._model = requested
+            self._triage_model_released.emit()
             self.model_loaded.emit(info)
 
     def _on_inference_worker_result_ready(self, request_id: int, result: Result) -> None:

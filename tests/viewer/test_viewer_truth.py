@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -164,3 +165,36 @@ def test_level_logits_are_never_clipped_and_keep_their_sign(qtbot: Any) -> None:
     for text, rect in cells:
         assert metrics.horizontalAdvance(text) <= rect.width(), text
         assert widget.rect().contains(rect)
+
+
+def _open_and_wait(qtbot: Any, window: Any, path: Path) -> Any:
+    with qtbot.waitSignal(window.result_shown, timeout=TIMEOUT) as blocker:
+        window.open_path(path)
+    return blocker.args[0]
+
+
+def test_a_failed_open_model_keeps_the_working_model_and_its_findings(
+    qtbot: Any, make_window: Any, tmp_path: Path
+) -> None:
+    from tests.viewer.helpers import chest_like, write_dicom
+
+    first = write_dicom(tmp_path / "first.dcm", chest_like(seed=3))
+    second = write_dicom(tmp_path / "second.dcm", chest_like(seed=4))
+    window = make_window()
+    result = _open_and_wait(qtbot, window, first)
+    model_text = window.ai_panel.model_label.text()
+    not_a_model = tmp_path / "notes.txt"
+    not_a_model.write_text("this is not a checkpoint")
+    with qtbot.waitSignal(window.error_shown, timeout=TIMEOUT) as blocker:
+        window.load_model(not_a_model)
+    message = blocker.args[0]
+    assert "notes.txt" in message and "tiny" in message
+    assert "\n" not in message and "Traceback" not in message
+    # The working model, its findings and the panel's model line all stay.
+    assert window.state.model is not None and window.state.model.name == "tiny"
+    assert window.state.result is result
+    assert window.ai_panel.model_label.text() == model_text
+    # Images opened afterwards still get their findings.
+    later = _open_and_wait(qtbot, window, second)
+    assert later.path == str(second)
+    assert len(later.findings) == 26
