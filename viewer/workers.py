@@ -27,7 +27,7 @@ import os
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -79,13 +79,51 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class TriageItem:
-    """One triaged image: its urgency score and top urgent finding, or the error."""
+    """One triaged image: its urgency score and top urgent finding, or the error.
+
+    Attributes:
+        score: the urgency (see :func:`urgency`): probability over threshold of the top urgent
+            finding, 1.0 or more when it is above its operating point; None when not scored.
+        above: whether the top urgent finding is above its threshold.
+        thresholds: each urgent label's operating point.
+    """
 
     path: Path
     score: float | None
     top_label: str | None
     probabilities: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    thresholds: dict[str, float] = field(default_factory=dict)
+    above: bool = False
+
+
+def urgency(
+    probabilities: Mapping[str, float], thresholds: Mapping[str, float]
+) -> tuple[float | None, str | None, bool]:
+    """Rank an image by its urgent findings, each measured against its own operating point.
+
+    The rule: urgency = max over the urgent labels of probability / threshold. Raw probabilities
+    cannot be compared across labels whose thresholds differ (0.80 is below a 0.92 operating point
+    but well above a 0.74 one); divided by its threshold, a finding scores 1.0 exactly at its
+    operating point, above 1.0 when the model flags it, and images sort by how far their most
+    urgent finding has gone towards (or past) its flag.
+
+    Args:
+        probabilities: probability of each urgent label.
+        thresholds: each label's threshold (operating point), in (0, 1).
+
+    Returns:
+        (score, top label, whether the top label is above its threshold); (None, None, False)
+        when there is no urgent label.
+    """
+    if not probabilities:
+        return None, None, False
+    ratios = {
+        label: p / max(float(thresholds.get(label, 0.5)), 1e-6)
+        for label, p in probabilities.items()
+    }
+    top = max(ratios, key=ratios.__getitem__)
+    return ratios[top], top, probabilities[top] >= thresholds.get(top, 0.5)
 
 
 def one_sentence(exc: BaseException) -> str:
@@ -296,6 +334,10 @@ class TriageWorker(QObject):
         from fpsm_core.inference import LoadFailure
 
         wanted = [label for label in urgent if label in service.labels]
+        thresholds = {
+            label: float(service.ensemble.thresholds[service.labels.index(label)])
+            for label in wanted
+        }
         cancelled = False
         try:
             for item in service.predict_paths(
@@ -313,10 +355,17 @@ class TriageWorker(QObject):
                     label: float(item.probabilities[service.labels.index(label)])
                     for label in wanted
                 }
-                top = max(probs, key=probs.__getitem__) if probs else None
+                score, top, above = urgency(probs, thresholds)
                 self.item_ready.emit(
                     run_id,
-                    TriageItem(Path(item.path or ""), probs[top] if top else None, top, probs),
+                    TriageItem(
+                        Path(item.path or ""),
+                        score,
+                        top,
+                        probs,
+                        thresholds={label: thresholds[label] for label in wanted},
+                        above=above,
+                    ),
                 )
             cancelled = self.cancel_event.is_set()
         except Exception as exc:  # noqa: BLE001 - reported, the app keeps working

@@ -2,7 +2,9 @@
 
 Folders are indexed by :func:`fpsm_core.io.index_folder` (on the load thread); single files join an
 "Opened files" study. Triage runs the model over every image in the background and sorts studies
-(and the images inside them) by the highest probability among the urgent findings the user chose.
+(and the images inside them) by urgency: the highest probability / threshold among the urgent
+findings the user chose (:func:`viewer.workers.urgency`), so each finding is measured against its
+own operating point; a score whose finding crossed its threshold is marked.
 Thumbnails are asked of the service hub (``thumbnails_wanted``), which makes them on a thread of
 their own so a long list never slows the image being read, and from the display decode for files
 already opened.
@@ -42,7 +44,14 @@ if TYPE_CHECKING:
 PathRole = Qt.ItemDataRole.UserRole + 1
 ScoreRole = Qt.ItemDataRole.UserRole + 2
 TitleRole = Qt.ItemDataRole.UserRole + 3
+AboveRole = Qt.ItemDataRole.UserRole + 4
 COL_NAME, COL_VIEW, COL_SCORE, COL_TOP = range(4)
+FLAG = "\u25b2 "  # marks a score whose finding crossed its threshold
+NONE_ABOVE = "no urgent finding above its threshold"
+URGENCY_RULE = (
+    "Urgency = the highest probability / threshold among the urgent findings "
+    "(1.00 = at its operating point; \u25b2 = above it)."
+)
 OPENED_FILES = "Opened files"
 
 
@@ -92,7 +101,7 @@ class WorklistPanel(QWidget):
         header = self.tree.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
-        for col, width in ((COL_VIEW, 40), (COL_SCORE, 58), (COL_TOP, 120)):
+        for col, width in ((COL_VIEW, 40), (COL_SCORE, 58), (COL_TOP, 170)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
             self.tree.setColumnWidth(col, width)
         self.tree.setHeaderLabels(["Image", "View", "Urgency", "Top urgent"])
@@ -299,18 +308,34 @@ class WorklistPanel(QWidget):
             return
         score = -1.0 if item.score is None else float(item.score)
         row.setData(COL_SCORE, ScoreRole, score)
-        row.setText(COL_SCORE, "" if item.score is None else f"{item.score:.0%}")
-        row.setText(COL_TOP, item.top_label or "")
+        row.setData(COL_SCORE, AboveRole, bool(item.above))
+        row.setText(COL_SCORE, urgency_text(item))
+        row.setText(COL_TOP, top_text(item))
+        font = row.font(COL_SCORE)
+        font.setBold(bool(item.above))
+        for col in (COL_SCORE, COL_TOP):
+            row.setFont(col, font)
+            row.setForeground(col, QBrush(QColor(theme.WARNING if item.above else theme.TEXT_DIM)))
         self.tree.setColumnHidden(COL_TOP, False)
-        row.setToolTip(
-            COL_SCORE, "\n".join(f"{k}: {v:.1%}" for k, v in sorted(item.probabilities.items()))
-        )
+        lines = [URGENCY_RULE]
+        for label, p in sorted(item.probabilities.items()):
+            t = item.thresholds.get(label)
+            lines.append(
+                f"{label}: {p:.1%}"
+                + ("" if t is None else f" (threshold {t:.1%})")
+                + ("  above" if t is not None and p >= t else "")
+            )
+        row.setToolTip(COL_SCORE, "\n".join(lines))
+        row.setToolTip(COL_TOP, "\n".join(lines))
         study = row.parent()
         if study is not None:
             best = max(_score(study), score)
+            flagged = bool(study.data(COL_SCORE, AboveRole)) or bool(item.above)
             study.setData(COL_SCORE, ScoreRole, best)
+            study.setData(COL_SCORE, AboveRole, flagged)
             base = study.data(COL_NAME, TitleRole)
-            study.setText(COL_NAME, f"{best:.0%}  ·  {base}" if best >= 0 else base)
+            mark = FLAG if flagged else ""
+            study.setText(COL_NAME, f"{mark}{best:.2f}  ·  {base}" if best >= 0 else base)
 
     def triage_finished(self, cancelled: bool) -> None:
         done = self._triaged
@@ -357,6 +382,24 @@ class WorklistPanel(QWidget):
             return
         if path:
             self.image_activated.emit(path)
+
+
+def urgency_text(item: TriageItem) -> str:
+    """The urgency column: probability / threshold, marked when above the threshold."""
+    if item.score is None:
+        return ""
+    return f"{FLAG if item.above else ''}{item.score:.2f}"
+
+
+def top_text(item: TriageItem) -> str:
+    """The top urgent finding with its probability and threshold, or that none is flagged."""
+    if item.top_label is None:
+        return ""
+    if not item.above:
+        return NONE_ABOVE
+    p = item.probabilities.get(item.top_label, 0.0)
+    t = item.thresholds.get(item.top_label)
+    return f"{item.top_label} {p:.0%}" + ("" if t is None else f" \u2265 {t:.0%}")
 
 
 def _children(item: QTreeWidgetItem) -> list[QTreeWidgetItem]:

@@ -198,3 +198,59 @@ def test_a_failed_open_model_keeps_the_working_model_and_its_findings(
     later = _open_and_wait(qtbot, window, second)
     assert later.path == str(second)
     assert len(later.findings) == 26
+
+
+def test_triage_ranks_each_finding_against_its_own_threshold(qtbot: Any, tmp_path: Path) -> None:
+    from viewer.workers import TriageItem, urgency
+    from viewer.worklist import NONE_ABOVE, WorklistPanel
+
+    thresholds = {"Pneumomediastinum": 0.92, "Pneumothorax": 0.74}
+    # The case: 0.90 is the higher probability but below its 0.92 operating point.
+    films = {
+        "a.png": {"Pneumomediastinum": 0.90, "Pneumothorax": 0.20},
+        "b.png": {"Pneumomediastinum": 0.10, "Pneumothorax": 0.80},
+        "c.png": {"Pneumomediastinum": 0.30, "Pneumothorax": 0.30},
+    }
+    score, top, above = urgency(films["b.png"], thresholds)
+    assert top == "Pneumothorax" and above and score == pytest.approx(0.80 / 0.74)
+    score, top, above = urgency(films["a.png"], thresholds)
+    assert top == "Pneumomediastinum" and not above and score == pytest.approx(0.90 / 0.92)
+
+    panel = WorklistPanel(thumbnails=False)
+    qtbot.addWidget(panel)
+    paths = {name: str(tmp_path / name) for name in films}
+    panel.add_files(paths.values())
+    for name, probs in films.items():
+        score, top, above = urgency(probs, thresholds)
+        panel.set_triage_item(
+            TriageItem(Path(paths[name]), score, top, probs, thresholds=thresholds, above=above)
+        )
+    panel.triage_finished(False)
+    assert [p for p, _ in panel.urgency_order()] == [paths["b.png"], paths["a.png"], paths["c.png"]]
+    rows = {name: panel._items[path] for name, path in paths.items()}
+    assert rows["b.png"].text(2).startswith("\u25b2")  # flagged: crossed its threshold
+    assert "Pneumothorax 80%" in rows["b.png"].text(3)
+    for name in ("a.png", "c.png"):
+        assert not rows[name].text(2).startswith("\u25b2")
+        assert rows[name].text(3) == NONE_ABOVE
+
+
+def test_triage_in_the_window_scores_probability_over_threshold(
+    qtbot: Any, make_window: Any, study_folder: Path
+) -> None:
+    window = make_window()
+    with qtbot.waitSignal(window.result_shown, timeout=TIMEOUT):
+        window.open_path(study_folder)
+    items: list[Any] = []
+    window.hub.triage_item_ready.connect(items.append)
+    with qtbot.waitSignal(window.triage_done, timeout=TIMEOUT):
+        window.actions_by_name["triage"].trigger()
+    info = window.state.model
+    thresholds = dict(zip(info.labels, info.thresholds, strict=True))
+    scored = [item for item in items if item.score is not None]
+    assert len(scored) == 4
+    for item in scored:
+        ratios = {k: p / thresholds[k] for k, p in item.probabilities.items()}
+        assert item.score == pytest.approx(max(ratios.values()))
+        assert item.top_label == max(ratios, key=ratios.__getitem__)
+        assert item.above == (item.probabilities[item.top_label] >= thresholds[item.top_label])
