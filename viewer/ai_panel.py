@@ -40,7 +40,7 @@ from PySide6.QtWidgets import (
 
 from fpsm_core.explain import ENSEMBLE, FUSED, LevelShare, level_shares
 from viewer import theme
-from viewer.bind import Binding, bind_check, bind_combo, bind_slider
+from viewer.bind import Binding, bind_check, bind_combo, bind_slider, guard_wheel
 from viewer.cam_display import COLORMAPS
 from viewer.prevalence import prevalence_tiers
 from viewer.state import ViewerState
@@ -347,6 +347,13 @@ class AIPanel(QWidget):
         self.threshold_slider.setRange(0, 100)
         form.addRow("Threshold", self.threshold_slider)
         layout.addWidget(cam_box)
+        guard_wheel(
+            self.level_combo,
+            self.member_combo,
+            self.colormap_combo,
+            self.opacity_slider,
+            self.threshold_slider,
+        )
 
         model = self.findings_model
         self._finding_binding = Binding(

@@ -254,3 +254,67 @@ def test_triage_in_the_window_scores_probability_over_threshold(
         assert item.score == pytest.approx(max(ratios.values()))
         assert item.top_label == max(ratios, key=ratios.__getitem__)
         assert item.above == (item.probabilities[item.top_label] >= thresholds[item.top_label])
+
+
+def _wheel(widget: Any, steps: int = -3) -> None:
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QWheelEvent
+
+    pos = QPointF(widget.rect().center())
+    event = QWheelEvent(
+        pos,
+        QPointF(widget.mapToGlobal(pos.toPoint())),
+        QPoint(0, 0),
+        QPoint(0, 120 * steps),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
+    QApplication.sendEvent(widget, event)
+
+
+def test_the_wheel_scrolls_the_ai_panel_instead_of_changing_its_settings(
+    qtbot: Any, make_window: Any, tmp_path: Path
+) -> None:
+    from PySide6.QtWidgets import QScrollArea
+
+    from tests.viewer.helpers import chest_like, write_dicom
+
+    window = make_window()
+    window.resize(1280, 420)  # short enough for the AI panel to scroll
+    _open_and_wait(qtbot, window, write_dicom(tmp_path / "w.dcm", chest_like(seed=5)))
+    panel = window.ai_panel
+    scroll = panel.parentWidget().parentWidget()
+    assert isinstance(scroll, QScrollArea)
+    bar = scroll.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0, timeout=5000)
+    window.image_view.setFocus()
+    before = (
+        window.state.level,
+        window.state.colormap,
+        window.state.opacity,
+        window.state.threshold,
+    )
+    for widget in (
+        panel.level_combo,
+        panel.colormap_combo,
+        panel.opacity_slider,
+        panel.threshold_slider,
+    ):
+        assert widget.focusPolicy() == Qt.FocusPolicy.StrongFocus
+        bar.setValue(0)
+        _wheel(widget)
+        assert bar.value() > 0, widget.objectName() or type(widget).__name__
+    after = (
+        window.state.level,
+        window.state.colormap,
+        window.state.opacity,
+        window.state.threshold,
+    )
+    assert after == before
+    # Once the user has clicked into a control (it has focus), the wheel changes it.
+    panel.opacity_slider.setFocus()
+    qtbot.waitUntil(panel.opacity_slider.hasFocus, timeout=5000)
+    _wheel(panel.opacity_slider, steps=3)
+    assert window.state.opacity != before[2]
