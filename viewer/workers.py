@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from fpsm_core.errors import FpsmError, one_sentence
 from viewer import display
 
 if TYPE_CHECKING:
@@ -126,12 +127,6 @@ def urgency(
     return ratios[top], top, probabilities[top] >= thresholds.get(top, 0.5)
 
 
-def one_sentence(exc: BaseException) -> str:
-    """The message a user sees: the exception's own sentence, else its type."""
-    text = " ".join(str(exc).split())
-    return text if text else type(exc).__name__
-
-
 def default_torch_threads() -> int:
     """Leave one core to the GUI: torch's intra-op pool gets the others (at least one)."""
     return max(1, (os.cpu_count() or 2) - 1)
@@ -153,9 +148,7 @@ class _Latest:
 
 def _file_message(exc: Exception, path: str, verb: str, doing: str) -> str:
     """One sentence for a file that could not be read; an unexpected error keeps its traceback."""
-    from fpsm_core.io import ImageLoadError
-
-    if isinstance(exc, ImageLoadError):
+    if isinstance(exc, FpsmError):  # a user's file: its own one sentence
         return str(exc)
     if isinstance(exc, OSError | ValueError | MemoryError):
         return f"Cannot {verb} '{path}': {one_sentence(exc)}"
@@ -176,7 +169,7 @@ def _load_service(
 
 
 def _model_message(model: object, exc: BaseException) -> str:
-    if not isinstance(exc, ValueError | OSError | RuntimeError):
+    if not isinstance(exc, FpsmError | ValueError | OSError | RuntimeError):
         traceback.print_exception(exc)
     text = one_sentence(exc)
     where = str(model) if model is not None else "the bundled model"
@@ -389,12 +382,12 @@ class ThumbnailWorker(QObject):
     def make(self, generation: int, path: str) -> None:
         if self._latest.is_stale(generation) or path in self._done:
             return
-        from fpsm_core.io import ImageLoadError, load_image
+        from fpsm_core.io import load_image
 
         try:
             image = load_image(path)
             rgb = display.image_thumbnail(image.pixels, image.window, image.voi_function)
-        except (ImageLoadError, OSError, ValueError, MemoryError):
+        except (FpsmError, OSError, MemoryError):
             rgb = None  # an unreadable file keeps its name and its error, not a picture
         self.made.emit(generation, path, rgb)
 
