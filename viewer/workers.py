@@ -245,17 +245,18 @@ class InferenceWorker(QObject):
             self.failed.emit(MODEL, request_id, _model_message(model, exc))
             return
         self.service = service
-        ens = self.service.ensemble
+        description = self.service.ensemble.describe()
+        counts = description.train_positives
         self.model_loaded.emit(
             request_id,
             ModelInfo(
-                name=str(ens.name),
+                name=description.name,
                 identity=self.service.identity(),
-                labels=tuple(ens.labels),
-                thresholds=tuple(float(t) for t in ens.thresholds),
-                untrained=bool(ens.untrained),
-                disclaimer=str(ens.disclaimer or ""),
-                train_counts=_train_counts(ens),
+                labels=description.labels,
+                thresholds=description.thresholds,
+                untrained=description.untrained,
+                disclaimer=description.disclaimer,
+                train_counts=dict(counts) if counts is not None else None,
                 device=str(self.service.device),
                 torch_threads=self._threads,
             ),
@@ -390,22 +391,6 @@ class ThumbnailWorker(QObject):
         except (FpsmError, OSError, MemoryError):
             rgb = None  # an unreadable file keeps its name and its error, not a picture
         self.made.emit(generation, path, rgb)
-
-
-def _train_counts(ensemble: Ensemble) -> dict[str, int] | None:
-    """Training positives per label from the members' provenance (first member that has them).
-
-    ``fpsm train`` records them as ``train_positives``; ``train_counts`` is accepted too.
-    """
-    for member in ensemble.members:
-        provenance = dict(getattr(member.meta, "provenance", {}) or {})
-        counts = provenance.get("train_counts") or provenance.get("train_positives")
-        if isinstance(counts, dict) and counts:
-            try:
-                return {str(k): int(v) for k, v in counts.items()}
-            except (TypeError, ValueError):
-                return None
-    return None
 
 
 class ServiceHub(QObject):
