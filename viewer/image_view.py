@@ -238,6 +238,11 @@ class ImageViewWidget(QWidget):
         self.status_label = QLabel(self.graphics)
         self.status_label.setObjectName("overlayText")
         self.status_label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        # What the overlay on the film is (finding, level, member, model): set by its binding.
+        self.caption_label = QLabel(self.graphics)
+        self.caption_label.setObjectName("overlayText")
+        self.caption_label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.caption_label.hide()
 
         self._image: XRayImage | None = None
         self._pyramid: display.DisplayPyramid | None = None
@@ -683,10 +688,19 @@ class ImageViewWidget(QWidget):
         self.info_label.adjustSize()
         self._place_labels()
 
+    def set_caption(self, text: str) -> None:
+        """The line naming what the film's overlay shows (empty: no caption)."""
+        self.caption_label.setText(text)
+        self.caption_label.setVisible(bool(text))
+        self.caption_label.adjustSize()
+        self._place_labels()
+
     def _place_labels(self) -> None:
         height = self.graphics.height()
         self.info_label.move(8, max(0, height - self.info_label.height() - 8))
-        self.status_label.move(8, 8)
+        self.caption_label.move(8, 8)
+        below = self.caption_label.height() + 4 if self.caption_label.isVisibleTo(self) else 0
+        self.status_label.move(8, 8 + below)
 
     def resizeEvent(self, event: Any) -> None:  # noqa: N802 (Qt name)
         super().resizeEvent(event)

@@ -318,3 +318,35 @@ def test_the_wheel_scrolls_the_ai_panel_instead_of_changing_its_settings(
     qtbot.waitUntil(panel.opacity_slider.hasFocus, timeout=5000)
     _wheel(panel.opacity_slider, steps=3)
     assert window.state.opacity != before[2]
+
+
+def test_the_film_caption_says_which_overlay_it_shows_and_follows_every_change(
+    qtbot: Any, make_window: Any, tmp_path: Path
+) -> None:
+    from fpsm_core.explain import ENSEMBLE, FUSED
+    from tests.viewer.helpers import chest_like, write_dicom
+
+    window = make_window()
+    result = _open_and_wait(qtbot, window, write_dicom(tmp_path / "c.dcm", chest_like(seed=6)))
+    state, caption = window.state, window.image_view.caption_label
+    assert caption.isVisibleTo(window)
+
+    def shown() -> str:
+        return caption.text()
+
+    first = state.selected_finding
+    assert first.label in shown() and f"{first.probability:.1%}" in shown()
+    assert "tiny" in shown()  # the model's name
+    assert ("Ensemble mean" in shown()) == (state.member == ENSEMBLE)
+    second = result.findings[1]
+    state.set_finding(second.index)
+    assert second.label in shown() and f"{second.probability:.1%}" in shown()
+    assert first.label not in shown()
+    for level in state.levels:
+        state.set_level(level)
+        want = "fused" if level == FUSED else f"level {level}"
+        assert want in shown().lower()
+    state.set_overlay_visible(False)
+    assert "hidden" in shown()
+    state.show_result(None)
+    assert shown() == ""
