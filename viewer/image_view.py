@@ -242,6 +242,7 @@ class ImageViewWidget(QWidget):
         self.caption_label = QLabel(self.graphics)
         self.caption_label.setObjectName("overlayText")
         self.caption_label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.caption_label.setWordWrap(True)  # never runs under the histogram: wraps instead
         self.caption_label.hide()
 
         self._image: XRayImage | None = None
@@ -692,13 +693,18 @@ class ImageViewWidget(QWidget):
         """The line naming what the film's overlay shows (empty: no caption)."""
         self.caption_label.setText(text)
         self.caption_label.setVisible(bool(text))
-        self.caption_label.adjustSize()
         self._place_labels()
 
     def _place_labels(self) -> None:
         height = self.graphics.height()
         self.info_label.move(8, max(0, height - self.info_label.height() - 8))
-        self.caption_label.move(8, 8)
+        # The caption keeps to the film's side of the histogram, wrapping when it is longer.
+        room = max(80, int(self.view.sceneBoundingRect().width()) - 16)
+        label = self.caption_label
+        width = min(room, label.fontMetrics().horizontalAdvance(label.text()) + 16)
+        label.setFixedWidth(width)
+        label.setFixedHeight(label.heightForWidth(width))
+        label.move(8, 8)
         below = self.caption_label.height() + 4 if self.caption_label.isVisibleTo(self) else 0
         self.status_label.move(8, 8 + below)
 

@@ -350,3 +350,8 @@ def test_the_film_caption_says_which_overlay_it_shows_and_follows_every_change(
     assert "hidden" in shown()
     state.show_result(None)
     assert shown() == ""
+    # The caption stays on the film's side of the histogram, wrapped rather than cut.
+    state.show_result(result, window.state.cams)
+    view = window.image_view
+    right = caption.geometry().right()
+    assert caption.text() and right <= view.view.sceneBoundingRect().right()
