@@ -43,7 +43,7 @@ from viewer import theme
 from viewer.bind import Binding, bind_check, bind_combo, bind_slider, guard_wheel
 from viewer.cam_display import COLORMAPS
 from viewer.prevalence import prevalence_tiers
-from viewer.state import ViewerState
+from viewer.state import CASE_LABEL, ViewerState
 
 if TYPE_CHECKING:
     from fpsm_core.inference import Finding, Result
@@ -184,6 +184,25 @@ def _unit(x: float) -> float:
     return float(min(1.0, max(0.0, x)))
 
 
+def case_line(findings: Sequence[Finding]) -> str:
+    """The case-level line: "no finding" or "abnormal", with the No Finding score behind it.
+
+    No Finding is a statement about the whole film, not one finding among others, so it is shown
+    here rather than ranked (and bolded) beside the positives; when it is above its threshold
+    while findings are too, the line says both rather than hide the contradiction.
+    """
+    case = next((f for f in findings if f.label == CASE_LABEL), None)
+    positives = sum(f.above_threshold for f in findings if f.label != CASE_LABEL)
+    if case is None:
+        return ""
+    score = f"No Finding {case.probability:.1%}, threshold {case.threshold:.1%}"
+    if case.above_threshold and positives:
+        return f"Case: unclear: {score} (above), yet {positives} finding(s) above their thresholds"
+    if case.above_threshold:
+        return f"Case: no finding ({score})"
+    return f"Case: abnormal ({score}, below)"
+
+
 class LevelShareWidget(QWidget):
     """Signed bars: each level's logit for the selected finding, per member.
 
@@ -309,6 +328,10 @@ class AIPanel(QWidget):
         self.state_label.setStyleSheet(f"color: {theme.TEXT_DIM};")
         layout.addWidget(self.state_label)
 
+        self.case_label = QLabel("")
+        self.case_label.setObjectName("caseLine")
+        self.case_label.setWordWrap(True)
+        layout.addWidget(self.case_label)
         self.findings_model = FindingsModel(self)
         self.findings_view = QListView()
         self.findings_view.setModel(self.findings_model)
@@ -448,7 +471,9 @@ class AIPanel(QWidget):
         result, info = self.state.result, self.state.model
         tiers = prevalence_tiers(info.train_counts if info is not None else None)
         findings = result.findings if result is not None else ()
-        self.findings_model.set_findings(findings, tiers, self.state.urgent)
+        positives = [f for f in findings if f.label != CASE_LABEL]
+        self.findings_model.set_findings(positives, tiers, self.state.urgent)
+        self.case_label.setText(case_line(findings))
 
     def _on_state_urgent_changed(self, _urgent: tuple[str, ...]) -> None:
         self._fill_findings()

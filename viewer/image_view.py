@@ -702,8 +702,9 @@ class ImageViewWidget(QWidget):
         room = max(80, int(self.view.sceneBoundingRect().width()) - 16)
         label = self.caption_label
         width = min(room, label.fontMetrics().horizontalAdvance(label.text()) + 16)
-        label.setFixedWidth(width)
-        label.setFixedHeight(label.heightForWidth(width))
+        if label.text():
+            label.setFixedWidth(width)
+            label.setFixedHeight(max(1, label.heightForWidth(width)))
         label.move(8, 8)
         below = self.caption_label.height() + 4 if self.caption_label.isVisibleTo(self) else 0
         self.status_label.move(8, 8 + below)

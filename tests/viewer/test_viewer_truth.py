@@ -355,3 +355,31 @@ def test_the_film_caption_says_which_overlay_it_shows_and_follows_every_change(
     view = window.image_view
     right = caption.geometry().right()
     assert caption.text() and right <= view.view.sceneBoundingRect().right()
+
+
+def test_no_finding_is_a_case_line_apart_from_the_ranked_findings(
+    qtbot: Any, make_window: Any, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from tests.viewer.helpers import chest_like, write_dicom
+    from viewer.ai_panel import case_line
+
+    window = make_window()
+    result = _open_and_wait(qtbot, window, write_dicom(tmp_path / "n.dcm", chest_like(seed=7)))
+    model = window.ai_panel.findings_model
+    labels = [model.finding(r).label for r in range(model.rowCount())]
+    assert "No Finding" not in labels and len(labels) == len(result.findings) - 1
+    case = next(f for f in result.findings if f.label == "No Finding")
+    line = window.ai_panel.case_label.text()
+    assert line.startswith("Case: ") and f"No Finding {case.probability:.1%}" in line
+    assert window.state.selected_finding.label != "No Finding"
+    # The three cases, from the same findings with the scores moved.
+    others = [f for f in result.findings if f.label != "No Finding"]
+    low = [replace(f, probability=0.0) for f in others]
+    high = [replace(f, probability=1.0) for f in others]
+    yes = replace(case, probability=0.9, threshold=0.5)
+    no = replace(case, probability=0.1, threshold=0.5)
+    assert case_line([yes, *low]).startswith("Case: no finding")
+    assert case_line([no, *high]).startswith("Case: abnormal")
+    assert f"{len(high)} finding(s) above" in case_line([yes, *high])
