@@ -308,6 +308,7 @@ class ImageViewWidget(QWidget):
         self._apply_orientation()
         self.clear_rulers()
         self.set_overlay(None)
+        self.status_label.setText("")  # the previous film's cursor value is not this film's
         self._function = str(getattr(image, "voi_function", "LINEAR") or "LINEAR")
         robust = display.robust_range(self._pyramid)
         center, width = image.window
@@ -329,6 +330,7 @@ class ImageViewWidget(QWidget):
         self.image_item.set_array(None)
         self.set_overlay(None)
         self.clear_rulers()
+        self.histogram.plot.setData([], [])  # a broken file must not show the last film's values
         self.info_label.setText("")
         self.status_label.setText("")
 
@@ -643,13 +645,8 @@ class ImageViewWidget(QWidget):
             self._move_end(self._clicked, scene_pos, finish=False)
         info = self.cursor_info(scene_pos)
         if info is not None:
-            value = f"{info.value:.6g}"
-            where = (
-                f"{info.y_mm:.1f}, {info.x_mm:.1f} mm"
-                if info.y_mm is not None
-                else f"row {info.row}, col {info.col}"
-            )
-            self.status_label.setText(f"{where}   value {value}")
+            # The same labelled line as the status bar, so the two never disagree on the order.
+            self.status_label.setText(info.readout())
             self.status_label.adjustSize()
             self._place_labels()
         self.cursor_moved.emit(info)

@@ -383,3 +383,24 @@ def test_no_finding_is_a_case_line_apart_from_the_ranked_findings(
     assert case_line([yes, *low]).startswith("Case: no finding")
     assert case_line([no, *high]).startswith("Case: abnormal")
     assert f"{len(high)} finding(s) above" in case_line([yes, *high])
+
+
+def test_cursor_readout_has_one_labelled_order_and_resets_with_the_film(
+    qtbot: Any, film_view: Any
+) -> None:
+    view = film_view
+    viewport = view.graphics.viewport()
+    pos = QPointF(viewport.width() * 0.5, viewport.height() * 0.5)
+    readouts: list[Any] = []
+    view.cursor_moved.connect(readouts.append)
+    _send(viewport, QEvent.Type.MouseMove, pos, Qt.MouseButton.NoButton, Qt.MouseButton.NoButton)
+    info = next(i for i in readouts if i is not None)
+    text = view.status_label.text()
+    assert text == info.readout()  # the film and the status bar say the same thing
+    assert text.startswith(f"x {info.x_mm:.1f} mm, y {info.y_mm:.1f} mm")
+    # The next film does not keep the previous film's cursor value or histogram.
+    view.set_image(_Film(np.zeros((50, 40), np.uint16) + 7, (7.0, 2.0), None))
+    assert view.status_label.text() == ""
+    view.clear()
+    x, _ = view.histogram.plot.getData()
+    assert x is None or len(x) == 0
