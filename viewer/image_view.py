@@ -675,7 +675,12 @@ class ImageViewWidget(QWidget):
             return
         center, width = self._window
         zoom = self.screen_per_image() * 100
-        lines = [f"W {width:.6g}  L {center:.6g}" + ("  (inverted)" if self._invert else "")]
+        # Integer films get integer W/L: decimals there are drag noise, not information.
+        integer = np.issubdtype(np.asarray(self._image.pixels).dtype, np.integer)
+        w_text, c_text = (
+            (f"{width:.0f}", f"{center:.0f}") if integer else (f"{width:.6g}", f"{center:.6g}")
+        )
+        lines = [f"W {w_text}  L {c_text}" + ("  (inverted)" if self._invert else "")]
         lines.append(f"zoom {zoom:.0f}%")
         spacing = getattr(self._image, "spacing_mm", None)
         if spacing:

@@ -404,3 +404,11 @@ def test_cursor_readout_has_one_labelled_order_and_resets_with_the_film(
     view.clear()
     x, _ = view.histogram.plot.getData()
     assert x is None or len(x) == 0
+
+
+def test_window_level_of_integer_films_is_shown_without_decimals(film_view: Any) -> None:
+    film_view.set_window(2048.37, 1000.61)
+    assert film_view.info_label.text().splitlines()[0] == "W 1001  L 2048"
+    film_view.set_image(_Film(np.linspace(0, 1, 2000).reshape(50, 40), (0.5, 0.25), None))
+    film_view.set_window(0.51234, 0.25)
+    assert film_view.info_label.text().splitlines()[0] == "W 0.25  L 0.51234"
