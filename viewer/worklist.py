@@ -46,6 +46,7 @@ ScoreRole = Qt.ItemDataRole.UserRole + 2
 TitleRole = Qt.ItemDataRole.UserRole + 3
 AboveRole = Qt.ItemDataRole.UserRole + 4
 COL_NAME, COL_VIEW, COL_SCORE, COL_TOP = range(4)
+NAME_WIDTH = 170  # the image column's width at start, before the user drags it
 FLAG = "\u25b2 "  # marks a score whose finding crossed its threshold
 NONE_ABOVE = "no urgent finding above its threshold"
 URGENCY_RULE = (
@@ -98,10 +99,13 @@ class WorklistPanel(QWidget):
         self.tree.setIconSize(QSize(THUMB_SIZE, THUMB_SIZE))
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.tree.setAlternatingRowColors(True)
+        # The file name keeps a readable width (elided in the middle, where UID-named files
+        # differ; the tooltip has the full path); the last column takes what is left, and a
+        # narrow panel scrolls sideways rather than squeezing the names to nothing.
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         header = self.tree.header()
-        header.setStretchLastSection(False)
-        header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
-        for col, width in ((COL_VIEW, 40), (COL_SCORE, 58), (COL_TOP, 170)):
+        header.setStretchLastSection(True)
+        for col, width in ((COL_NAME, NAME_WIDTH), (COL_VIEW, 40), (COL_SCORE, 58), (COL_TOP, 150)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
             self.tree.setColumnWidth(col, width)
         self.tree.setHeaderLabels(["Image", "View", "Urgency", "Top urgent"])

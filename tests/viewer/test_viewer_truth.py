@@ -412,3 +412,26 @@ def test_window_level_of_integer_films_is_shown_without_decimals(film_view: Any)
     film_view.set_image(_Film(np.linspace(0, 1, 2000).reshape(50, 40), (0.5, 0.25), None))
     film_view.set_window(0.51234, 0.25)
     assert film_view.info_label.text().splitlines()[0] == "W 0.25  L 0.51234"
+
+
+def test_worklist_keeps_file_names_readable_after_triage(qtbot: Any, tmp_path: Path) -> None:
+    from viewer.workers import TriageItem
+    from viewer.worklist import COL_NAME, WorklistPanel
+
+    panel = WorklistPanel(thumbnails=False)
+    qtbot.addWidget(panel)
+    panel.resize(320, 500)
+    panel.show()
+    qtbot.waitExposed(panel)
+    path = tmp_path / ("1.2.840.113619.2.55.3.604688119.969.1268071029.320" + ".dcm")
+    panel.add_files([path])
+    panel.set_triage_item(
+        TriageItem(
+            path, 0.5, "Pneumothorax", {"Pneumothorax": 0.37}, thresholds={"Pneumothorax": 0.74}
+        )
+    )
+    QApplication.processEvents()
+    tree = panel.tree
+    assert tree.textElideMode() == Qt.TextElideMode.ElideMiddle
+    assert tree.columnWidth(COL_NAME) >= 150
+    assert panel._items[str(path)].toolTip(COL_NAME) == str(path)
