@@ -435,3 +435,19 @@ def test_worklist_keeps_file_names_readable_after_triage(qtbot: Any, tmp_path: P
     assert tree.textElideMode() == Qt.TextElideMode.ElideMiddle
     assert tree.columnWidth(COL_NAME) >= 150
     assert panel._items[str(path)].toolTip(COL_NAME) == str(path)
+
+
+def test_first_run_opens_at_about_ninety_percent_of_the_screen(qtbot: Any, tmp_path: Path) -> None:
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QMainWindow
+
+    from viewer.settings import ViewerSettings
+
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    store = QSettings(str(tmp_path / "first.ini"), QSettings.Format.IniFormat)
+    ViewerSettings(store).restore_window(window)
+    area = window.screen().availableGeometry()
+    assert abs(window.width() - 0.9 * area.width()) <= 2
+    assert abs(window.height() - 0.9 * area.height()) <= 2
+    assert area.contains(window.geometry())
