@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QBrush, QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -46,7 +46,7 @@ ScoreRole = Qt.ItemDataRole.UserRole + 2
 TitleRole = Qt.ItemDataRole.UserRole + 3
 AboveRole = Qt.ItemDataRole.UserRole + 4
 COL_NAME, COL_VIEW, COL_SCORE, COL_TOP = range(4)
-NAME_WIDTH = 170  # the image column's width at start, before the user drags it
+NAME_WIDTH = THUMB_SIZE + 150  # the image column never gets narrower than this
 FLAG = "\u25b2 "  # marks a score whose finding crossed its threshold
 NONE_ABOVE = "no urgent finding above its threshold"
 URGENCY_RULE = (
@@ -104,7 +104,7 @@ class WorklistPanel(QWidget):
         # narrow panel scrolls sideways rather than squeezing the names to nothing.
         self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         header = self.tree.header()
-        header.setStretchLastSection(True)
+        header.setStretchLastSection(False)
         for col, width in ((COL_NAME, NAME_WIDTH), (COL_VIEW, 40), (COL_SCORE, 58), (COL_TOP, 150)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
             self.tree.setColumnWidth(col, width)
@@ -146,6 +146,21 @@ class WorklistPanel(QWidget):
         self.triage_button.clicked.connect(self.triage_requested)
         self.cancel_button.clicked.connect(self.triage_cancel_requested)
         self._update_hint()
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 (Qt name)
+        super().resizeEvent(event)
+        QTimer.singleShot(0, self._fit_columns)  # once the layout has resized the tree
+
+    def _fit_columns(self) -> None:
+        """The image column takes the room the others leave, but never less than NAME_WIDTH
+        (a narrow panel scrolls sideways instead of squeezing the file names to nothing)."""
+        others = sum(
+            self.tree.columnWidth(col)
+            for col in (COL_VIEW, COL_SCORE, COL_TOP)
+            if not self.tree.isColumnHidden(col)
+        )
+        room = self.tree.viewport().width() - others
+        self.tree.setColumnWidth(COL_NAME, max(NAME_WIDTH, room))
 
     # -- content -----------------------------------------------------------------------------
     def clear(self) -> None:
@@ -320,7 +335,9 @@ class WorklistPanel(QWidget):
         for col in (COL_SCORE, COL_TOP):
             row.setFont(col, font)
             row.setForeground(col, QBrush(QColor(theme.WARNING if item.above else theme.TEXT_DIM)))
-        self.tree.setColumnHidden(COL_TOP, False)
+        if self.tree.isColumnHidden(COL_TOP):
+            self.tree.setColumnHidden(COL_TOP, False)
+            self._fit_columns()
         lines = [URGENCY_RULE]
         for label, p in sorted(item.probabilities.items()):
             t = item.thresholds.get(label)
