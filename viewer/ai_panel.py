@@ -40,10 +40,10 @@ from PySide6.QtWidgets import (
 
 from fpsm_core.explain import ENSEMBLE, FUSED, LevelShare, level_shares
 from viewer import theme
-from viewer.bind import Binding, bind_check, bind_combo, bind_slider
+from viewer.bind import Binding, bind_check, bind_combo, bind_slider, guard_wheel
 from viewer.cam_display import COLORMAPS
 from viewer.prevalence import prevalence_tiers
-from viewer.state import ViewerState
+from viewer.state import CASE_LABEL, ViewerState
 
 if TYPE_CHECKING:
     from fpsm_core.inference import Finding, Result
@@ -184,8 +184,35 @@ def _unit(x: float) -> float:
     return float(min(1.0, max(0.0, x)))
 
 
+def case_line(findings: Sequence[Finding]) -> str:
+    """The case-level line: "no finding" or "abnormal", with the No Finding score behind it.
+
+    No Finding is a statement about the whole film, not one finding among others, so it is shown
+    here rather than ranked (and bolded) beside the positives; when it is above its threshold
+    while findings are too, the line says both rather than hide the contradiction.
+    """
+    case = next((f for f in findings if f.label == CASE_LABEL), None)
+    positives = sum(f.above_threshold for f in findings if f.label != CASE_LABEL)
+    if case is None:
+        return ""
+    score = f"No Finding {case.probability:.1%}, threshold {case.threshold:.1%}"
+    if case.above_threshold and positives:
+        return f"Case: unclear: {score} (above), yet {positives} finding(s) above their thresholds"
+    if case.above_threshold:
+        return f"Case: no finding ({score})"
+    return f"Case: abnormal ({score}, below)"
+
+
 class LevelShareWidget(QWidget):
-    """Signed bars: each level's logit for the selected finding, per member."""
+    """Signed bars: each level's logit for the selected finding, per member.
+
+    The value column is as wide as its widest number in the widget's own font (the numbers are
+    never clipped: a clipped "+" reads as a minus); only when the widget itself is narrower than
+    a number is it elided at the right, so the sign always shows.
+    """
+
+    LABEL_WIDTH = 44
+    MIN_BAR = 60  # the bars keep at least this many pixels
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -196,11 +223,44 @@ class LevelShareWidget(QWidget):
         self._shares = list(shares)
         members = {s.member for s in self._shares}
         self.setMinimumHeight(20 * len(self._shares) + 16 * len(members) + 4)
+        self.setMinimumWidth(self.LABEL_WIDTH + self._value_width() + self.MIN_BAR)
         self.update()
 
     @property
     def shares(self) -> list[LevelShare]:
         return list(self._shares)
+
+    @staticmethod
+    def value_text(share: LevelShare) -> str:
+        """The number shown for one level: its signed logit and signed share."""
+        return f"{share.logit:+.2f} ({share.share:+.0%})"
+
+    def _value_width(self) -> int:
+        metrics = self.fontMetrics()
+        widest = max(
+            (metrics.horizontalAdvance(self.value_text(s)) for s in self._shares), default=0
+        )
+        return widest + 8
+
+    def value_cells(self) -> list[tuple[str, QRect]]:
+        """What each value row draws: (text as drawn, its rectangle), top to bottom."""
+        width = self.width()
+        room = max(0, width - self.LABEL_WIDTH - 8)
+        value_w = min(self._value_width(), room)
+        metrics = self.fontMetrics()
+        cells = []
+        y = 2
+        member = None
+        many = len({s.member for s in self._shares}) > 1
+        for s in self._shares:
+            if many and s.member != member:
+                member = s.member
+                y += 16
+            rect = QRect(width - value_w, y, value_w - 4, 18)
+            text = metrics.elidedText(self.value_text(s), Qt.TextElideMode.ElideRight, rect.width())
+            cells.append((text, rect))
+            y += 20
+        return cells
 
     def paintEvent(self, event: Any) -> None:  # noqa: N802 (Qt name)
         painter = QPainter(self)
@@ -210,13 +270,15 @@ class LevelShareWidget(QWidget):
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "select a finding")
             return
         width = self.width()
-        label_w, value_w = 44, 92
+        label_w = self.LABEL_WIDTH
+        cells = self.value_cells()
+        value_w = width - cells[0][1].x()
         mid = label_w + (width - label_w - value_w) / 2
-        half = (width - label_w - value_w) / 2 - 4
+        half = max(0.0, (width - label_w - value_w) / 2 - 4)
         y = 2
         member = None
         many = len({s.member for s in self._shares}) > 1
-        for s in self._shares:
+        for s, (text, rect) in zip(self._shares, cells, strict=True):
             if many and s.member != member:
                 member = s.member
                 painter.setPen(QColor(theme.TEXT_DIM))
@@ -232,9 +294,7 @@ class LevelShareWidget(QWidget):
             painter.drawLine(int(mid), y, int(mid), y + 18)
             painter.setPen(QColor(theme.TEXT))
             painter.drawText(
-                QRect(width - value_w, y, value_w - 4, 18),
-                Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
-                f"{s.logit:+.2f} ({s.share:+.0%})",
+                rect, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, text
             )
             y += 20
         painter.end()
@@ -268,6 +328,10 @@ class AIPanel(QWidget):
         self.state_label.setStyleSheet(f"color: {theme.TEXT_DIM};")
         layout.addWidget(self.state_label)
 
+        self.case_label = QLabel("")
+        self.case_label.setObjectName("caseLine")
+        self.case_label.setWordWrap(True)
+        layout.addWidget(self.case_label)
         self.findings_model = FindingsModel(self)
         self.findings_view = QListView()
         self.findings_view.setModel(self.findings_model)
@@ -306,6 +370,13 @@ class AIPanel(QWidget):
         self.threshold_slider.setRange(0, 100)
         form.addRow("Threshold", self.threshold_slider)
         layout.addWidget(cam_box)
+        guard_wheel(
+            self.level_combo,
+            self.member_combo,
+            self.colormap_combo,
+            self.opacity_slider,
+            self.threshold_slider,
+        )
 
         model = self.findings_model
         self._finding_binding = Binding(
@@ -400,7 +471,9 @@ class AIPanel(QWidget):
         result, info = self.state.result, self.state.model
         tiers = prevalence_tiers(info.train_counts if info is not None else None)
         findings = result.findings if result is not None else ()
-        self.findings_model.set_findings(findings, tiers, self.state.urgent)
+        positives = [f for f in findings if f.label != CASE_LABEL]
+        self.findings_model.set_findings(positives, tiers, self.state.urgent)
+        self.case_label.setText(case_line(findings))
 
     def _on_state_urgent_changed(self, _urgent: tuple[str, ...]) -> None:
         self._fill_findings()

@@ -94,15 +94,16 @@ def run_patch_editor(args: argparse.Namespace) -> int:
 
 
 def _sample_images(folder: Path) -> bool:
-    from fpsm_core.io import is_image_path
+    """Whether ``folder`` holds any image file (stops at the first one found)."""
+    from fpsm_core.io.studies import walk_image_files
 
-    return folder.is_dir() and any(
-        p.is_file() and is_image_path(p) and not p.name.startswith(".") for p in folder.rglob("*")
-    )
+    return folder.is_dir() and next(iter(walk_image_files(folder)), None) is not None
 
 
 def _install_excepthook(window: object) -> None:
     """A bug in a slot must not take the reading session down: log it, say it, carry on."""
+
+    from fpsm_core.errors import one_sentence
 
     def hook(exc_type: type[BaseException], exc: BaseException, tb: object) -> None:
         traceback.print_exception(exc_type, exc, tb)  # type: ignore[call-overload]
@@ -110,7 +111,7 @@ def _install_excepthook(window: object) -> None:
             sys.exit(130)
         show = getattr(window, "show_error", None)
         if show is not None:
-            show(f"Internal error ({exc_type.__name__}): {' '.join(str(exc).split())}")
+            show(f"Internal error ({exc_type.__name__}): {one_sentence(exc)}")
 
     sys.excepthook = hook
 

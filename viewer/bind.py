@@ -12,9 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, SignalInstance
+from PySide6.QtCore import QEvent, QObject, Qt, SignalInstance
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QAbstractButton, QComboBox, QSlider
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QAbstractScrollArea,
+    QApplication,
+    QComboBox,
+    QSlider,
+    QWidget,
+)
 
 from viewer.state import ViewerState
 
@@ -107,3 +114,46 @@ def bind_combo(combo: QComboBox, state: ViewerState, field: str) -> Binding:
             combo.setCurrentIndex(index)
 
     return Binding(combo, state, field, show, combo.currentIndexChanged, combo.itemData)
+
+
+class WheelGuard(QObject):
+    """Lets the mouse wheel change a control only once the user has focused it.
+
+    Combos and sliders in a scrolling panel otherwise take every wheel turn that passes over
+    them, so scrolling the panel silently switches the model member or the heatmap opacity.
+    The guard ignores (and so hands on to the parent, the scroll area) wheel events of a control
+    without focus; a click or Tab gives it focus (``Qt.StrongFocus``, not the wheel's own focus).
+    """
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt name)
+        if (
+            event.type() == QEvent.Type.Wheel
+            and isinstance(watched, QWidget)
+            and not watched.hasFocus()
+        ):
+            area = _scroll_area_above(watched)
+            if area is None:
+                event.ignore()  # unaccepted: Qt offers the wheel to the parent widgets
+            else:
+                # Hand the turn to the scroll area directly: Qt propagates only the system's own
+                # wheel events to parents, and handing it on here cannot scroll twice.
+                QApplication.sendEvent(area.viewport(), event)
+                event.accept()
+            return True
+        return False
+
+
+def _scroll_area_above(widget: QWidget) -> QAbstractScrollArea | None:
+    parent = widget.parentWidget()
+    while parent is not None and not isinstance(parent, QAbstractScrollArea):
+        parent = parent.parentWidget()
+    return parent
+
+
+def guard_wheel(*widgets: QWidget) -> WheelGuard:
+    """Install one :class:`WheelGuard` on ``widgets`` (it becomes the first one's child)."""
+    guard = WheelGuard(widgets[0])
+    for widget in widgets:
+        widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        widget.installEventFilter(guard)
+    return guard

@@ -4,7 +4,8 @@
 the state's image on it, passes the film's own window/level changes back to the state (the level
 strip shows the film at the same window), and draws the selected finding's map at the chosen
 level, member and look over it, synchronously, so what a setter changed is on screen when it
-returns.
+returns. A caption on the film names what the overlay shows (:func:`overlay_caption`) and follows
+every change of the fields it names.
 """
 
 from __future__ import annotations
@@ -13,12 +14,43 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
 
+from fpsm_core.explain import ENSEMBLE, FUSED
 from viewer import cam_display
 from viewer.image_view import ImageViewWidget
 from viewer.state import ViewerState
 
 if TYPE_CHECKING:
     from viewer.workers import LoadedImage
+
+
+def overlay_caption(state: ViewerState) -> str:
+    """The film's caption: finding, probability and threshold, level, member, model.
+
+    Empty when there is no result or no finding selected; says so when the heatmap is hidden.
+    """
+    result, finding = state.result, state.selected_finding
+    if result is None or finding is None:
+        return ""
+    parts = [
+        f"{finding.label} {finding.probability:.1%}"
+        f" ({'above' if finding.above_threshold else 'below'} threshold {finding.threshold:.1%})"
+    ]
+    if not state.overlay_visible:
+        parts.append("heatmap hidden")
+    elif state.cams is None:
+        parts.append("no heatmap")
+    else:
+        level = state.level
+        parts.append("fused levels" if level == FUSED else f"level {level}")
+        names = list(result.member_names)
+        if state.member == ENSEMBLE:
+            parts.append(f"Ensemble mean of {len(names)} member{'s' if len(names) != 1 else ''}")
+        elif 0 <= state.member < len(names):
+            parts.append(f"member {names[state.member]}")
+    model = state.model.name if state.model is not None else result.model.get("name", "")
+    if model:
+        parts.append(f"model {model}")
+    return "  ·  ".join(parts)
 
 
 class FilmBinding(QObject):
@@ -49,6 +81,19 @@ class FilmBinding(QObject):
         ):
             signal.connect(self._on_state_overlay_changed)
         view.window_changed.connect(self._on_view_window_changed)
+        for signal in (
+            state.model_changed,
+            state.result_changed,
+            state.cams_changed,
+            state.finding_changed,
+            state.level_changed,
+            state.member_changed,
+            state.overlay_visible_changed,
+        ):
+            signal.connect(self._on_state_caption_changed)
+
+    def _on_state_caption_changed(self, *_: Any) -> None:
+        self._view.set_caption(overlay_caption(self._state))
 
     def _on_state_image_changed(self, loaded: LoadedImage | None) -> None:
         self._drawn = None

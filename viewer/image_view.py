@@ -97,6 +97,7 @@ class ImageViewBox(pg.ViewBox):
     ruler_started = Signal(object)
     ruler_moved = Signal(object)
     ruler_finished = Signal(object)
+    ruler_clicked = Signal(object)
 
     def __init__(self) -> None:
         super().__init__(lockAspect=True, invertY=True, enableMenu=False)
@@ -120,6 +121,8 @@ class ImageViewBox(pg.ViewBox):
 
     def mouseClickEvent(self, ev: Any) -> None:  # noqa: N802 (Qt name)
         ev.accept()  # no context menu, no auto-range on right click
+        if self.ruler_mode and ev.button() == Qt.MouseButton.LeftButton:
+            self.ruler_clicked.emit(ev.scenePos())
 
 
 class _FrameItem(pg.GraphicsObject):
@@ -235,6 +238,12 @@ class ImageViewWidget(QWidget):
         self.status_label = QLabel(self.graphics)
         self.status_label.setObjectName("overlayText")
         self.status_label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        # What the overlay on the film is (finding, level, member, model): set by its binding.
+        self.caption_label = QLabel(self.graphics)
+        self.caption_label.setObjectName("overlayText")
+        self.caption_label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.caption_label.setWordWrap(True)  # never runs under the histogram: wraps instead
+        self.caption_label.hide()
 
         self._image: XRayImage | None = None
         self._pyramid: display.DisplayPyramid | None = None
@@ -251,6 +260,8 @@ class ImageViewWidget(QWidget):
         self._codes_rect = (0.0, 0.0, 1.0, 1.0)
         self._rulers: list[tuple[pg.LineSegmentROI, pg.TextItem]] = []
         self._drawing: pg.LineSegmentROI | None = None
+        # A ruler begun by a click whose end follows the cursor until the second click.
+        self._clicked: pg.LineSegmentROI | None = None
         self._syncing_histogram = False
         self._render_pending = False
         self.render_count = 0
@@ -259,6 +270,7 @@ class ImageViewWidget(QWidget):
         self.view.ruler_started.connect(self._on_view_ruler_started)
         self.view.ruler_moved.connect(self._on_view_ruler_moved)
         self.view.ruler_finished.connect(self._on_view_ruler_finished)
+        self.view.ruler_clicked.connect(self._on_view_ruler_clicked)
         self.view.sigRangeChanged.connect(self._on_view_range_changed)
         self.histogram.sigLevelsChanged.connect(self._on_histogram_levels_changed)
         self.graphics.scene().sigMouseMoved.connect(self._on_scene_mouse_moved)
@@ -296,6 +308,7 @@ class ImageViewWidget(QWidget):
         self._apply_orientation()
         self.clear_rulers()
         self.set_overlay(None)
+        self.status_label.setText("")  # the previous film's cursor value is not this film's
         self._function = str(getattr(image, "voi_function", "LINEAR") or "LINEAR")
         robust = display.robust_range(self._pyramid)
         center, width = image.window
@@ -317,6 +330,7 @@ class ImageViewWidget(QWidget):
         self.image_item.set_array(None)
         self.set_overlay(None)
         self.clear_rulers()
+        self.histogram.plot.setData([], [])  # a broken file must not show the last film's values
         self.info_label.setText("")
         self.status_label.setText("")
 
@@ -511,6 +525,9 @@ class ImageViewWidget(QWidget):
 
     # -- rulers ----------------------------------------------------------------------------
     def set_ruler_mode(self, enabled: bool) -> None:
+        """Left-drag or click-click draws rulers; leaving the mode drops a half-drawn one."""
+        if not enabled and self._clicked is not None:
+            self._remove_ruler(self._clicked)
         self.view.ruler_mode = bool(enabled)
         self.view.setCursor(Qt.CursorShape.CrossCursor if enabled else Qt.CursorShape.ArrowCursor)
 
@@ -539,6 +556,18 @@ class ImageViewWidget(QWidget):
                     item.scene().removeItem(item)
         self._rulers.clear()
         self._drawing = None
+        self._clicked = None
+
+    def _remove_ruler(self, roi: pg.LineSegmentROI) -> None:
+        for entry in list(self._rulers):
+            if entry[0] is roi:
+                for item in entry:
+                    item.setParentItem(None)
+                    if item.scene() is not None:
+                        item.scene().removeItem(item)
+                self._rulers.remove(entry)
+        if self._clicked is roi:
+            self._clicked = None
 
     def _measure(self, roi: pg.LineSegmentROI) -> tuple[float, str]:
         handles = roi.getHandles()
@@ -559,18 +588,37 @@ class ImageViewWidget(QWidget):
     def _on_view_ruler_started(self, scene_pos: QPointF) -> None:
         if self._pyramid is None:
             return
+        if self._clicked is not None:  # a drag after a first click: start afresh
+            self._remove_ruler(self._clicked)
         p = self.frame.mapFromScene(scene_pos)
         self.add_ruler((p.x(), p.y()), (p.x(), p.y()))
         self._drawing = self._rulers[-1][0]
 
+    def _move_end(self, roi: pg.LineSegmentROI, scene_pos: QPointF, finish: bool) -> None:
+        # movePoint takes the ROI's *parent* coordinates (the frame's image pixels), not the
+        # scene's: the frame carries the rotation/flip and the view box the zoom and pan.
+        roi.movePoint(roi.getHandles()[1], self.frame.mapFromScene(scene_pos), finish=finish)
+
     def _on_view_ruler_moved(self, scene_pos: QPointF) -> None:
         if self._drawing is not None:
-            self._drawing.movePoint(self._drawing.getHandles()[1], scene_pos, finish=False)
+            self._move_end(self._drawing, scene_pos, finish=False)
 
     def _on_view_ruler_finished(self, scene_pos: QPointF) -> None:
         if self._drawing is not None:
-            self._drawing.movePoint(self._drawing.getHandles()[1], scene_pos, finish=True)
+            self._move_end(self._drawing, scene_pos, finish=True)
             self._drawing = None
+
+    def _on_view_ruler_clicked(self, scene_pos: QPointF) -> None:
+        """Click-click measuring: the first click anchors a ruler, the second ends it."""
+        if self._pyramid is None:
+            return
+        if self._clicked is None:
+            p = self.frame.mapFromScene(scene_pos)
+            self.add_ruler((p.x(), p.y()), (p.x(), p.y()))
+            self._clicked = self._rulers[-1][0]
+        else:
+            self._move_end(self._clicked, scene_pos, finish=True)
+            self._clicked = None
 
     # -- events ----------------------------------------------------------------------------
     def _on_view_window_dragged(self, dx: float, dy: float) -> None:
@@ -593,15 +641,12 @@ class ImageViewWidget(QWidget):
         self.view_changed.emit()
 
     def _on_scene_mouse_moved(self, scene_pos: QPointF) -> None:
+        if self._clicked is not None:
+            self._move_end(self._clicked, scene_pos, finish=False)
         info = self.cursor_info(scene_pos)
         if info is not None:
-            value = f"{info.value:.6g}"
-            where = (
-                f"{info.y_mm:.1f}, {info.x_mm:.1f} mm"
-                if info.y_mm is not None
-                else f"row {info.row}, col {info.col}"
-            )
-            self.status_label.setText(f"{where}   value {value}")
+            # The same labelled line as the status bar, so the two never disagree on the order.
+            self.status_label.setText(info.readout())
             self.status_label.adjustSize()
             self._place_labels()
         self.cursor_moved.emit(info)
@@ -630,7 +675,12 @@ class ImageViewWidget(QWidget):
             return
         center, width = self._window
         zoom = self.screen_per_image() * 100
-        lines = [f"W {width:.6g}  L {center:.6g}" + ("  (inverted)" if self._invert else "")]
+        # Integer films get integer W/L: decimals there are drag noise, not information.
+        integer = np.issubdtype(np.asarray(self._image.pixels).dtype, np.integer)
+        w_text, c_text = (
+            (f"{width:.0f}", f"{center:.0f}") if integer else (f"{width:.6g}", f"{center:.6g}")
+        )
+        lines = [f"W {w_text}  L {c_text}" + ("  (inverted)" if self._invert else "")]
         lines.append(f"zoom {zoom:.0f}%")
         spacing = getattr(self._image, "spacing_mm", None)
         if spacing:
@@ -641,10 +691,25 @@ class ImageViewWidget(QWidget):
         self.info_label.adjustSize()
         self._place_labels()
 
+    def set_caption(self, text: str) -> None:
+        """The line naming what the film's overlay shows (empty: no caption)."""
+        self.caption_label.setText(text)
+        self.caption_label.setVisible(bool(text))
+        self._place_labels()
+
     def _place_labels(self) -> None:
         height = self.graphics.height()
         self.info_label.move(8, max(0, height - self.info_label.height() - 8))
-        self.status_label.move(8, 8)
+        # The caption keeps to the film's side of the histogram, wrapping when it is longer.
+        room = max(80, int(self.view.sceneBoundingRect().width()) - 16)
+        label = self.caption_label
+        width = min(room, label.fontMetrics().horizontalAdvance(label.text()) + 16)
+        if label.text():
+            label.setFixedWidth(width)
+            label.setFixedHeight(max(1, label.heightForWidth(width)))
+        label.move(8, 8)
+        below = self.caption_label.height() + 4 if self.caption_label.isVisibleTo(self) else 0
+        self.status_label.move(8, 8 + below)
 
     def resizeEvent(self, event: Any) -> None:  # noqa: N802 (Qt name)
         super().resizeEvent(event)

@@ -71,8 +71,11 @@ class ViewerSession(QObject):
         self.hub.request_image(path)
 
     def load_model(self, model: str | Path | None, device: str = "auto") -> None:
-        """Switch models; the image on screen is analysed again when the new one is ready."""
-        self.state.set_model(None)
+        """Switch models; the image on screen is analysed again when the new one is ready.
+
+        The working model (and the findings on screen) stay until the new one has loaded, so a
+        file that is not a model costs nothing but a message.
+        """
         self.activity.emit("Loading the model…")
         self._pending_inference = self.state.image is not None
         self.hub.load_model(model, device)
@@ -150,8 +153,13 @@ class ViewerSession(QObject):
             self.state.set_image(None)
             self.activity.emit("No image.")
         elif kind == workers.MODEL:
-            self.state.set_model(None)
-            self.activity.emit("No model: findings unavailable.")
+            self._pending_inference = False
+            kept = self.state.model
+            if kept is None:
+                self.activity.emit("No model: findings unavailable.")
+            else:
+                message = f"{message.rstrip('.')}; still using the model {kept.name}."
+                self.activity.emit(f"Model {kept.name} kept.")
         elif kind == workers.INFERENCE:
             self.activity.emit("Inference failed.")
         self.error.emit(message)

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QRect, QSettings
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMainWindow
 
 from viewer.cam_display import COLORMAPS
@@ -20,6 +21,20 @@ from viewer.state import ViewerState
 MAX_RECENT = 10
 DEFAULT_URGENT = ("Pneumothorax", "Pneumomediastinum", "Pneumoperitoneum")
 DEFAULT_SIZE = (1600, 1000)
+FIRST_RUN_FRACTION = 0.9  # of the available screen, on the first run (no saved geometry)
+
+
+def first_run_geometry(window: QMainWindow) -> QRect:
+    """~90 % of the screen's available area, centred (DEFAULT_SIZE when no screen is known)."""
+    screen = window.screen() or QGuiApplication.primaryScreen()
+    if screen is None:
+        return QRect(0, 0, *DEFAULT_SIZE)
+    area = screen.availableGeometry()
+    width = int(area.width() * FIRST_RUN_FRACTION)
+    height = int(area.height() * FIRST_RUN_FRACTION)
+    rect = QRect(0, 0, width, height)
+    rect.moveCenter(area.center())
+    return rect
 
 
 def settings_for_app() -> QSettings:
@@ -43,7 +58,7 @@ class ViewerSettings:
         if geometry is not None:
             window.restoreGeometry(geometry)  # type: ignore[arg-type]
         else:
-            window.resize(*DEFAULT_SIZE)
+            window.setGeometry(first_run_geometry(window))
         state = self.store.value("window/state")
         if state is not None:
             window.restoreState(state)  # type: ignore[arg-type]

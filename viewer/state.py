@@ -103,9 +103,13 @@ def step_wrapped(order: Sequence[LevelKey], current: LevelKey, step: int) -> Lev
     return order[(i + step) % len(order)]
 
 
+CASE_LABEL = "No Finding"
+"""The case-level label: shown apart from the findings (a case line), never selected as one."""
+
+
 def finding_order(result: Result | None) -> list[int]:
-    """Class indices of a result's findings, highest probability first."""
-    return [] if result is None else [f.index for f in result.findings]
+    """Class indices of a result's findings, highest probability first (not the case label)."""
+    return [] if result is None else [f.index for f in result.findings if f.label != CASE_LABEL]
 
 
 class ViewerState(QObject):

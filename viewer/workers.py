@@ -27,7 +27,7 @@ import os
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from fpsm_core.errors import FpsmError, one_sentence
 from viewer import display
 
 if TYPE_CHECKING:
@@ -79,19 +80,51 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class TriageItem:
-    """One triaged image: its urgency score and top urgent finding, or the error."""
+    """One triaged image: its urgency score and top urgent finding, or the error.
+
+    Attributes:
+        score: the urgency (see :func:`urgency`): probability over threshold of the top urgent
+            finding, 1.0 or more when it is above its operating point; None when not scored.
+        above: whether the top urgent finding is above its threshold.
+        thresholds: each urgent label's operating point.
+    """
 
     path: Path
     score: float | None
     top_label: str | None
     probabilities: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    thresholds: dict[str, float] = field(default_factory=dict)
+    above: bool = False
 
 
-def one_sentence(exc: BaseException) -> str:
-    """The message a user sees: the exception's own sentence, else its type."""
-    text = " ".join(str(exc).split())
-    return text if text else type(exc).__name__
+def urgency(
+    probabilities: Mapping[str, float], thresholds: Mapping[str, float]
+) -> tuple[float | None, str | None, bool]:
+    """Rank an image by its urgent findings, each measured against its own operating point.
+
+    The rule: urgency = max over the urgent labels of probability / threshold. Raw probabilities
+    cannot be compared across labels whose thresholds differ (0.80 is below a 0.92 operating point
+    but well above a 0.74 one); divided by its threshold, a finding scores 1.0 exactly at its
+    operating point, above 1.0 when the model flags it, and images sort by how far their most
+    urgent finding has gone towards (or past) its flag.
+
+    Args:
+        probabilities: probability of each urgent label.
+        thresholds: each label's threshold (operating point), in (0, 1).
+
+    Returns:
+        (score, top label, whether the top label is above its threshold); (None, None, False)
+        when there is no urgent label.
+    """
+    if not probabilities:
+        return None, None, False
+    ratios = {
+        label: p / max(float(thresholds.get(label, 0.5)), 1e-6)
+        for label, p in probabilities.items()
+    }
+    top = max(ratios, key=ratios.__getitem__)
+    return ratios[top], top, probabilities[top] >= thresholds.get(top, 0.5)
 
 
 def default_torch_threads() -> int:
@@ -115,9 +148,7 @@ class _Latest:
 
 def _file_message(exc: Exception, path: str, verb: str, doing: str) -> str:
     """One sentence for a file that could not be read; an unexpected error keeps its traceback."""
-    from fpsm_core.io import ImageLoadError
-
-    if isinstance(exc, ImageLoadError):
+    if isinstance(exc, FpsmError):  # a user's file: its own one sentence
         return str(exc)
     if isinstance(exc, OSError | ValueError | MemoryError):
         return f"Cannot {verb} '{path}': {one_sentence(exc)}"
@@ -138,7 +169,7 @@ def _load_service(
 
 
 def _model_message(model: object, exc: BaseException) -> str:
-    if not isinstance(exc, ValueError | OSError | RuntimeError):
+    if not isinstance(exc, FpsmError | ValueError | OSError | RuntimeError):
         traceback.print_exception(exc)
     text = one_sentence(exc)
     where = str(model) if model is not None else "the bundled model"
@@ -206,23 +237,26 @@ class InferenceWorker(QObject):
     def load_model(self, request_id: int, model: Any, device: str) -> None:
         if self._latest_model.is_stale(request_id):
             return
-        self.service = None
+        # Load the new model beside the working one and swap only on success: a file that is
+        # not a checkpoint must not leave the session without a model.
         try:
-            self.service = _load_service(model, device, self._threads)
+            service = _load_service(model, device, self._threads)
         except Exception as exc:  # noqa: BLE001 - any failure becomes the one-sentence message
             self.failed.emit(MODEL, request_id, _model_message(model, exc))
             return
-        ens = self.service.ensemble
+        self.service = service
+        description = self.service.ensemble.describe()
+        counts = description.train_positives
         self.model_loaded.emit(
             request_id,
             ModelInfo(
-                name=str(ens.name),
+                name=description.name,
                 identity=self.service.identity(),
-                labels=tuple(ens.labels),
-                thresholds=tuple(float(t) for t in ens.thresholds),
-                untrained=bool(ens.untrained),
-                disclaimer=str(ens.disclaimer or ""),
-                train_counts=_train_counts(ens),
+                labels=description.labels,
+                thresholds=description.thresholds,
+                untrained=description.untrained,
+                disclaimer=description.disclaimer,
+                train_counts=dict(counts) if counts is not None else None,
                 device=str(self.service.device),
                 torch_threads=self._threads,
             ),
@@ -294,6 +328,10 @@ class TriageWorker(QObject):
         from fpsm_core.inference import LoadFailure
 
         wanted = [label for label in urgent if label in service.labels]
+        thresholds = {
+            label: float(service.ensemble.thresholds[service.labels.index(label)])
+            for label in wanted
+        }
         cancelled = False
         try:
             for item in service.predict_paths(
@@ -311,10 +349,17 @@ class TriageWorker(QObject):
                     label: float(item.probabilities[service.labels.index(label)])
                     for label in wanted
                 }
-                top = max(probs, key=probs.__getitem__) if probs else None
+                score, top, above = urgency(probs, thresholds)
                 self.item_ready.emit(
                     run_id,
-                    TriageItem(Path(item.path or ""), probs[top] if top else None, top, probs),
+                    TriageItem(
+                        Path(item.path or ""),
+                        score,
+                        top,
+                        probs,
+                        thresholds={label: thresholds[label] for label in wanted},
+                        above=above,
+                    ),
                 )
             cancelled = self.cancel_event.is_set()
         except Exception as exc:  # noqa: BLE001 - reported, the app keeps working
@@ -338,30 +383,14 @@ class ThumbnailWorker(QObject):
     def make(self, generation: int, path: str) -> None:
         if self._latest.is_stale(generation) or path in self._done:
             return
-        from fpsm_core.io import ImageLoadError, load_image
+        from fpsm_core.io import load_image
 
         try:
             image = load_image(path)
             rgb = display.image_thumbnail(image.pixels, image.window, image.voi_function)
-        except (ImageLoadError, OSError, ValueError, MemoryError):
+        except (FpsmError, OSError, MemoryError):
             rgb = None  # an unreadable file keeps its name and its error, not a picture
         self.made.emit(generation, path, rgb)
-
-
-def _train_counts(ensemble: Ensemble) -> dict[str, int] | None:
-    """Training positives per label from the members' provenance (first member that has them).
-
-    ``fpsm train`` records them as ``train_positives``; ``train_counts`` is accepted too.
-    """
-    for member in ensemble.members:
-        provenance = dict(getattr(member.meta, "provenance", {}) or {})
-        counts = provenance.get("train_counts") or provenance.get("train_positives")
-        if isinstance(counts, dict) and counts:
-            try:
-                return {str(k): int(v) for k, v in counts.items()}
-            except (TypeError, ValueError):
-                return None
-    return None
 
 
 class ServiceHub(QObject):
@@ -407,6 +436,7 @@ class ServiceHub(QObject):
         }
         self._thumbnailed: set[str] = set()
         self._model: tuple[Any, str] = (None, "auto")
+        self._requested_models: dict[int, tuple[Any, str]] = {}
         self.dropped = 0
         self.model_info: ModelInfo | None = None
         self.triage_running = False
@@ -452,11 +482,13 @@ class ServiceHub(QObject):
 
     # -- requests (GUI thread) ---------------------------------------------------------------
     def load_model(self, model: Any, device: str = "auto") -> int:
-        """Load a model for the image on screen; triage loads its own copy when it next runs."""
-        self.model_info = None
-        self._model = (model, device)
-        self._triage_model_released.emit()
+        """Load a model for the image on screen; triage loads its own copy when it next runs.
+
+        The working model stays in use (for inference and triage) until the new one has loaded;
+        if it fails to load, ``failed(model, ...)`` says why and nothing else changes.
+        """
         request_id = self._latest[MODEL].next()
+        self._requested_models[request_id] = (model, device)
         self._model_requested.emit(request_id, model, device)
         return request_id
 
@@ -522,6 +554,8 @@ class ServiceHub(QObject):
 
     # -- results (GUI thread) -----------------------------------------------------------------
     def _on_worker_failed(self, kind: str, request_id: int, message: str) -> None:
+        if kind == MODEL:
+            self._requested_models.pop(request_id, None)
         if not self._latest[kind].is_stale(request_id):
             self.failed.emit(kind, request_id, message)
 
@@ -540,8 +574,11 @@ class ServiceHub(QObject):
             self.folder_indexed.emit(request_id, index)
 
     def _on_inference_worker_model_loaded(self, request_id: int, info: ModelInfo) -> None:
-        if not self._latest[MODEL].is_stale(request_id):
+        requested = self._requested_models.pop(request_id, None)
+        if not self._latest[MODEL].is_stale(request_id) and requested is not None:
             self.model_info = info
+            self._model = requested
+            self._triage_model_released.emit()
             self.model_loaded.emit(info)
 
     def _on_inference_worker_result_ready(self, request_id: int, result: Result) -> None:

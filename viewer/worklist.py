@@ -2,7 +2,9 @@
 
 Folders are indexed by :func:`fpsm_core.io.index_folder` (on the load thread); single files join an
 "Opened files" study. Triage runs the model over every image in the background and sorts studies
-(and the images inside them) by the highest probability among the urgent findings the user chose.
+(and the images inside them) by urgency: the highest probability / threshold among the urgent
+findings the user chose (:func:`viewer.workers.urgency`), so each finding is measured against its
+own operating point; a score whose finding crossed its threshold is marked.
 Thumbnails are asked of the service hub (``thumbnails_wanted``), which makes them on a thread of
 their own so a long list never slows the image being read, and from the display decode for files
 already opened.
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QBrush, QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -42,7 +44,15 @@ if TYPE_CHECKING:
 PathRole = Qt.ItemDataRole.UserRole + 1
 ScoreRole = Qt.ItemDataRole.UserRole + 2
 TitleRole = Qt.ItemDataRole.UserRole + 3
+AboveRole = Qt.ItemDataRole.UserRole + 4
 COL_NAME, COL_VIEW, COL_SCORE, COL_TOP = range(4)
+NAME_WIDTH = THUMB_SIZE + 150  # the image column never gets narrower than this
+FLAG = "\u25b2 "  # marks a score whose finding crossed its threshold
+NONE_ABOVE = "no urgent finding above its threshold"
+URGENCY_RULE = (
+    "Urgency = the highest probability / threshold among the urgent findings "
+    "(1.00 = at its operating point; \u25b2 = above it)."
+)
 OPENED_FILES = "Opened files"
 
 
@@ -89,10 +99,13 @@ class WorklistPanel(QWidget):
         self.tree.setIconSize(QSize(THUMB_SIZE, THUMB_SIZE))
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.tree.setAlternatingRowColors(True)
+        # The file name keeps a readable width (elided in the middle, where UID-named files
+        # differ; the tooltip has the full path); the last column takes what is left, and a
+        # narrow panel scrolls sideways rather than squeezing the names to nothing.
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         header = self.tree.header()
         header.setStretchLastSection(False)
-        header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
-        for col, width in ((COL_VIEW, 40), (COL_SCORE, 58), (COL_TOP, 120)):
+        for col, width in ((COL_NAME, NAME_WIDTH), (COL_VIEW, 40), (COL_SCORE, 58), (COL_TOP, 150)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
             self.tree.setColumnWidth(col, width)
         self.tree.setHeaderLabels(["Image", "View", "Urgency", "Top urgent"])
@@ -133,6 +146,21 @@ class WorklistPanel(QWidget):
         self.triage_button.clicked.connect(self.triage_requested)
         self.cancel_button.clicked.connect(self.triage_cancel_requested)
         self._update_hint()
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 (Qt name)
+        super().resizeEvent(event)
+        QTimer.singleShot(0, self._fit_columns)  # once the layout has resized the tree
+
+    def _fit_columns(self) -> None:
+        """The image column takes the room the others leave, but never less than NAME_WIDTH
+        (a narrow panel scrolls sideways instead of squeezing the file names to nothing)."""
+        others = sum(
+            self.tree.columnWidth(col)
+            for col in (COL_VIEW, COL_SCORE, COL_TOP)
+            if not self.tree.isColumnHidden(col)
+        )
+        room = self.tree.viewport().width() - others
+        self.tree.setColumnWidth(COL_NAME, max(NAME_WIDTH, room))
 
     # -- content -----------------------------------------------------------------------------
     def clear(self) -> None:
@@ -299,18 +327,36 @@ class WorklistPanel(QWidget):
             return
         score = -1.0 if item.score is None else float(item.score)
         row.setData(COL_SCORE, ScoreRole, score)
-        row.setText(COL_SCORE, "" if item.score is None else f"{item.score:.0%}")
-        row.setText(COL_TOP, item.top_label or "")
-        self.tree.setColumnHidden(COL_TOP, False)
-        row.setToolTip(
-            COL_SCORE, "\n".join(f"{k}: {v:.1%}" for k, v in sorted(item.probabilities.items()))
-        )
+        row.setData(COL_SCORE, AboveRole, bool(item.above))
+        row.setText(COL_SCORE, urgency_text(item))
+        row.setText(COL_TOP, top_text(item))
+        font = row.font(COL_SCORE)
+        font.setBold(bool(item.above))
+        for col in (COL_SCORE, COL_TOP):
+            row.setFont(col, font)
+            row.setForeground(col, QBrush(QColor(theme.WARNING if item.above else theme.TEXT_DIM)))
+        if self.tree.isColumnHidden(COL_TOP):
+            self.tree.setColumnHidden(COL_TOP, False)
+            self._fit_columns()
+        lines = [URGENCY_RULE]
+        for label, p in sorted(item.probabilities.items()):
+            t = item.thresholds.get(label)
+            lines.append(
+                f"{label}: {p:.1%}"
+                + ("" if t is None else f" (threshold {t:.1%})")
+                + ("  above" if t is not None and p >= t else "")
+            )
+        row.setToolTip(COL_SCORE, "\n".join(lines))
+        row.setToolTip(COL_TOP, "\n".join(lines))
         study = row.parent()
         if study is not None:
             best = max(_score(study), score)
+            flagged = bool(study.data(COL_SCORE, AboveRole)) or bool(item.above)
             study.setData(COL_SCORE, ScoreRole, best)
+            study.setData(COL_SCORE, AboveRole, flagged)
             base = study.data(COL_NAME, TitleRole)
-            study.setText(COL_NAME, f"{best:.0%}  ·  {base}" if best >= 0 else base)
+            mark = FLAG if flagged else ""
+            study.setText(COL_NAME, f"{mark}{best:.2f}  ·  {base}" if best >= 0 else base)
 
     def triage_finished(self, cancelled: bool) -> None:
         done = self._triaged
@@ -357,6 +403,24 @@ class WorklistPanel(QWidget):
             return
         if path:
             self.image_activated.emit(path)
+
+
+def urgency_text(item: TriageItem) -> str:
+    """The urgency column: probability / threshold, marked when above the threshold."""
+    if item.score is None:
+        return ""
+    return f"{FLAG if item.above else ''}{item.score:.2f}"
+
+
+def top_text(item: TriageItem) -> str:
+    """The top urgent finding with its probability and threshold, or that none is flagged."""
+    if item.top_label is None:
+        return ""
+    if not item.above:
+        return NONE_ABOVE
+    p = item.probabilities.get(item.top_label, 0.0)
+    t = item.thresholds.get(item.top_label)
+    return f"{item.top_label} {p:.0%}" + ("" if t is None else f" \u2265 {t:.0%}")
 
 
 def _children(item: QTreeWidgetItem) -> list[QTreeWidgetItem]:

@@ -38,10 +38,10 @@ def test_open_dicom_lists_ranked_findings_with_banner_and_overlay(
     result = open_and_wait(qtbot, window, dicom_file)
     assert result.path == str(dicom_file)
     model = window.ai_panel.findings_model
-    assert model.rowCount() == 26
-    probs = [model.finding(r).probability for r in range(26)]
+    assert model.rowCount() == 25  # No Finding is the case line, not a ranked row
+    probs = [model.finding(r).probability for r in range(25)]
     assert probs == sorted(probs, reverse=True)
-    assert window.state.finding == result.findings[0].index
+    assert window.state.finding == model.finding(0).index
     assert window.ai_panel.banner.isVisibleTo(window)
     assert "UNTRAINED" in window.ai_panel.banner.text()
     assert "UNTRAINED" in window.windowTitle()
@@ -388,7 +388,10 @@ def test_prevalence_badges_come_from_the_models_training_counts(
     assert window.state.model.train_counts["Tortuous Aorta"] == 26000
     open_and_wait(qtbot, window, dicom_file)
     model = window.ai_panel.findings_model
-    tiers = {model.finding(r).label: model.data(model.index(r), TierRole) for r in range(26)}
+    tiers = {
+        model.finding(r).label: model.data(model.index(r), TierRole)
+        for r in range(model.rowCount())
+    }
     assert tiers["Tortuous Aorta"] == "head"
     assert tiers["Atelectasis"] == "tail"
     assert not window.ai_panel.banner.text().startswith("UNTRAINED")
