@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QFileDialog, QWidget
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from viewer.settings import ViewerSettings
 from viewer.state import ViewerState
@@ -114,9 +114,28 @@ class ViewExporter(QObject):
         self._view = view
 
     def export_png(self) -> None:
+        loaded = self._state.image
+        if loaded is not None and loaded.image.burned_in_annotation and not self._allow_burned_in():
+            self.failed.emit(
+                f"Not exported: {loaded.path.name} says BurnedInAnnotation YES, so its pixels may "
+                "show the patient's identity."
+            )
+            return
         path = self._ask("Export view as PNG", ".png", "PNG images (*.png)")
         if path:
             self._run(lambda: write_view_png(self._view, path))
+
+    def _allow_burned_in(self) -> bool:
+        """Ask before writing pixels that may carry identity (the rule of ``check_exportable``)."""
+        answer = QMessageBox.question(
+            self._parent,
+            "Burned-in annotation",
+            "This film's header says BurnedInAnnotation YES: text burned into its pixels may "
+            "identify the patient. Export the view anyway?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     def export_json(self) -> None:
         self._export_findings("JSON", ".json", "JSON (*.json)", write_findings_json)

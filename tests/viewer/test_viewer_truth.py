@@ -451,3 +451,39 @@ def test_first_run_opens_at_about_ninety_percent_of_the_screen(qtbot: Any, tmp_p
     assert abs(window.width() - 0.9 * area.width()) <= 2
     assert abs(window.height() - 0.9 * area.height()) <= 2
     assert area.contains(window.geometry())
+
+
+@pytest.mark.parametrize("answer", ["No", "Yes"])
+def test_export_png_of_a_burned_in_film_asks_first_and_writes_nothing_unless_allowed(
+    qtbot: Any, make_window: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answer: str
+) -> None:
+    import pydicom
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+    from tests.viewer.helpers import chest_like, write_dicom
+
+    film = write_dicom(tmp_path / "burned.dcm", chest_like())
+    ds = pydicom.dcmread(film)
+    ds.BurnedInAnnotation = "YES"
+    ds.save_as(film)
+    target = tmp_path / "view.png"
+    asked: list[str] = []
+
+    def question(*args: Any) -> Any:
+        asked.append(args[2])
+        return getattr(QMessageBox.StandardButton, answer)
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), "PNG"))
+    window = make_window()
+    with qtbot.waitSignal(window.result_shown, timeout=60000):
+        window.open_path(film)
+    if answer == "No":
+        with qtbot.waitSignal(window.error_shown) as blocker:
+            window.exporter.export_png()
+        assert "BurnedInAnnotation YES" in blocker.args[0] and "burned.dcm" in blocker.args[0]
+        assert not target.exists()
+    else:
+        window.exporter.export_png()
+        assert target.is_file()
+    assert len(asked) == 1 and "BurnedInAnnotation YES" in asked[0]
