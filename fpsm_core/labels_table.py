@@ -24,6 +24,7 @@ import gzip
 import io
 import math
 import os
+import secrets
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -382,7 +383,8 @@ def write_labels_table(
         Number of rows written.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # Unique per writer: two runs into one folder never share a temporary name.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     header = [*META_COLUMNS, *LABELS, *([SYNTHETIC_COLUMN] if synthetic else []), *extra_columns]
     n = 0
     try:

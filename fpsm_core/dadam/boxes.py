@@ -14,6 +14,7 @@ import csv
 import gzip
 import io
 import json
+import math
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
@@ -66,6 +67,11 @@ class _Collector:
             x0, y0, x1, y1 = (float(v) for v in coords)
         except (TypeError, ValueError):
             self.invalid.append(f"row {row} ({image_id}, {name}) has non-numeric coordinates")
+            return
+        if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
+            self.invalid.append(
+                f"row {row} ({image_id}, {name}) has a coordinate that is not finite"
+            )
             return
         if not (x1 > x0 and y1 > y0) or min(x0, y0) < -1.0:
             self.invalid.append(f"row {row} ({image_id}, {name}) has an empty or negative box")

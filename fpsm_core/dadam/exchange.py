@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import math
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -256,6 +257,9 @@ class _Reader:
             x0, y0, x1, y1 = (round(float(v), 4) for v in corners)
         except (TypeError, ValueError):
             self.invalid.append(f"{where} ({image_id}, {name}) has non-numeric coordinates")
+            return
+        if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
+            self.invalid.append(f"{where} ({image_id}, {name}) has a coordinate that is not finite")
             return
         if not (x1 > x0 and y1 > y0):
             self.invalid.append(f"{where} ({image_id}, {name}) has an empty box")

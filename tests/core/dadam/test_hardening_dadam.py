@@ -174,3 +174,55 @@ def test_huge_coordinate_is_not_echoed_in_300_digits(
     with PatchLibrary(tmp_path / "lib3") as library:
         rep = import_boxes(library, boxes, setup["images"])
     assert rep.outside and "1e+300" in rep.outside[0] and len(rep.outside[0]) < 200
+
+
+@pytest.mark.parametrize("bad", ["inf", "-inf", "nan", "1e400"])
+def test_a_coordinate_that_is_not_finite_is_an_invalid_row_in_every_reader(
+    tmp_path: Path, bad: str
+) -> None:
+    nih = tmp_path / "BBox_List_2017.csv"
+    nih.write_text(
+        "Image Index,Finding Label,Bbox [x,y,w,h],,,\n"
+        f"a.png,Nodule,10,20,{bad},30\n"
+        "b.png,Nodule,10,20,30,30\n"
+    )
+    boxes = read_boxes(nih, "nih")
+    assert [b.image_id for b in boxes.boxes] == ["b.png"]
+    assert len(boxes.invalid) == 1 and "not finite" in boxes.invalid[0]
+    coco = tmp_path / "annotations.json"
+    coco.write_text(
+        json.dumps(
+            {
+                "images": [{"id": 1, "file_name": "a.png", "width": 100, "height": 100}],
+                "categories": [{"id": 1, "name": "Nodule"}],
+                "annotations": [
+                    {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4]},
+                    {"id": 2, "image_id": 1, "category_id": 1, "bbox": [1, 2, bad, 4]},
+                ],
+            }
+        ).replace(f'"{bad}"', {"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}.get(bad, bad))
+    )
+    boxes = read_boxes(coco, "coco")
+    assert len(boxes.boxes) == 1
+    assert len(boxes.invalid) == 1 and "not finite" in boxes.invalid[0]
+
+
+def test_two_writers_of_one_labels_csv_use_different_temporary_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fpsm_core.labels_table as table
+
+    names: list[str] = []
+    real_replace = os.replace
+
+    def spy(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        names.append(Path(src).name)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(table.os, "replace", spy)
+    meta = {c: "x" for c in table.META_COLUMNS} if hasattr(table, "META_COLUMNS") else {}
+    from fpsm_core.dadam.table import write_labels_csv
+
+    for _ in range(2):
+        write_labels_csv(tmp_path / "labels.csv", [(meta, np.zeros(26, np.float32), 0.0)])
+    assert len(names) == 2 and names[0] != names[1]
