@@ -90,6 +90,24 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
+def _report_missing(paths: list[Path], *, as_json: bool) -> int:
+    """Every input is missing: the loader's sentence for each, as the batch would print it."""
+    from fpsm_core.io import ImageLoadError, load_image
+
+    for path in paths:
+        try:
+            load_image(path)
+            error = f"'{path}' appeared while being checked; run again."
+        except ImageLoadError as exc:
+            error = str(exc)
+        if as_json:
+            print(json.dumps({"path": str(path), "error": error}), flush=True)
+        else:
+            print(f"\n{path}\n  error: {error}", flush=True)
+    print(f"{len(paths)} of {len(paths)} files could not be read.", file=sys.stderr)
+    return 1
+
+
 def run(args: argparse.Namespace) -> int:
     from fpsm_core.cli.main import CLIError
     from fpsm_core.inference import InferenceError, InferenceService, LoadFailure
@@ -104,9 +122,19 @@ def run(args: argparse.Namespace) -> int:
         dicom = dicom_options.DicomWriter.from_args(args)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
+    if args.cam_method.lower() != "closed-form":
+        from fpsm_core.explain.package import METHODS
+
+        if args.cam_method.lower() not in METHODS:
+            raise CLIError(
+                f"--cam-method {args.cam_method!r} is not a CAM method; choose closed-form or "
+                f"one of {', '.join(sorted(METHODS))}."
+            )
     paths = expand_paths(args.paths)
     if not paths:
         raise CLIError("no image files found in the given paths.")
+    if not any(p.exists() for p in paths):  # nothing to run on: say so before loading a model
+        return _report_missing(paths, as_json=args.json)
     try:
         service = InferenceService(args.model, device=args.device, batch_size=args.batch_size)
     except (CheckpointError, InferenceError, FileNotFoundError) as exc:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from fpsm_core.cli.main import main
+from tests.core.helpers import chest_like, write_dicom
 
 
 @pytest.mark.parametrize(
@@ -120,3 +123,24 @@ def test_a_long_value_is_not_echoed_whole(capsys: pytest.CaptureFixture[str]) ->
         main(["infer", "x.dcm", "--batch-size", "9" * 400])
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert len(last) < 200
+
+
+def test_inputs_and_options_are_checked_before_the_model_loads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fpsm_core.inference as inference
+
+    def no_model(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model was loaded before the inputs were checked")
+
+    monkeypatch.setattr(inference, "InferenceService", no_model)
+    missing = tmp_path / "missing.dcm"
+    assert main(["infer", str(missing)]) == 1
+    captured = capsys.readouterr()
+    assert "missing.dcm" in captured.out and "1 of 1 files could not be read" in captured.err
+    film = write_dicom(tmp_path / "film.dcm", chest_like())
+    assert (
+        main(["infer", str(film), "--cam-method", "nosuch", "--cams", "--out", str(tmp_path)]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "--cam-method 'nosuch' is not a CAM method" in err and "Traceback" not in err
