@@ -9,6 +9,7 @@ bound to one field of the :class:`~viewer.state.ViewerState`; the panel reads no
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
+    QGraphicsOpacityEffect,
     QGroupBox,
     QLabel,
     QListView,
@@ -320,11 +322,17 @@ class AIPanel(QWidget):
         self.banner.setWordWrap(True)
         self.banner.hide()
         layout.addWidget(self.banner)
+        self.trust_banner = QLabel()
+        self.trust_banner.setObjectName("trust_banner")
+        self.trust_banner.setWordWrap(True)
+        self.trust_banner.hide()
+        layout.addWidget(self.trust_banner)
         self.model_label = QLabel("No model loaded")
         self.model_label.setWordWrap(True)
         self.model_label.setStyleSheet(f"color: {theme.TEXT_DIM};")
         layout.addWidget(self.model_label)
         self.state_label = QLabel("")
+        self.state_label.setWordWrap(True)
         self.state_label.setStyleSheet(f"color: {theme.TEXT_DIM};")
         layout.addWidget(self.state_label)
 
@@ -454,6 +462,7 @@ class AIPanel(QWidget):
         finally:
             self.member_combo.blockSignals(False)
         self._member_binding.refresh()
+        self._show_trust(result)
         if result is None:
             self.detail_label.setText("")
             self.shares_widget.set_shares([])
@@ -463,9 +472,51 @@ class AIPanel(QWidget):
         above = sum(f.above_threshold for f in result.findings)
         self.state_label.setText(
             f"{above} finding(s) above threshold  ·  {timing:.0f} ms on {result.device}"
+            + ("  ·  calibrated" if result.calibrated else "  ·  NOT calibrated")
             + ("" if self.state.cams is not None else "  ·  no heatmaps for this result")
         )
         self._on_state_details_changed()
+
+    def _show_trust(self, result: Result | None) -> None:
+        """The input verdict: an unmistakable banner and dimmed findings when it is flagged.
+
+        The findings stay listed and selectable (a reader may still inspect them, and their
+        heatmaps), but dimmed under a red banner naming every reason; a model without a gate
+        says so quietly.
+        """
+        verdict = None if result is None else result.input
+        flagged = verdict is not None and verdict.flagged
+        if flagged:
+            assert verdict is not None
+            reasons = "".join(f"<br>• {html.escape(r.sentence)}" for r in verdict.reasons)
+            self.trust_banner.setStyleSheet(
+                f"background: {theme.DANGER}; color: white; padding: 6px; font-weight: bold;"
+            )
+            self.trust_banner.setText(
+                "Outside the model's training distribution: findings not reliable."
+                f"<span style='font-weight: normal'>{reasons}<br>"
+                "The findings below are dimmed; they are still listed for inspection.</span>"
+            )
+            self.trust_banner.show()
+        elif verdict is not None and verdict.in_distribution is None and result is not None:
+            self.trust_banner.setStyleSheet(f"color: {theme.TEXT_DIM};")
+            note = verdict.note or "the model has no input gate"
+            self.trust_banner.setText(f"Input not checked against the training data: {note}.")
+            self.trust_banner.show()
+        else:
+            self.trust_banner.hide()
+        effect = self.findings_view.graphicsEffect()
+        if flagged and effect is None:
+            dim = QGraphicsOpacityEffect(self.findings_view)
+            dim.setOpacity(0.4)
+            self.findings_view.setGraphicsEffect(dim)
+        elif not flagged and effect is not None:
+            self.findings_view.setGraphicsEffect(None)  # type: ignore[arg-type]
+
+    @property
+    def findings_dimmed(self) -> bool:
+        """True while the findings are dimmed under the out-of-distribution banner."""
+        return self.findings_view.graphicsEffect() is not None
 
     def _fill_findings(self) -> None:
         result, info = self.state.result, self.state.model

@@ -50,6 +50,8 @@ def overlay_caption(state: ViewerState) -> str:
     model = state.model.name if state.model is not None else result.model.get("name", "")
     if model:
         parts.append(f"model {model}")
+    if result.input.flagged:  # the caption travels with grabs of the film: say it there too
+        parts.insert(0, "NOT RELIABLE: outside the model's training distribution")
     return "  ·  ".join(parts)
 
 

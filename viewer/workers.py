@@ -87,6 +87,9 @@ class TriageItem:
             finding, 1.0 or more when it is above its operating point; None when not scored.
         above: whether the top urgent finding is above its threshold.
         thresholds: each urgent label's operating point.
+        needs_human: the input is outside what the model knows (``Result.input.flagged``): its
+            findings are not ranked as urgent; the worklist puts it in a "needs a human" group.
+        input_reasons: the verdict's reasons, one sentence each.
     """
 
     path: Path
@@ -96,6 +99,8 @@ class TriageItem:
     error: str | None = None
     thresholds: dict[str, float] = field(default_factory=dict)
     above: bool = False
+    needs_human: bool = False
+    input_reasons: tuple[str, ...] = ()
 
 
 def urgency(
@@ -359,6 +364,8 @@ class TriageWorker(QObject):
                         probs,
                         thresholds={label: thresholds[label] for label in wanted},
                         above=above,
+                        needs_human=item.input.flagged,
+                        input_reasons=tuple(r.sentence for r in item.input.reasons),
                     ),
                 )
             cancelled = self.cancel_event.is_set()

@@ -45,6 +45,8 @@ PathRole = Qt.ItemDataRole.UserRole + 1
 ScoreRole = Qt.ItemDataRole.UserRole + 2
 TitleRole = Qt.ItemDataRole.UserRole + 3
 AboveRole = Qt.ItemDataRole.UserRole + 4
+HumanRole = Qt.ItemDataRole.UserRole + 5  # outside what the model knows: a human reads it
+NEEDS_HUMAN = "needs a human"
 COL_NAME, COL_VIEW, COL_SCORE, COL_TOP = range(4)
 NAME_WIDTH = THUMB_SIZE + 150  # the image column never gets narrower than this
 FLAG = "\u25b2 "  # marks a score whose finding crossed its threshold
@@ -327,18 +329,28 @@ class WorklistPanel(QWidget):
             return
         score = -1.0 if item.score is None else float(item.score)
         row.setData(COL_SCORE, ScoreRole, score)
-        row.setData(COL_SCORE, AboveRole, bool(item.above))
+        row.setData(COL_SCORE, AboveRole, bool(item.above) and not item.needs_human)
+        row.setData(COL_SCORE, HumanRole, bool(item.needs_human))
         row.setText(COL_SCORE, urgency_text(item))
         row.setText(COL_TOP, top_text(item))
         font = row.font(COL_SCORE)
-        font.setBold(bool(item.above))
+        font.setBold(bool(item.above) or item.needs_human)
+        colour = (
+            theme.DANGER if item.needs_human else (theme.WARNING if item.above else theme.TEXT_DIM)
+        )
         for col in (COL_SCORE, COL_TOP):
             row.setFont(col, font)
-            row.setForeground(col, QBrush(QColor(theme.WARNING if item.above else theme.TEXT_DIM)))
+            row.setForeground(col, QBrush(QColor(colour)))
         if self.tree.isColumnHidden(COL_TOP):
             self.tree.setColumnHidden(COL_TOP, False)
             self._fit_columns()
         lines = [URGENCY_RULE]
+        if item.needs_human:
+            lines.append(
+                "Outside the model's training distribution: findings not reliable; "
+                "this image is not ranked."
+            )
+            lines.extend(item.input_reasons)
         for label, p in sorted(item.probabilities.items()):
             t = item.thresholds.get(label)
             lines.append(
@@ -351,12 +363,17 @@ class WorklistPanel(QWidget):
         study = row.parent()
         if study is not None:
             best = max(_score(study), score)
-            flagged = bool(study.data(COL_SCORE, AboveRole)) or bool(item.above)
+            flagged = bool(study.data(COL_SCORE, AboveRole)) or (
+                bool(item.above) and not item.needs_human
+            )
+            human = bool(study.data(COL_SCORE, HumanRole)) or item.needs_human
             study.setData(COL_SCORE, ScoreRole, best)
             study.setData(COL_SCORE, AboveRole, flagged)
+            study.setData(COL_SCORE, HumanRole, human)
             base = study.data(COL_NAME, TitleRole)
             mark = FLAG if flagged else ""
-            study.setText(COL_NAME, f"{mark}{best:.2f}  ·  {base}" if best >= 0 else base)
+            text = f"{mark}{best:.2f}  ·  {base}" if best >= 0 else base
+            study.setText(COL_NAME, f"{NEEDS_HUMAN}  ·  {text}" if human else text)
 
     def triage_finished(self, cancelled: bool) -> None:
         done = self._triaged
@@ -369,16 +386,17 @@ class WorklistPanel(QWidget):
         self.sort_by_urgency()
 
     def sort_by_urgency(self) -> None:
-        """Most urgent study first, most urgent image first inside each study."""
+        """The "needs a human" group first, then the most urgent study first, most urgent image
+        first inside each study (images outside what the model knows are never ranked urgent)."""
         current = self.current_path
         self.tree.blockSignals(True)
         try:
             studies = self._study_items()
             self.tree.invisibleRootItem().takeChildren()
-            studies.sort(key=lambda s: -_score(s))
+            studies.sort(key=_order)
             for study in studies:
                 children = study.takeChildren()
-                children.sort(key=lambda c: -_score(c))
+                children.sort(key=_order)
                 study.addChildren(children)
                 self.tree.addTopLevelItem(study)
                 study.setFirstColumnSpanned(True)
@@ -407,6 +425,8 @@ class WorklistPanel(QWidget):
 
 def urgency_text(item: TriageItem) -> str:
     """The urgency column: probability / threshold, marked when above the threshold."""
+    if item.needs_human:
+        return "?"
     if item.score is None:
         return ""
     return f"{FLAG if item.above else ''}{item.score:.2f}"
@@ -414,6 +434,8 @@ def urgency_text(item: TriageItem) -> str:
 
 def top_text(item: TriageItem) -> str:
     """The top urgent finding with its probability and threshold, or that none is flagged."""
+    if item.needs_human:
+        return f"{NEEDS_HUMAN}: {item.input_reasons[0]}" if item.input_reasons else NEEDS_HUMAN
     if item.top_label is None:
         return ""
     if not item.above:
@@ -426,6 +448,11 @@ def top_text(item: TriageItem) -> str:
 def _children(item: QTreeWidgetItem) -> list[QTreeWidgetItem]:
     kids = (item.child(j) for j in range(item.childCount()))
     return [kid for kid in kids if kid is not None]
+
+
+def _order(item: QTreeWidgetItem) -> tuple[int, float]:
+    """Sort key: the "needs a human" group first, then by urgency, highest first."""
+    return (0 if item.data(COL_SCORE, HumanRole) else 1, -_score(item))
 
 
 def _score(item: QTreeWidgetItem) -> float:
