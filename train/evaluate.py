@@ -191,6 +191,9 @@ def evaluate(
         files.extend(made)
         if note:
             notes.append(note)
+    files.extend(
+        _calibration(out, ensemble, member_preds, ok, known, y, names, plots=plots, notes=notes)
+    )
     return EvalOutcome(
         out_dir=out,
         task=task,
@@ -200,6 +203,96 @@ def evaluate(
         files=tuple(files),
         notes=tuple(notes),
     )
+
+
+def _calibration(
+    out: Path,
+    ensemble: Ensemble,
+    member_preds: Sequence[Predictions],
+    ok: np.ndarray,
+    known: np.ndarray,
+    y: np.ndarray,
+    names: Sequence[str],
+    *,
+    plots: bool,
+    notes: list[str],
+) -> list[Path]:
+    """Expected calibration error and reliability, before and after the model's calibration.
+
+    "Before" is the mean of the members' sigmoid outputs (what the metrics above score); "after"
+    the mean of each member's Platt-calibrated probability, as ``fpsm infer`` reports them.
+    Writes ``calibration.json``, a section of ``report.md`` and ``reliability.png``.
+    """
+    from fpsm_core.trust.calibration import calibration_report, logit
+    from fpsm_core.trust.runtime import load_ensemble_trust
+
+    trust = load_ensemble_trust(ensemble)
+    raw = np.mean([pred.probabilities for pred in member_preds], axis=0)[ok][:, known]
+    reports = {"before": calibration_report(raw, y, names)}
+    if trust.calibrated:
+        calibrated = np.mean(
+            [
+                trust.member_probabilities(i, logit(pred.probabilities))
+                for i, pred in enumerate(member_preds)
+            ],
+            axis=0,
+        )[ok][:, known]
+        reports["after"] = calibration_report(calibrated, y, names)
+    else:
+        notes.append(f"the model is not calibrated ({trust.note or 'no calibration'}).")
+    files = [out / "calibration.json"]
+    files[0].write_text(
+        json.dumps({k: r.to_json() for k, r in reports.items()}, indent=1), encoding="utf-8"
+    )
+    lines = [
+        "",
+        "## Calibration",
+        "",
+        "| | ECE | mean probability | prevalence |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for key, r in reports.items():
+        lines.append(
+            f"| {key} | {r.overall.ece:.3f} | {r.mean_probability:.3f} | {r.prevalence:.3f} |"
+        )
+    lines += ["", "| class | " + " | ".join(f"ECE {k}" for k in reports) + " |"]
+    lines.append("| --- |" + " ---: |" * len(reports))
+    for j, name in enumerate(names):
+        lines.append(
+            f"| {name} | "
+            + " | ".join(f"{r.per_class[j].ece:.3f}" for r in reports.values())
+            + " |"
+        )
+    with (out / "report.md").open("a", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+    if plots:
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            return files
+        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+        for key, r in reports.items():
+            rel = r.overall
+            keep = rel.counts > 0
+            ax.plot(
+                rel.mean_probability[keep],
+                rel.fraction_positive[keep],
+                marker="o",
+                label=f"{key} (ECE {rel.ece:.3f})",
+            )
+        ax.set_xlabel("mean predicted probability")
+        ax.set_ylabel("fraction positive")
+        ax.set_title("Reliability, all classes")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        files.append(out / "reliability.png")
+        fig.savefig(files[-1], dpi=110)
+        plt.close(fig)
+    return files
 
 
 def _train_counts(ensemble: Ensemble) -> dict[str, int]:
