@@ -47,7 +47,12 @@ def colour_table(name: str) -> np.ndarray:
 
 
 def colourise(
-    values: np.ndarray, colormap: str = "turbo", opacity: float = 0.5, threshold: float = 0.0
+    values: np.ndarray,
+    colormap: str = "turbo",
+    opacity: float = 0.5,
+    threshold: float = 0.0,
+    *,
+    dimmed: bool = False,
 ) -> np.ndarray:
     """A [0, 1] map as premultiplied ARGB32 (uint32), transparent below ``threshold``.
 
@@ -55,8 +60,14 @@ def colourise(
         values: float map in [0, 1].
         opacity: alpha of the coloured part, 0..1.
         threshold: values below it are fully transparent.
+        dimmed: grey the map and halve its opacity (a result outside what the model knows:
+            still inspectable, but it must not read like a finding).
     """
     table = colour_table(colormap).astype(np.uint32)
+    if dimmed:
+        grey = (table[:, 0] * 299 + table[:, 1] * 587 + table[:, 2] * 114 + 500) // 1000
+        table = np.repeat(grey[:, None], 3, axis=1)
+        opacity = opacity / 2
     idx = np.clip(values * 255.0 + 0.5, 0, 255).astype(np.uint8)
     alpha = np.full(256, int(round(np.clip(opacity, 0.0, 1.0) * 255)), dtype=np.uint32)
     alpha[: int(np.ceil(np.clip(threshold, 0.0, 1.0) * 255))] = 0

@@ -129,8 +129,9 @@ class FilmBinding(QObject):
         if s.overlay_visible:
             shape = cam_display.overlay_shape(s.cams.result.image_shape)
             values = s.cams.map(s.finding, s.level, shape, member=s.member)
+            dimmed = s.result is not None and s.result.input.flagged
             self._view.set_overlay(
-                cam_display.colourise(values, s.colormap, s.opacity, s.threshold)
+                cam_display.colourise(values, s.colormap, s.opacity, s.threshold, dimmed=dimmed)
             )
         else:
             self._view.set_overlay(None)

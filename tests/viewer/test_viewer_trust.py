@@ -38,6 +38,12 @@ def test_a_flagged_film_gets_the_banner_with_its_reasons_and_dimmed_findings(
         assert reason.sentence.split(" (")[0][:40] in text
     assert panel.findings_dimmed
     assert window.image_view.caption_label.text().startswith("NOT RELIABLE: outside the model")
+    overlay = window.overlay_array()  # the heatmap is greyed and fainter, still drawn
+    shown = overlay[(overlay >> 24) > 0]
+    assert shown.size > 0
+    r, g, b = (shown >> 16) & 255, (shown >> 8) & 255, shown & 255
+    assert (r == g).all() and (g == b).all()
+    assert (shown >> 24).max() <= round(window.state.opacity * 255 / 2) + 1
     # Still inspectable: a click selects a finding and the state follows.
     view = panel.findings_view
     rect = view.visualRect(panel.findings_model.index(1))
@@ -59,6 +65,9 @@ def test_a_film_the_checks_pass_has_no_red_banner_and_says_the_gate_is_missing(
     assert "Outside" not in panel.trust_banner.text()
     assert "NOT calibrated" in panel.state_label.text()
     assert "NOT RELIABLE" not in window.image_view.caption_label.text()
+    shown = window.overlay_array()
+    shown = shown[(shown >> 24) > 0]
+    assert (((shown >> 16) & 255) != (shown & 255)).any()  # in colour
 
 
 def test_triage_puts_flagged_films_in_their_own_group_instead_of_ranking_them(
