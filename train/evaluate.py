@@ -292,6 +292,28 @@ def _calibration(
         files.append(out / "reliability.png")
         fig.savefig(files[-1], dpi=110)
         plt.close(fig)
+        ncol = min(6, len(names))
+        nrow = int(np.ceil(len(names) / ncol))
+        fig, axes = plt.subplots(nrow, ncol, figsize=(2.4 * ncol, 2.3 * nrow), squeeze=False)
+        for ax in axes.ravel():
+            ax.set_visible(False)
+        for j, (ax, name) in enumerate(zip(axes.ravel(), names, strict=False)):
+            ax.set_visible(True)
+            ax.plot([0, 1], [0, 1], color="grey", lw=0.6, ls="--")
+            for r in reports.values():
+                rel = r.per_class[j]
+                keep = rel.counts > 0
+                ax.plot(rel.mean_probability[keep], rel.fraction_positive[keep], marker=".", lw=1)
+            eces = " / ".join(f"{r.per_class[j].ece:.2f}" for r in reports.values())
+            ax.set_title(f"{name[:22]} (ECE {eces})", fontsize=7)
+            ax.set_xlim(0, 1)
+            ax.set_ylim(0, 1)
+            ax.tick_params(labelsize=5)
+        fig.suptitle(f"Reliability per class ({' / '.join(reports)})", fontsize=9)
+        fig.tight_layout()
+        files.append(out / "reliability_per_class.png")
+        fig.savefig(files[-1], dpi=100)
+        plt.close(fig)
     return files
 
 

@@ -121,8 +121,12 @@ def level_tiles(
     colormap: str,
     opacity: float,
     threshold: float,
+    *,
+    dimmed: bool = False,
 ) -> list[tuple[LevelKey, str, np.ndarray]]:
     """The selected finding fused and at each level of a member, blended over the grey film.
+
+    ``dimmed`` greys the maps at half opacity, as :func:`colourise` does for a flagged result.
 
     Returns:
         (level key, title, (h, w, 3) uint8 RGB) per tile: fused first, then the member's levels,
@@ -134,7 +138,10 @@ def level_tiles(
     keys: list[LevelKey] = [FUSED, *cams.levels_of(member)]
     for key in keys:
         values = cams.map(class_index, key, shape, member=member)
-        rgb = blend_rgb(grey, values, colormap, max(opacity, TILE_MIN_OPACITY), threshold)
+        a = max(opacity, TILE_MIN_OPACITY)
+        rgb = blend_rgb(grey, values, colormap, a / 2 if dimmed else a, threshold)
+        if dimmed:  # luminance only: the map must not read like a finding
+            rgb = np.repeat(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
         title = "Fused" if isinstance(key, str) else f"Level {key} · {weights.get(key, 0.0):.0%}"
         tiles.append((key, title, rgb))
     return tiles

@@ -88,7 +88,14 @@ class LevelStripWidget(QWidget):
             )
             self.set_tiles(
                 cam_display.level_tiles(
-                    s.cams, s.finding, s.member, grey, s.colormap, s.opacity, s.threshold
+                    s.cams,
+                    s.finding,
+                    s.member,
+                    grey,
+                    s.colormap,
+                    s.opacity,
+                    s.threshold,
+                    dimmed=s.result is not None and s.result.input.flagged,
                 )
             )
         self.tiles_drawn.emit()

@@ -36,3 +36,4 @@ def test_evaluate_reports_ece_and_reliability_before_and_after_calibration(
     report = (outcome.out_dir / "report.md").read_text()
     assert "## Calibration" in report and "| after |" in report
     assert (outcome.out_dir / "reliability.png").stat().st_size > 0
+    assert (outcome.out_dir / "reliability_per_class.png").stat().st_size > 0

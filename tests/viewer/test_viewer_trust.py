@@ -44,6 +44,21 @@ def test_a_flagged_film_gets_the_banner_with_its_reasons_and_dimmed_findings(
     r, g, b = (shown >> 16) & 255, (shown >> 8) & 255, shown & 255
     assert (r == g).all() and (g == b).all()
     assert (shown >> 24).max() <= round(window.state.opacity * 255 / 2) + 1
+    import numpy as np
+
+    from viewer import cam_display
+
+    st = window.state
+    grey = np.full((48, 48), 128, np.uint8)
+    for dimmed in (True, False):
+        tiles = cam_display.level_tiles(
+            st.cams, st.finding, st.member, grey, st.colormap, 1.0, 0.0, dimmed=dimmed
+        )
+        coloured = any(
+            ((rgb[..., 0] != rgb[..., 1]) | (rgb[..., 1] != rgb[..., 2])).any()
+            for _, _, rgb in tiles
+        )
+        assert coloured is not dimmed  # the strip's tiles are greyed too
     # Still inspectable: a click selects a finding and the state follows.
     view = panel.findings_view
     rect = view.visualRect(panel.findings_model.index(1))
