@@ -322,6 +322,10 @@ def _read_vindr(path: Path, col: _Collector) -> None:
             raise DadamError(path, f"lacks the VinDr box columns {', '.join(missing)}")
         label_source = "vindr" if col.source == "vindr" else "cxrlt"
         for number, raw in enumerate(reader, start=2):
+            if None in raw:  # more cells than the header has columns: the row is misaligned
+                extra = len(raw[None])  # type: ignore[index]
+                col.invalid.append(f"row {number} has {extra} cell(s) more than the header")
+                continue
             row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
             coords = (row["x_min"], row["y_min"], row["x_max"], row["y_max"])
             if not any(coords):
@@ -355,6 +359,9 @@ def _read_chestxdet(path: Path, col: _Collector) -> None:
         image_id = str(item["file_name"])
         syms = item.get("syms") or []
         boxes = item.get("boxes") or []
+        if not isinstance(syms, list) or not isinstance(boxes, list):
+            col.invalid.append(f"entry {number} ({image_id}) has syms or boxes that are not lists")
+            continue
         if len(syms) != len(boxes):
             col.invalid.append(
                 f"entry {number} ({image_id}) has {len(syms)} names for {len(boxes)} boxes"
@@ -381,6 +388,13 @@ def nih_spacing(data_entry_csv: str | Path, size: int = 1024) -> dict[str, tuple
         Image file name -> (row, column) spacing in mm.
     """
     path = Path(data_entry_csv)
+    try:
+        return _nih_spacing(path, size)
+    except (UnicodeDecodeError, gzip.BadGzipFile, csv.Error, EOFError, OSError) as exc:
+        raise DadamError(path, f"cannot be read as NIH Data_Entry_2017.csv ({exc})") from None
+
+
+def _nih_spacing(path: Path, size: int) -> dict[str, tuple[float, float]]:
     out: dict[str, tuple[float, float]] = {}
     rows = _rows(path)
     header = next(rows, None)

@@ -226,3 +226,37 @@ def test_two_writers_of_one_labels_csv_use_different_temporary_names(
     for _ in range(2):
         write_labels_csv(tmp_path / "labels.csv", [(meta, np.zeros(26, np.float32), 0.0)])
     assert len(names) == 2 and names[0] != names[1]
+
+
+def test_malformed_rows_of_each_box_format_are_invalid_rows_not_crashes(tmp_path: Path) -> None:
+    from fpsm_core.dadam.boxes import nih_spacing
+
+    chestxdet = tmp_path / "chestxdet.json"
+    chestxdet.write_text(
+        json.dumps(
+            [
+                {"file_name": "a.png", "syms": ["Nodule"], "boxes": 5},
+                {"file_name": "b.png", "syms": ["Nodule"], "boxes": [[1, 2, 30, 40]]},
+            ]
+        )
+    )
+    got = read_boxes(chestxdet, "chestxdet")
+    assert [b.image_id for b in got.boxes] == ["b.png"]
+    assert len(got.invalid) == 1 and "not lists" in got.invalid[0]
+    vindr = tmp_path / "vindr.csv"
+    vindr.write_text(
+        "image_id,rad_id,class_name,x_min,y_min,x_max,y_max\n"
+        "abc,R1,Nodule/Mass,1,2,30,40,EXTRA\n"
+        "def,R1,Cardiomegaly,1,2,30,40\n"
+    )
+    got = read_boxes(vindr, "vindr")
+    assert [b.image_id for b in got.boxes] == ["def"]
+    assert got.invalid == ("row 2 has 1 cell(s) more than the header",)
+    entry = tmp_path / "Data_Entry_2017.csv"
+    entry.write_bytes(
+        b"Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,"
+        b"View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]\n"
+        b"a\xff.png,Nodule,0,1,50,M,PA,1024,1024,0.14,0.14\n"
+    )
+    with pytest.raises(DadamError, match="cannot be read as NIH Data_Entry_2017.csv"):
+        nih_spacing(entry)
