@@ -2,8 +2,10 @@
 
 Not in CI (it runs for minutes). Mutates a valid checkpoint JSON (a random field set to random
 JSON, random bytes, truncation, deep nesting), random ensemble descriptions, random DADAM plans and
-manifests, and reports every exception that is not CheckpointError / DadamError, with the input
-that caused it saved under ``--keep``. Usage::
+manifests, and the table readers (the CXR-LT labels CSV; NIH, VinDr, ChestX-Det and fpsm box
+files: cells replaced, dropped or added, rows cut, bytes that are not UTF-8), and reports every
+exception that is not the project's own ``FpsmError``, with the input that caused it saved under
+``--keep``. Usage::
 
     PYTHONPATH=. python bench/fuzz_inputs.py --seconds 180 --keep /tmp/fuzz
 """
@@ -22,13 +24,51 @@ from typing import Any
 
 import torch
 
-from fpsm_core.dadam.errors import DadamError
+from fpsm_core.dadam.boxes import read_boxes
 from fpsm_core.dadam.generator import _read_checked_plan, _read_manifest
+from fpsm_core.errors import FpsmError  # noqa: E402
+from fpsm_core.labels import CXRLT_META_COLUMNS, LABELS  # noqa: E402
+from fpsm_core.labels_table import read_labels_table  # noqa: E402
 from fpsm_core.model import CheckpointError, create_fpsm, read_checkpoint_meta
 from fpsm_core.model.checkpoint import save_checkpoint
 from fpsm_core.model.validate import check_ensemble_json, read_json_bounded
 
-EXPECTED = (CheckpointError, DadamError)
+EXPECTED = (CheckpointError, FpsmError)
+TOKENS = ("", "x", "-1", "0.7", "nan", "inf", "1e400", "true", '"', ",", "\u00e9", "9" * 400)
+
+TABLES = {
+    "labels": ",".join([*CXRLT_META_COLUMNS, *LABELS])
+    + "\n"
+    + ",".join(["a", "1", "2", "PA", "postero-anterior", "a.png", *("0" * 26)])
+    + "\n",
+    "nih": "Image Index,Finding Label,Bbox [x,y,w,h],,,\na.png,Nodule,10,20,30,40\n",
+    "vindr": "image_id,rad_id,class_name,x_min,y_min,x_max,y_max\nabc,R1,Nodule/Mass,1,2,30,40\n",
+    "chestxdet": json.dumps([{"file_name": "a.png", "syms": ["Nodule"], "boxes": [[1, 2, 3, 4]]}]),
+    "coco": json.dumps(
+        {
+            "images": [{"id": 1, "file_name": "a.png", "width": 64, "height": 64}],
+            "categories": [{"id": 1, "name": "Nodule"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4]}],
+        }
+    ),
+}
+
+
+def table_variant(rng: random.Random, text: str) -> bytes:
+    """A CSV with a few cells replaced, dropped or added, rows cut, or bytes that are not text."""
+    if rng.random() < 0.1:
+        return text.encode()[: rng.randrange(len(text) + 1)] + bytes([0xFF, 0xFE])
+    rows = [line.split(",") for line in text.splitlines()]
+    for _ in range(rng.randrange(1, 4)):
+        row = rng.choice(rows)
+        r = rng.random()
+        if r < 0.6 and row:
+            row[rng.randrange(len(row))] = rng.choice(TOKENS)
+        elif r < 0.8 and row:
+            row.pop(rng.randrange(len(row)))
+        else:
+            row.append(rng.choice(TOKENS))
+    return ("\n".join(",".join(row) for row in rows) + "\n").encode("utf-8", "replace")
 
 
 def _ensemble(path: Path) -> Any:
@@ -100,6 +140,7 @@ def main() -> None:
             "dest_row": 0, "dest": {"path": "a.png"}, "dest_labels": [], "labels": ["Nodule"],
             "patches": []}  # fmt: skip
     counts = {"checkpoint": 0, "ensemble": 0, "plan": 0, "manifest": 0}
+    counts |= dict.fromkeys(TABLES, 0)
     findings: list[str] = []
     t_end = time.monotonic() + args.seconds
     n = 0
@@ -117,6 +158,17 @@ def main() -> None:
             data = mutate(rng, {"format": "fpsm-ensemble", "members": [{"checkpoint": "m.json"}]})
             raw = text_variant(rng, json.dumps(data))
             call = partial(_ensemble, path)
+        elif target in TABLES:
+            if target in ("chestxdet", "coco"):
+                raw = text_variant(rng, json.dumps(mutate(rng, json.loads(TABLES[target]))))
+            else:
+                raw = table_variant(rng, TABLES[target])
+            path = path.with_suffix(".json" if target in ("chestxdet", "coco") else ".csv")
+            call = (
+                partial(read_labels_table, path)
+                if target == "labels"
+                else partial(read_boxes, path, target)
+            )
         elif target == "plan":
             lines = [mutate(rng, dict(plan_header)) if rng.random() < 0.3 else plan_header]
             lines += [mutate(rng, json.loads(json.dumps(item))) for _ in range(rng.randrange(3))]

@@ -350,6 +350,8 @@ def _read_chestxdet(path: Path, col: _Collector) -> None:
             data = json.load(fh)
     except json.JSONDecodeError as exc:
         raise DadamError(path, f"is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise DadamError(path, "nests its JSON too deeply to be a ChestX-Det file") from None
     if not isinstance(data, list):
         raise DadamError(path, "is not a ChestX-Det file (expected a JSON list of images)")
     for number, item in enumerate(data, start=1):

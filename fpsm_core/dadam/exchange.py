@@ -315,26 +315,41 @@ def read_exchange(
     raise DadamError(path, f"unknown exchange format {format!r}")
 
 
+def _id(value: Any) -> int | str | None:
+    """A COCO id as a dictionary key: a whole number or a string; anything else is no id."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return None
+    return value
+
+
 def _read_coco(path: Path) -> BoxSet:
     try:
         doc = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise DadamError(path, f"is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise DadamError(path, "is not UTF-8 text, so it is not a COCO file") from None
+    except RecursionError:
+        raise DadamError(path, "nests its JSON too deeply to be a COCO file") from None
     if not isinstance(doc, dict) or not all(
         isinstance(doc.get(k), list) for k in ("images", "annotations", "categories")
     ):
         raise DadamError(path, "is not a COCO file (needs images, annotations and categories)")
-    images = {im.get("id"): im for im in doc["images"] if isinstance(im, dict)}
-    cats = {c.get("id"): str(c.get("name", "")) for c in doc["categories"] if isinstance(c, dict)}
+    images = {_id(im.get("id")): im for im in doc["images"] if isinstance(im, dict)}
+    cats = {
+        _id(c.get("id")): str(c.get("name", "")) for c in doc["categories"] if isinstance(c, dict)
+    }
+    images.pop(None, None)
+    cats.pop(None, None)
     r = _Reader(path, "coco")
     for n, ann in enumerate(doc["annotations"], start=1):
         where = f"annotation {n}"
-        if not isinstance(ann, dict) or ann.get("image_id") not in images:
+        if not isinstance(ann, dict) or _id(ann.get("image_id")) not in images:
             r.invalid.append(f"{where} names no image of the file")
             continue
-        im = images[ann["image_id"]]
+        im = images[_id(ann["image_id"])]
         image_id = str(im.get("fpsm_image_id") or im.get("file_name") or im["id"])
-        name = cats.get(ann.get("category_id"))
+        name = cats.get(_id(ann.get("category_id")))
         if name is None:
             r.invalid.append(f"{where} ({image_id}) names no category of the file")
             continue

@@ -242,7 +242,7 @@ def _read_manifest(path: Path) -> tuple[dict[str, Any] | None, dict[str, dict[st
         return None, {}
     records: dict[str, dict[str, Any]] = {}
     for number, line in enumerate(lines, start=1):
-        if not line.strip():
+        if not line.strip() and number > 1:
             continue
         try:
             rec = json.loads(line)

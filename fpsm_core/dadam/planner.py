@@ -539,6 +539,6 @@ def read_plan(path: str | Path) -> Plan:
                 continue
             try:
                 items.append(PlanItem.from_json(json.loads(line)))
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError, OverflowError):
                 raise DadamError(path, f"line {number} is not a valid plan item") from None
     return Plan(header, tuple(items))

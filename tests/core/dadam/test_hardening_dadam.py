@@ -260,3 +260,38 @@ def test_malformed_rows_of_each_box_format_are_invalid_rows_not_crashes(tmp_path
     )
     with pytest.raises(DadamError, match="cannot be read as NIH Data_Entry_2017.csv"):
         nih_spacing(entry)
+
+
+def test_what_the_fuzz_run_found_is_one_sentence(tmp_path: Path) -> None:
+    """Inputs bench/fuzz_inputs.py found escaping as tracebacks (2026-12-01), one per reader."""
+    from fpsm_core.dadam.generator import _read_manifest
+    from fpsm_core.dadam.planner import read_plan
+
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_bytes(b"\n{\"kind\": \"record\", \"id\": \"a\"}\n")  # a blank first line
+    with pytest.raises(DadamError, match="line 1"):
+        _read_manifest(manifest)
+    plan = tmp_path / "plan.jsonl"
+    plan.write_text('{"kind": "dadam-plan", "n_items": 1, "seed": 1}\n{"index": Infinity}\n')
+    with pytest.raises(DadamError, match="line 2 is not a valid plan item"):
+        read_plan(plan)
+    deep = tmp_path / "chestxdet.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(DadamError, match="too deeply"):
+        read_boxes(deep, "chestxdet")
+    coco = tmp_path / "annotations.json"
+    coco.write_text(
+        json.dumps(
+            {
+                "images": [{"id": [1], "file_name": "a.png"}, {"id": 2, "file_name": "b.png"}],
+                "categories": [{"id": {"x": 1}, "name": "Nodule"}, {"id": 1, "name": "Mass"}],
+                "annotations": [
+                    {"id": 1, "image_id": [1], "category_id": 1, "bbox": [1, 2, 3, 4]},
+                    {"id": 2, "image_id": 2, "category_id": 1, "bbox": [1, 2, 3, 4]},
+                ],
+            }
+        )
+    )
+    got = read_boxes(coco, "coco")
+    assert [(b.image_id, b.label) for b in got.boxes] == [("b.png", "Mass")]
+    assert got.invalid == ("annotation 1 names no image of the file",)
