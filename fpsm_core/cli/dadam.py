@@ -233,18 +233,20 @@ def run_import(args: argparse.Namespace) -> int:
             raise _fail(ValueError(f"'{args.images}': images folder not found"))
         bar = _bar(len({b.image_id for b in boxes.boxes}), "import")
         with PatchLibrary(args.library) as lib:
-            report = import_boxes(
-                lib,
-                boxes,
-                args.images,
-                dataset=args.dataset,
-                margin=args.margin,
-                spacing_mm=spacing,
-                allow_burned_in=args.allow_burned_in,
-                progress=(lambda d, t: bar.update(d - bar.n)) if bar else None,
-            )
-            if bar:
-                bar.close()
+            try:
+                report = import_boxes(
+                    lib,
+                    boxes,
+                    args.images,
+                    dataset=args.dataset,
+                    margin=args.margin,
+                    spacing_mm=spacing,
+                    allow_burned_in=args.allow_burned_in,
+                    progress=(lambda d, t: bar.update(d - bar.n)) if bar else None,
+                )
+            finally:  # an error's sentence goes on its own line, not after the bar
+                if bar:
+                    bar.close()
             print(report.summary())
             print(f"library {args.library}: {len(lib)} patches")
     except _errors() as exc:
@@ -487,24 +489,26 @@ def run_generate(args: argparse.Namespace) -> int:
     try:
         total = len(read_plan(args.plan).items)
         bar = _bar(total, "generate")
-        report = generate(
-            args.plan,
-            args.library,
-            args.images,
-            args.out,
-            workers=args.workers,
-            lung=args.lung,
-            base_boxes=args.base_boxes,
-            labels_csv=args.labels,
-            include_original=not args.synthetic_only,
-            pseudonymize=args.pseudonymize,
-            allow_burned_in=args.allow_burned_in,
-            image_format=args.image_format,
-            limit=args.limit,
-            progress=(lambda d, t: bar.update(d - bar.n)) if bar else None,
-        )
-        if bar:
-            bar.close()
+        try:
+            report = generate(
+                args.plan,
+                args.library,
+                args.images,
+                args.out,
+                workers=args.workers,
+                lung=args.lung,
+                base_boxes=args.base_boxes,
+                labels_csv=args.labels,
+                include_original=not args.synthetic_only,
+                pseudonymize=args.pseudonymize,
+                allow_burned_in=args.allow_burned_in,
+                image_format=args.image_format,
+                limit=args.limit,
+                progress=(lambda d, t: bar.update(d - bar.n)) if bar else None,
+            )
+        finally:  # an error's sentence goes on its own line, not after the bar
+            if bar:
+                bar.close()
     except _errors() as exc:
         raise _fail(exc) from None
     rate = report.generated / report.seconds if report.seconds > 0 else 0.0

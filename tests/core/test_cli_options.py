@@ -144,3 +144,25 @@ def test_inputs_and_options_are_checked_before_the_model_loads(
     )
     err = capsys.readouterr().err
     assert "--cam-method 'nosuch' is not a CAM method" in err and "Traceback" not in err
+
+
+def test_a_dadam_error_during_the_progress_bar_is_printed_on_its_own_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import types
+
+    import fpsm_core.dadam.generator as generator
+    import fpsm_core.dadam.planner as planner
+    from fpsm_core.dadam.errors import DadamError
+
+    def half_then_fail(*args: object, progress: object = None, **kwargs: object) -> None:
+        progress(1, 2)  # type: ignore[operator]
+        raise DadamError(tmp_path / "lib", "is locked by another process")
+
+    monkeypatch.setattr(planner, "read_plan", lambda path: types.SimpleNamespace(items=[1, 2]))
+    monkeypatch.setattr(generator, "generate", half_then_fail)
+    argv = ["dadam", "generate", "--plan", "p", "--library", "l", "--images", "i", "--out", "o"]
+    assert main(argv) != 0
+    err = capsys.readouterr().err
+    line = next(li for li in err.splitlines() if "is locked by another process" in li)
+    assert line.startswith("fpsm dadam")  # not appended to the bar's last line

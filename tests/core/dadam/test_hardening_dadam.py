@@ -268,7 +268,7 @@ def test_what_the_fuzz_run_found_is_one_sentence(tmp_path: Path) -> None:
     from fpsm_core.dadam.planner import read_plan
 
     manifest = tmp_path / "manifest.jsonl"
-    manifest.write_bytes(b"\n{\"kind\": \"record\", \"id\": \"a\"}\n")  # a blank first line
+    manifest.write_bytes(b'\n{"kind": "record", "id": "a"}\n')  # a blank first line
     with pytest.raises(DadamError, match="line 1"):
         _read_manifest(manifest)
     plan = tmp_path / "plan.jsonl"
