@@ -6,10 +6,12 @@ Below both :mod:`fpsm_core.dadam.boxes` (the data sets' readers) and
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -104,3 +106,29 @@ class BoxSet:
         if self.invalid:
             lines.append(f"  invalid rows: {len(self.invalid)} (first: {self.invalid[0]})")
         return "\n".join(lines)
+
+
+def parse_corners(
+    coords: Sequence[Any], digits: int | None = None
+) -> tuple[float, float, float, float] | str:
+    """A box's four corners as floats, or why they are unusable (the shared check of every reader).
+
+    Args:
+        coords: (x0, y0, x1, y1) as the file has them.
+        digits: round to this many decimals (formats whose x + w drifts by 1e-9).
+
+    Returns:
+        The corners, or a predicate for the row's sentence ("has non-numeric coordinates").
+    """
+    try:
+        values = [float(v) for v in coords]
+    except (TypeError, ValueError):
+        return "has non-numeric coordinates"
+    if len(values) != 4:
+        return "has non-numeric coordinates"
+    if not all(math.isfinite(v) for v in values):
+        return "has a coordinate that is not finite"
+    if digits is not None:
+        values = [round(v, digits) for v in values]
+    x0, y0, x1, y1 = values
+    return x0, y0, x1, y1

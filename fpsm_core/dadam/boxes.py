@@ -14,14 +14,13 @@ import csv
 import gzip
 import io
 import json
-import math
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
-from fpsm_core.dadam.box_types import Box, BoxSet
+from fpsm_core.dadam.box_types import Box, BoxSet, parse_corners
 from fpsm_core.dadam.errors import DadamError
 from fpsm_core.labels import UnknownLabelError, resolve_nodule_mass, to_cxrlt
 
@@ -63,16 +62,11 @@ class _Collector:
         if label is None:
             self.unmapped[name.strip()] += 1
             return
-        try:
-            x0, y0, x1, y1 = (float(v) for v in coords)
-        except (TypeError, ValueError):
-            self.invalid.append(f"row {row} ({image_id}, {name}) has non-numeric coordinates")
+        corners = parse_corners(coords)
+        if isinstance(corners, str):
+            self.invalid.append(f"row {row} ({image_id}, {name}) {corners}")
             return
-        if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
-            self.invalid.append(
-                f"row {row} ({image_id}, {name}) has a coordinate that is not finite"
-            )
-            return
+        x0, y0, x1, y1 = corners
         if not (x1 > x0 and y1 > y0) or min(x0, y0) < -1.0:
             self.invalid.append(f"row {row} ({image_id}, {name}) has an empty or negative box")
             return

@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import math
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -32,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fpsm_core.dadam.box_types import Box, BoxSet
+from fpsm_core.dadam.box_types import Box, BoxSet, parse_corners
 from fpsm_core.dadam.errors import DadamError
 from fpsm_core.labels import LABELS, UnknownLabelError, to_cxrlt
 
@@ -251,16 +250,13 @@ class _Reader:
         if label is None:
             self.unmapped[name.strip()] += 1
             return
-        try:
-            # Rounded to the precision the formats carry, so x + w = 37.000000001 is 37 again
-            # (the importer's cut would widen such a box by a pixel).
-            x0, y0, x1, y1 = (round(float(v), 4) for v in corners)
-        except (TypeError, ValueError):
-            self.invalid.append(f"{where} ({image_id}, {name}) has non-numeric coordinates")
+        # Rounded to the precision the formats carry, so x + w = 37.000000001 is 37 again
+        # (the importer's cut would widen such a box by a pixel).
+        parsed = parse_corners(corners, digits=4)
+        if isinstance(parsed, str):
+            self.invalid.append(f"{where} ({image_id}, {name}) {parsed}")
             return
-        if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
-            self.invalid.append(f"{where} ({image_id}, {name}) has a coordinate that is not finite")
-            return
+        x0, y0, x1, y1 = parsed
         if not (x1 > x0 and y1 > y0):
             self.invalid.append(f"{where} ({image_id}, {name}) has an empty box")
             return
