@@ -495,3 +495,70 @@ def test_the_command_line_flag_opens_the_editor_and_saves_a_screenshot(
     )
     assert done.returncode == 0, done.stderr.decode()[-500:]
     assert out.stat().st_size > 10000
+
+
+def test_a_moved_image_folder_is_found_through_images_and_edits_cut_from_it(
+    qtbot: Any, make_editor: Any, tmp_path: Path, sim_films: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--images DIR``: a library whose source images moved still opens them, and new boxes are
+    cut from the image shown, recorded at where it was found."""
+    import shutil
+
+    import pyqtgraph as pg
+
+    films = tmp_path / "films"
+    shutil.copytree(sim_films, films)
+    root = tmp_path / "lib"
+    with PatchLibrary(root) as lib:
+        import_boxes(lib, read_boxes(films / "boxes.csv", "fpsm"), films)
+        pid = lib.patches()[0].id
+        recorded = Path(lib.provenance(pid)[0].image_path)
+    now_at = tmp_path / "elsewhere" / "films" / recorded.relative_to(films)
+    moved = tmp_path / "elsewhere" / "films"
+    moved.parent.mkdir()
+    films.rename(moved)  # the data set went to another disk
+    assert not recorded.exists()
+
+    window = make_editor(root, images=[moved.parent])
+    monkeypatch.setitem(pg.CONFIG_OPTIONS, "mouseRateLimit", 0)
+    window.state.set_current(pid)
+    view = window.source_view
+    with qtbot.waitSignal(view.source_shown, timeout=TIMEOUT):
+        window.state.open_source()
+    assert view.loaded is not None and view.loaded.path == now_at
+    assert "found under --images" in view.info.text()
+    qtbot.waitExposed(view.graphics)
+    view.fit()
+    QApplication.processEvents()
+    session = window.state.session
+    n0 = len(session)
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_N)
+    view.class_combo.setCurrentText("Nodule")
+    drag(view.graphics.viewport(), _viewport_point(view, 20, 20), _viewport_point(view, 60, 50))
+    assert len(session) == n0 + 1
+    with PatchLibrary(root, create=False) as lib:
+        new = max(p.id for p in lib.patches())
+        assert Path(lib.provenance(new)[0].image_path) == now_at
+        assert lib.get(new).file.is_file()
+
+
+def test_without_images_a_moved_source_says_how_to_find_it(
+    qtbot: Any, make_editor: Any, tmp_path: Path, sim_films: Path
+) -> None:
+    import shutil
+
+    films = tmp_path / "films"
+    shutil.copytree(sim_films, films)
+    root = tmp_path / "lib"
+    with PatchLibrary(root) as lib:
+        import_boxes(lib, read_boxes(films / "boxes.csv", "fpsm"), films)
+        pid = lib.patches()[0].id
+    films.rename(tmp_path / "gone")
+    window = make_editor(root)
+    window.state.set_current(pid)
+    with qtbot.waitSignal(window.source_view.loader.source_failed, timeout=TIMEOUT):
+        window.state.open_source()
+    text = window.source_view.banner.text()
+    assert "no longer there" in text and "--images" in text
+    assert text.count(".") <= 3  # one sentence (a file name's dots aside)

@@ -155,15 +155,19 @@ class EditorSession:
     Args:
         root: The library folder.
         create: Create an empty library when the folder has none.
+        images: Folders where source images that moved are looked for (``--images``).
 
     Raises:
         EditorError: the library cannot be opened (one sentence naming it and why).
     """
 
-    def __init__(self, root: str | Path, *, create: bool = False) -> None:
+    def __init__(
+        self, root: str | Path, *, create: bool = False, images: Sequence[Path] = ()
+    ) -> None:
         from fpsm_core.dadam import DadamError, PatchLibrary
 
         self.root = Path(root)
+        self.images = [Path(p) for p in images]
         self.user = user_name()
         try:
             self.library: PatchLibrary = PatchLibrary(self.root, create=create)
@@ -469,24 +473,42 @@ class EditorSession:
         return self.set_state([i for i in ids if i != keep], "rejected")
 
     # -- boxes ------------------------------------------------------------------------------------
-    def update_box(self, patch_id: int, box: Sequence[float], label: str | None = None) -> int:
-        """Move, resize or relabel a patch's box: the core re-cuts the patch; returns its id."""
+    def update_box(
+        self, patch_id: int, box: Sequence[float], label: str | None = None, image: Any = None
+    ) -> int:
+        """Move, resize or relabel a patch's box: the core re-cuts the patch; returns its id.
+
+        ``image`` is the displayed source image (an ``XRayImage``): the patch is re-cut from what
+        the user sees, and no file is read on the GUI thread. Without it the core reads the file.
+        """
         self._require("update_box")
         check_label(label)
         bx = tuple(float(v) for v in box)
-        done = self._call(lambda: self.library.update_box(patch_id, bx, label))
+        done = self._call(lambda: self.library.update_box(patch_id, bx, label, image=image))
         self._changed()
         ids = getattr(done, "patch_ids", ())
         return int(ids[0]) if ids else int(patch_id)
 
-    def add_box(self, source: SourceRef, box: Sequence[float], label: str) -> int:
-        """Draw a new box on a source image: the core cuts a patch; returns its id."""
+    def add_box(
+        self,
+        source: SourceRef,
+        box: Sequence[float],
+        label: str,
+        image: Any = None,
+        image_path: str | Path | None = None,
+    ) -> int:
+        """Draw a new box on a source image: the core cuts a patch; returns its id.
+
+        ``image`` is the displayed image (cut from it, as shown); ``image_path`` where it was
+        actually found (an ``--images`` folder when the recorded path has moved).
+        """
         self._require("add_box")
         check_label(label)
         bx = tuple(float(v) for v in box)
+        path = source.image_path if image_path is None else str(image_path)
         done = self._call(
             lambda: self.library.add_box(
-                source.image_path, source.dataset, bx, label, image_id=source.image_id
+                path, source.dataset, bx, label, image=image, image_id=source.image_id
             )
         )
         self._changed()

@@ -216,7 +216,7 @@ class SourceViewWidget(QWidget):
             self.source_shown.emit(patch_id)
             return
         self.info.setText(f"Loading {ref.image_path}…")
-        self.loader.request(patch_id, ref.image_path)
+        self.loader.request(patch_id, ref.image_path, ref.image_id, session.images)
 
     def clear(self) -> None:
         self.ref = None
@@ -257,7 +257,12 @@ class SourceViewWidget(QWidget):
         self.fit()
         spacing = image.spacing_mm
         mm = f", {spacing[0]:.3g} mm/px" if spacing else ", spacing unknown (sizes in px)"
-        self.info.setText(f"{loaded.path.name}: {cols}x{rows}{mm}; right-drag = window")
+        moved = (
+            f" (found under --images; the library recorded {self.ref.image_path})"
+            if self.ref is not None and str(loaded.path) != self.ref.image_path
+            else ""
+        )
+        self.info.setText(f"{loaded.path.name}: {cols}x{rows}{mm}; right-drag = window{moved}")
         self._draw_boxes()
         self.source_shown.emit(loaded.patch_id)
 
@@ -316,6 +321,10 @@ class SourceViewWidget(QWidget):
         self.delete_button.setEnabled(editable and self.selected is not None)
         self.draw_button.setEnabled(editable and session is not None and session.has("add_box"))
 
+    def _shown_image(self) -> Any:
+        """The source image on screen (the patch is re-cut from it, not from the file again)."""
+        return self.loaded.image if self.loaded is not None else None
+
     def _after_edit(self, new_id: int | None, old_id: int) -> None:
         if new_id is None or self.ref is None:
             self._draw_boxes()  # refused: put the box back where the library has it
@@ -334,7 +343,7 @@ class SourceViewWidget(QWidget):
         box = item.image_box()
         if np.allclose(box, old.box, atol=0.5):
             return
-        new = self.state.update_box(old.patch_id, box)
+        new = self.state.update_box(old.patch_id, box, image=self._shown_image())
         self._after_edit(new, old.patch_id)
 
     def _on_class_chosen(self) -> None:
@@ -348,7 +357,9 @@ class SourceViewWidget(QWidget):
         item = self.selected
         if item is None or item.source_box.label == match:
             return
-        new = self.state.update_box(item.source_box.patch_id, item.image_box(), label=match)
+        new = self.state.update_box(
+            item.source_box.patch_id, item.image_box(), label=match, image=self._shown_image()
+        )
         self._after_edit(new, item.source_box.patch_id)
 
     def delete_selected(self) -> None:
@@ -412,7 +423,13 @@ class SourceViewWidget(QWidget):
             self.state.say("Drag a larger box (at least 3 pixels each way).", error=True)
             return
         label = self.class_combo.currentText()
-        new = self.state.add_box(self.ref, (x0, y0, x1, y1), label)
+        new = self.state.add_box(
+            self.ref,
+            (x0, y0, x1, y1),
+            label,
+            image=self._shown_image(),
+            image_path=self.loaded.path if self.loaded is not None else None,
+        )
         if new is not None:
             self.set_draw_mode(False)
             self.show_patch(self.ref.patch_id)

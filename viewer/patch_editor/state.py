@@ -11,6 +11,7 @@ problem becomes ``message_changed(text, is_error)``: one sentence, and the edito
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -198,16 +199,23 @@ class EditorState(QObject):
             self.say(f"Kept patch {keep}, rejected {n}.")
 
     def update_box(
-        self, patch_id: int, box: Sequence[float], label: str | None = None
+        self, patch_id: int, box: Sequence[float], label: str | None = None, image: Any = None
     ) -> int | None:
-        new = self._act(lambda s: s.update_box(patch_id, box, label), None)
+        new = self._act(lambda s: s.update_box(patch_id, box, label, image), None)
         if new is FAILED:
             return None
         self.say(f"Patch {patch_id} re-cut" + (f" as {label}." if label else "."))
         return int(new)
 
-    def add_box(self, source: SourceRef, box: Sequence[float], label: str) -> int | None:
-        new = self._act(lambda s: s.add_box(source, box, label), None)
+    def add_box(
+        self,
+        source: SourceRef,
+        box: Sequence[float],
+        label: str,
+        image: Any = None,
+        image_path: str | Path | None = None,
+    ) -> int | None:
+        new = self._act(lambda s: s.add_box(source, box, label, image, image_path), None)
         if new is FAILED:
             return None
         self.say(f"New {label} patch {new} cut from {source.image_id}.")

@@ -162,7 +162,7 @@ class PatchEditorWindow(QMainWindow):
             self.library_failed.emit(self.banner.text())
             return False
         try:
-            session = EditorSession(root)
+            session = EditorSession(root, images=self.images)
         except EditorError as exc:
             self.state.set_session(None)
             self._show_banner(str(exc))

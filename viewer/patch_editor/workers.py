@@ -20,6 +20,7 @@ import traceback
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import cv2
@@ -194,21 +195,30 @@ class _SourceWorker(QObject):
         super().__init__()
         self._latest = latest
 
-    @Slot(int, int, str)
-    def load(self, request_id: int, patch_id: int, path: str) -> None:
+    @Slot(int, int, str, str, object)
+    def load(
+        self, request_id: int, patch_id: int, path: str, image_id: str, folders: Any
+    ) -> None:
         if request_id != self._latest[0]:
             return  # a newer request is queued behind this one
         from fpsm_core.io import ImageLoadError, load_image
 
         t0 = time.perf_counter()
         try:
-            if not path or not Path(path).is_file():
+            found = find_source(path, image_id, folders)
+            if found is None:
                 where = f"The source image '{path}'" if path else f"Patch {patch_id}'s source image"
+                look = (
+                    f" nor under {', '.join(str(f) for f in folders)}"
+                    if folders
+                    else " (open the editor with --images DIR to look for it elsewhere)"
+                )
                 self.failed.emit(
                     request_id,
-                    f"{where} is no longer there (moved or deleted); the patch itself is unchanged.",
+                    f"{where} is no longer there{look}; the patch itself is unchanged.",
                 )
                 return
+            path = str(found)
             image = load_image(path)
             pixels = image.pixels if image.pixels.ndim == 2 else image.pixels.mean(axis=2)
             pyramid = display.build_pyramid(pixels)
@@ -226,6 +236,33 @@ class _SourceWorker(QObject):
         self.loaded.emit(request_id, LoadedSource(patch_id, Path(path), image, pyramid, ms))
 
 
+def find_source(path: str, image_id: str, folders: Sequence[Path] | None) -> Path | None:
+    """The source image file: where the library recorded it, else under the ``--images`` folders.
+
+    A library outlives the folder layout it was imported from (data sets get moved to another
+    disk); the recorded path is tried first, then each folder given with ``--images`` through
+    the importer's own lookup (the box file's image id, flat or nested as NIH's ``images_0xx/``),
+    then by the recorded file name. Nothing outside those folders is read (symlinks and ``..``
+    are refused by the finder).
+    """
+    from fpsm_core.dadam.importer import ImageFinder
+
+    if path and Path(path).is_file():
+        return Path(path)
+    for folder in folders or ():
+        finder = _finders.setdefault(str(folder), ImageFinder(folder))
+        for key in (image_id, Path(path).name if path else ""):
+            if key:
+                hit = finder.find(key)
+                if hit is not None:
+                    return hit
+    return None
+
+
+# One finder per folder for the editor's life: its file index is built on the first miss only.
+_finders: dict[str, Any] = {}
+
+
 class SourceLoader(QObject):
     """Loads source images on a worker thread; only the newest request's result comes out.
 
@@ -235,7 +272,7 @@ class SourceLoader(QObject):
 
     source_loaded = Signal(object)
     source_failed = Signal(int, str)
-    _requested = Signal(int, int, str)
+    _requested = Signal(int, int, str, str, object)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -251,10 +288,13 @@ class SourceLoader(QObject):
         self._worker.failed.connect(self._on_worker_failed)
         self._thread.start()
 
-    def request(self, patch_id: int, path: str) -> int:
+    def request(
+        self, patch_id: int, path: str, image_id: str = "", folders: Sequence[Path] = ()
+    ) -> int:
+        """Load a patch's source image (``folders``: where to look when it has moved)."""
         self._latest[0] += 1
         self._patch = patch_id
-        self._requested.emit(self._latest[0], patch_id, path)
+        self._requested.emit(self._latest[0], patch_id, path, image_id, list(folders))
         return self._latest[0]
 
     def shutdown(self) -> None:
