@@ -562,3 +562,49 @@ def test_without_images_a_moved_source_says_how_to_find_it(
     text = window.source_view.banner.text()
     assert "no longer there" in text and "--images" in text
     assert text.count(".") <= 3  # one sentence (a file name's dots aside)
+
+
+def test_a_vindr_nodule_mass_box_is_split_the_other_way_by_hand_and_undone(
+    qtbot: Any, make_editor: Any, tmp_path: Path, sim_films: Path
+) -> None:
+    """VinDr's combined "Nodule/Mass" is split by size at import; S makes it the other class."""
+    images = sorted((sim_films / "images").glob("*.dcm"))[:2]
+    csv = tmp_path / "train.csv"
+    csv.write_text(
+        "image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max\n"
+        f"{images[0].stem},Nodule/Mass,8,R8,30,30,52,50\n"
+        f"{images[1].stem},Cardiomegaly,3,R9,40,20,80,60\n"
+    )
+    root = tmp_path / "lib"
+    with PatchLibrary(root) as lib:
+        report = import_boxes(lib, read_boxes(csv, "vindr"), sim_films)
+        assert report.added == 2, report
+        split = next(p for p in lib.patches() if p.label in ("Nodule", "Mass"))
+        other = next(p for p in lib.patches() if p.id != split.id)
+    first = split.label
+    flipped = {"Nodule": "Mass", "Mass": "Nodule"}[first]
+    window = make_editor(root)
+    view = window.source_view
+    window.state.set_current(other.id)
+    with qtbot.waitSignal(view.source_shown, timeout=TIMEOUT):
+        window.state.open_source()
+    assert not view.split_button.isEnabled()  # not a Nodule/Mass box
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_S)
+    assert "Nodule/Mass" in window.state.message  # says why nothing happened
+    window.state.set_current(split.id)
+    with qtbot.waitSignal(view.source_shown, timeout=TIMEOUT):
+        window.state.open_source()
+    assert view.selected is not None and view.selected.source_box.source_label == "Nodule/Mass"
+    assert view.split_button.isEnabled()
+    view.setFocus()
+    with qtbot.waitSignal(view.boxes_drawn, timeout=TIMEOUT):
+        qtbot.keyClick(view, Qt.Key.Key_S)
+    with PatchLibrary(root, create=False) as lib:
+        labels = {p.label for p in lib.patches() if p.id != other.id and not p.deleted}
+        assert labels == {flipped}
+        edited = next(p for p in lib.patches() if p.label == flipped)
+        assert edited.edited  # the provenance records the hand split
+    window.state.undo()
+    with PatchLibrary(root, create=False) as lib:
+        assert {p.label for p in lib.patches() if p.id != other.id} == {first}

@@ -110,6 +110,7 @@ class SourceBox:
     dataset: str
     box_id: int | None = None
     editable: bool = True
+    source_label: str = ""  # the class as the data set spelt it (VinDr "Nodule/Mass")
 
 
 @dataclass(frozen=True)
@@ -359,9 +360,11 @@ class EditorSession:
                     str(r.dataset),
                     getattr(r, "provenance_id", None),
                     editable=str(getattr(r, "kind", "patch")) == "patch",
+                    source_label=str(getattr(r, "source_label", "") or ""),
                 )
                 for r in rows
             )
+            boxes = _with_source_labels(boxes)
         else:
             label = self.patch(patch_id).label
             boxes = tuple(
@@ -521,6 +524,24 @@ class EditorSession:
             self._changed()
         else:
             self.set_state([patch_id], "rejected")
+
+
+def _with_source_labels(boxes: tuple[SourceBox, ...]) -> tuple[SourceBox, ...]:
+    """Give each patch's own box the class its readers' boxes had in the source data set.
+
+    A VinDr "Nodule/Mass" lesion is split by size at import; the patch box then says which
+    source class it came from, so the source view can offer to split it the other way.
+    """
+    from dataclasses import replace
+
+    spelt: dict[int, str] = {}
+    for b in boxes:
+        if not b.editable and b.source_label:
+            spelt.setdefault(b.patch_id, b.source_label)
+    return tuple(
+        replace(b, source_label=spelt.get(b.patch_id, "")) if b.editable and not b.source_label else b
+        for b in boxes
+    )
 
 
 def _count(result: Any) -> int:

@@ -9,8 +9,8 @@ film item's ``mapFromScene`` (never with scene coordinates, the mistake behind t
 ruler bug). Every finished edit calls the core through the state (``update_box`` / ``add_box``),
 which re-cuts the patch and records the edit in its provenance; undo/redo redraw the boxes.
 
-Keys: N toggles draw mode (drag a new box), Delete rejects the selected box's patch, Escape leaves
-draw mode, F fits the image. The class box has type-ahead over the 26 CXR-LT labels.
+Keys: N toggles draw mode (drag a new box), Delete rejects the selected box's patch, S splits a
+VinDr "Nodule/Mass" box the other way (Nodule <-> Mass), Escape leaves draw mode, F fits the image. The class box has type-ahead over the 26 CXR-LT labels.
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ from viewer.patch_editor.workers import LoadedSource, SourceLoader
 from viewer.theme import configure_pyqtgraph
 
 MIN_BOX_PX = 3.0
+NODULE_MASS = "Nodule/Mass"  # VinDr's combined class, split by size at import (nodule <= 3 cm)
+SPLIT_OTHER = {"Nodule": "Mass", "Mass": "Nodule"}
 
 
 class BoxViewBox(pg.ViewBox):
@@ -102,6 +104,8 @@ class BoxItem(pg.RectROI):
         self.source_box = box
         self.setAcceptedMouseButtons(Qt.MouseButton.LeftButton)
         reader = f" ({box.reader})" if box.reader else ""
+        if box.editable and box.source_label == NODULE_MASS:
+            reader = " (VinDr Nodule/Mass: S splits it the other way)"
         self.text = pg.TextItem(f"{box.label}{reader}", color=colour, anchor=(0, 1))
         self.text.setParentItem(self)
 
@@ -142,6 +146,11 @@ class SourceViewWidget(QWidget):
         self.class_combo.setMinimumWidth(220)
         self.class_combo.setToolTip("class of the selected box, or of the next box you draw")
         self.delete_button = QPushButton("Delete box (Del)")
+        self.split_button = QPushButton("Nodule ⇄ Mass (S)")
+        self.split_button.setToolTip(
+            'VinDr boxes a reader called "Nodule/Mass" are split by size at import (nodule up to '
+            "3 cm); S makes the selected one the other class, re-cut and recorded as an edit"
+        )
         self.fit_button = QPushButton("Fit (F)")
         self.info = QLabel("Open a patch (Space in the gallery) to see its source image.")
         self.info.setObjectName("hint")
@@ -156,7 +165,13 @@ class SourceViewWidget(QWidget):
         self.view.addItem(self.film)
 
         bar = QHBoxLayout()
-        for w in (self.draw_button, QLabel("Class"), self.class_combo, self.delete_button):
+        for w in (
+            self.draw_button,
+            QLabel("Class"),
+            self.class_combo,
+            self.delete_button,
+            self.split_button,
+        ):
             bar.addWidget(w)
         bar.addWidget(self.fit_button)
         bar.addWidget(self.info, 1)
@@ -178,6 +193,7 @@ class SourceViewWidget(QWidget):
 
         self.draw_button.toggled.connect(self.set_draw_mode)
         self.delete_button.clicked.connect(self.delete_selected)
+        self.split_button.clicked.connect(self.split_nodule_mass)
         self.fit_button.clicked.connect(self.fit)
         self.class_combo.activated.connect(lambda _i: self._on_class_chosen())
         line = self.class_combo.lineEdit()
@@ -319,6 +335,7 @@ class SourceViewWidget(QWidget):
         session = self.state.session
         editable = self.loaded is not None and session is not None
         self.delete_button.setEnabled(editable and self.selected is not None)
+        self.split_button.setEnabled(editable and self._splittable(self.selected))
         self.draw_button.setEnabled(editable and session is not None and session.has("add_box"))
 
     def _shown_image(self) -> Any:
@@ -359,6 +376,30 @@ class SourceViewWidget(QWidget):
             return
         new = self.state.update_box(
             item.source_box.patch_id, item.image_box(), label=match, image=self._shown_image()
+        )
+        self._after_edit(new, item.source_box.patch_id)
+
+    @staticmethod
+    def _splittable(item: BoxItem | None) -> bool:
+        return (
+            item is not None
+            and item.source_box.editable
+            and item.source_box.source_label == NODULE_MASS
+            and item.source_box.label in SPLIT_OTHER
+        )
+
+    def split_nodule_mass(self) -> None:
+        """Make the selected VinDr "Nodule/Mass" box the other of the two classes, by hand."""
+        item = self.selected
+        if not self._splittable(item):
+            self.state.say(
+                'Select a box a VinDr reader called "Nodule/Mass" to split it by hand.', error=True
+            )
+            return
+        assert item is not None
+        other = SPLIT_OTHER[item.source_box.label]
+        new = self.state.update_box(
+            item.source_box.patch_id, item.image_box(), label=other, image=self._shown_image()
         )
         self._after_edit(new, item.source_box.patch_id)
 
@@ -453,6 +494,8 @@ class SourceViewWidget(QWidget):
             self.set_draw_mode(not self.view.draw_mode)
         elif key in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):
             self.delete_selected()
+        elif key == Qt.Key.Key_S:
+            self.split_nodule_mass()
         elif key == Qt.Key.Key_Escape:
             self.set_draw_mode(False)
         elif key == Qt.Key.Key_F:
