@@ -30,7 +30,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_patch_library import build  # noqa: E402
 
 
-def scroll_frames(app: object, window: object, steps: int, cache: int | None, row: int) -> list[float]:
+def scroll_frames(
+    app: object, window: object, steps: int, cache: int | None, row: int
+) -> list[float]:
     """Frame times (ms, sorted) of scrolling one card row per step from the top, repainted at once."""
     from viewer.patch_editor.gallery import CARD_CACHE
 
@@ -49,6 +51,24 @@ def scroll_frames(app: object, window: object, steps: int, cache: int | None, ro
         app.processEvents()  # type: ignore[attr-defined]
         frames.append((time.perf_counter() - t) * 1e3)
     return sorted(frames)
+
+
+def repaint_frames(app: object, window: object, n: int, cache: int | None) -> list[float]:
+    """Times (ms) of repainting the gallery page in view, the card cache off (0) or on."""
+    from viewer.patch_editor.gallery import CARD_CACHE
+
+    gallery = window.gallery  # type: ignore[attr-defined]
+    gallery.delegate.cache_size = CARD_CACHE if cache is None else cache
+    gallery.delegate.forget()
+    viewport = gallery.view.viewport()
+    viewport.repaint()
+    app.processEvents()  # type: ignore[attr-defined]
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        viewport.repaint()
+        out.append((time.perf_counter() - t) * 1e3)
+    return out
 
 
 def main() -> None:
@@ -93,6 +113,12 @@ def main() -> None:
             frames = scroll_frames(app, window, args.steps, cache, CARD_H)
             rows.append((f"scroll frame, {label}, {args.steps} steps of one row (median / p95)",
                          f"{statistics.median(frames):.1f} / {frames[int(0.95 * len(frames))]:.1f} ms"))  # fmt: skip
+        # Repaint the same page of cards (thumbnails decoded, nothing scrolling): the card cache's
+        # own effect, ABAB.
+        for label, cache in (("no card cache", 0), ("card cache", None)) * 2:
+            page = repaint_frames(app, window, 100, cache)
+            rows.append((f"repaint a full page of cards, {label} (median)",
+                         f"{statistics.median(page):.1f} ms"))  # fmt: skip
         rows.append(("thumbnails decoded / dropped as scrolled away",
                       f"{window.thumbnails.decoded} / {window.thumbnails.dropped}"))  # fmt: skip
 

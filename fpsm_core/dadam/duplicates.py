@@ -117,7 +117,9 @@ def duplicate_groups(
 def _same_box(
     lib: PatchLibrary, threshold: float, marks: str, states: list[str]
 ) -> list[DuplicateGroup]:
-    by_image: dict[tuple[str, str, str], list[tuple[int, tuple[float, float, float, float]]]] = {}
+    # Keyed by film and class, not by data set: ChestX-Det re-annotates NIH's own films (same
+    # image ids), and a lesion boxed in both is one lesion.
+    by_image: dict[tuple[str, str], list[tuple[int, tuple[float, float, float, float]]]] = {}
     rows = lib.connection.execute(
         f"SELECT p.id, p.label, v.dataset, v.image_id, v.x0, v.y0, v.x1, v.y1 FROM provenance v "
         f"JOIN patches p ON p.id=v.patch_id WHERE p.deleted=0 AND p.state IN ({marks}) "
@@ -125,13 +127,13 @@ def _same_box(
         f"WHERE deleted=0 AND state IN ({marks}) AND src_x0 IS NOT NULL",
         states + states,
     )
-    for pid, label, dataset, image_id, *box in rows:
-        by_image.setdefault((str(dataset), str(image_id), str(label)), []).append(
+    for pid, label, _dataset, image_id, *box in rows:
+        by_image.setdefault((str(image_id), str(label)), []).append(
             (int(pid), (float(box[0]), float(box[1]), float(box[2]), float(box[3])))
         )
     links = _Union()
     labels: dict[int, str] = {}
-    for (_, _, label), boxes in by_image.items():
+    for (_, label), boxes in by_image.items():
         for pos, (pa, ba) in enumerate(boxes):
             for pb, bb in boxes[pos + 1 :]:
                 if pa == pb:

@@ -400,22 +400,47 @@ def test_a_missing_patch_file_and_a_moved_source_image_are_one_sentence_each(
         source.with_suffix(".moved").rename(source)
 
 
-def test_duplicates_view_merges_a_group(qtbot: Any, make_editor: Any, sim_library: Path) -> None:
-    window = make_editor(sim_library)
-    if not window.state.session.has("duplicate_groups"):
-        pytest.skip("this fpsm_core has no duplicate_groups/merge")
+def test_duplicates_view_compares_a_group_large_and_merges_it(
+    qtbot: Any, make_editor: Any, tmp_path: Path, sim_films: Path
+) -> None:
+    """A second reader's boxes, 2 px off, make one group per lesion: shown large, compared
+    row by row (box overlap), merged in one step."""
+    import csv
+
+    from viewer.patch_editor.duplicates import COMPARE_SIDE
+
+    rows = list(csv.DictReader((sim_films / "boxes.csv").open()))
+    reread = tmp_path / "reread.csv"
+    with reread.open("w", newline="") as fh:
+        out = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        out.writeheader()
+        for r in rows:
+            if r["x_min"]:
+                r = {**r, **{k: str(float(r[k]) + 2) for k in ("x_min", "y_min", "x_max", "y_max")}}
+            out.writerow(r)
+    root = tmp_path / "lib"
+    with PatchLibrary(root) as lib:
+        import_boxes(lib, read_boxes(sim_films / "boxes.csv", "fpsm"), sim_films, dataset="sim")
+        import_boxes(lib, read_boxes(reread, "fpsm"), sim_films, dataset="sim-reread")
+    window = make_editor(root)
     window.actions_by_name["duplicates"].trigger()
-    assert window.tabs.currentWidget() is window.duplicates
-    groups = window.duplicates.groups
-    if not groups:
-        assert "No duplicate groups" in window.duplicates.hint.text()
-        return
-    group = groups[0]
-    n = len(window.state.session)
-    qtbot.mouseClick(window.duplicates.merge_button, Qt.MouseButton.LeftButton)
-    assert len(window.state.session) == n - len(group) + 1 or all(
-        window.state.session.card(i).state == "rejected" for i in group[1:]
-    )
+    dup = window.duplicates
+    assert dup.groups, dup.hint.text()
+    group = dup.current_group()
+    assert len(group) == 2
+    table = dup.table
+    assert table.rowCount() == 2
+    assert {table.item(r, 1).text() for r in range(2)} == {"sim", "sim-reread"}
+    assert table.item(0, 6).text() == "1.00" and 0.5 < float(table.item(1, 6).text()) < 1.0
+    assert table.item(1, 7).text() == "yes"  # one film, listed by both data sets
+    hint = dup.strip.itemDelegate().sizeHint(None, dup.model.index(0))
+    assert hint.width() > COMPARE_SIDE  # the group's crops are compared large
+    qtbot.mouseClick(dup.merge_button, Qt.MouseButton.LeftButton)
+    with PatchLibrary(root, create=False) as lib:  # merged: one keeps both boxes, one rejected
+        states = {p.id: p.state for p in lib.patches(states=("unreviewed", "rejected"))}
+        kept = [pid for pid in group if states[pid] != "rejected"]
+        assert len(kept) == 1 and len(lib.provenance(kept[0])) == 2
+        assert [states[pid] for pid in group if pid not in kept] == ["rejected"]
 
 
 def test_the_viewer_menu_opens_the_patch_editor(

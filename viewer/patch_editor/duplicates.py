@@ -13,11 +13,14 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QListView,
     QListWidget,
     QPushButton,
     QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -25,7 +28,18 @@ from PySide6.QtWidgets import (
 from viewer.patch_editor.gallery import CARD_H, CardDelegate, GalleryModel, IdRole
 from viewer.patch_editor.model import EditorError
 from viewer.patch_editor.state import EditorState
-from viewer.patch_editor.workers import ThumbnailLoader
+from viewer.patch_editor.workers import THUMB_SIDE, ThumbnailLoader
+
+# Cards of a group are shown large, side by side at one scale, so the crops can be compared by eye.
+COMPARE_SIDE = 288
+
+
+def _iou(a: Any, b: Any) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
 
 
 class _GroupState:
@@ -56,7 +70,9 @@ class DuplicatesWidget(QWidget):
         self.groups: list[list[int]] = []
         self.group_list = QListWidget()
         self.group_list.setMinimumWidth(240)
-        self.model = GalleryModel(_GroupState(state), loader, self)  # type: ignore[arg-type]
+        # Its own loader: the group's crops decoded large (the gallery's thumbnails stay small).
+        self.loader = ThumbnailLoader(self, side=COMPARE_SIDE)
+        self.model = GalleryModel(_GroupState(state), self.loader, self)  # type: ignore[arg-type]
         self.strip = QListView()
         self.strip.setViewMode(QListView.ViewMode.IconMode)
         self.strip.setFlow(QListView.Flow.LeftToRight)
@@ -65,8 +81,18 @@ class DuplicatesWidget(QWidget):
         self.strip.setMovement(QListView.Movement.Static)
         self.strip.setUniformItemSizes(True)
         self.strip.setModel(self.model)
-        self.strip.setItemDelegate(CardDelegate(loader, self.strip))
-        self.strip.setMinimumHeight(CARD_H + 16)
+        self.strip.setItemDelegate(CardDelegate(self.loader, self.strip))
+        self.strip.setMinimumHeight(COMPARE_SIDE + CARD_H - THUMB_SIDE + 16)
+        # What differs between the group's patches, one row each (box overlap against the first).
+        self.table = QTableWidget(0, 8)
+        self.table.setHorizontalHeaderLabels(
+            ["patch", "data set", "readers", "state", "source box (px)", "size", "IoU to first",
+             "same image"]
+        )  # fmt: skip
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
         self.find_button = QPushButton("Find duplicates")
         self.merge_button = QPushButton("Merge group")
         self.keep_button = QPushButton("Keep the card in focus, reject the others")
@@ -76,7 +102,8 @@ class DuplicatesWidget(QWidget):
 
         right = QWidget()
         rl = QVBoxLayout(right)
-        rl.addWidget(self.strip, 1)
+        rl.addWidget(self.strip, 3)
+        rl.addWidget(self.table, 1)
         buttons = QHBoxLayout()
         for b in (self.merge_button, self.keep_button):
             buttons.addWidget(b)
@@ -141,10 +168,46 @@ class DuplicatesWidget(QWidget):
         return self.groups[row] if 0 <= row < len(self.groups) else []
 
     def _on_group_list_current_row_changed(self, _row: int) -> None:
-        self.model.set_ids(self.current_group())
+        group = self.current_group()
+        self.loader.set_wanted(set(group))
+        self.model.set_ids(group)
         if self.model.rowCount():
             self.strip.setCurrentIndex(self.model.index(0))
+        self._fill_table(group)
         self._update_buttons()
+
+    def _fill_table(self, group: list[int]) -> None:
+        session = self.state.session
+        self.table.setRowCount(0)
+        if session is None or not group:
+            return
+        try:
+            patches = [session.patch(pid) for pid in group]
+        except EditorError as exc:
+            self.state.say(str(exc), error=True)
+            return
+        first = patches[0]
+        for p in patches:
+            size = (
+                f"{p.size_mm[0]:.0f}x{p.size_mm[1]:.0f} mm"
+                if p.size_mm is not None
+                else f"{p.box[2] - p.box[0]}x{p.box[3] - p.box[1]} px"
+            )
+            same = p.image_id == first.image_id  # one film, whichever data set listed it
+            cells = [
+                str(p.id),
+                p.dataset,
+                str(p.readers),
+                p.state,
+                "({:.0f}, {:.0f}, {:.0f}, {:.0f})".format(*p.source_box),
+                size,
+                f"{_iou(p.source_box, first.source_box):.2f}" if same else "-",
+                "yes" if same else f"no ({p.image_id})",
+            ]
+            row = self.table.rowCount()
+            self.table.insertRow(row)
+            for col, text in enumerate(cells):
+                self.table.setItem(row, col, QTableWidgetItem(text))
 
     def _update_buttons(self) -> None:
         ok = len(self.current_group()) > 1
@@ -163,3 +226,7 @@ class DuplicatesWidget(QWidget):
         if keep is not None and len(group) > 1:
             self.state.reject_all_but(int(keep), group)
             self.model.refresh_ids(None)
+            self._fill_table(group)
+
+    def shutdown(self) -> None:
+        self.loader.shutdown()

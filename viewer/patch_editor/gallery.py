@@ -144,12 +144,13 @@ class CardDelegate(QStyledItemDelegate):
     def __init__(self, loader: ThumbnailLoader, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.loader = loader
+        self.side = loader.side  # the thumbnail square; the card is this plus its text lines
         self._cards: OrderedDict[tuple[Any, ...], QPixmap] = OrderedDict()
         self.cache_size = CARD_CACHE  # 0 draws every card on every paint (the benchmark's baseline)
         self.drawn = 0  # cards drawn afresh (the rest came from the cache)
 
     def sizeHint(self, option: Any, index: Any) -> QSize:  # noqa: N802 (Qt name)
-        return QSize(CARD_W, CARD_H)
+        return QSize(self.side + CARD_W - THUMB_SIDE, self.side + CARD_H - THUMB_SIDE)
 
     def forget(self) -> None:
         """Drop every rendered card (after the theme or the thumbnails changed wholesale)."""
@@ -165,7 +166,15 @@ class CardDelegate(QStyledItemDelegate):
         img = self.loader.get(card.id, card.file)
         failed = img is None and self.loader.error(card.id) is not None
         dpr = painter.device().devicePixelRatioF() if painter.device() is not None else 1.0
-        key = (card, selected, None if img is None else img.cacheKey(), failed, rect.width(), rect.height(), dpr)
+        key = (
+            card,
+            selected,
+            None if img is None else img.cacheKey(),
+            failed,
+            rect.width(),
+            rect.height(),
+            dpr,
+        )
         pix = self._cards.get(key)
         if pix is None:
             pix = QPixmap(rect.size() * dpr)
@@ -201,12 +210,11 @@ class CardDelegate(QStyledItemDelegate):
         pen.setWidth(3 if card.state != "unreviewed" else 1)
         painter.setPen(pen)
         painter.drawRect(r)
-        thumb_rect = QRect(r.x() + 7, r.y() + 5, THUMB_SIDE, THUMB_SIDE)
+        side = self.side
+        thumb_rect = QRect(r.x() + 7, r.y() + 5, side, side)
         if img is not None:
             w, h = img.width(), img.height()
-            target = QRect(
-                thumb_rect.x() + (THUMB_SIDE - w) // 2, thumb_rect.y() + (THUMB_SIDE - h) // 2, w, h
-            )
+            target = QRect(thumb_rect.x() + (side - w) // 2, thumb_rect.y() + (side - h) // 2, w, h)
             painter.drawImage(target, img)
             cw, ch = card.crop_size
             sx, sy = w / max(cw, 1), h / max(ch, 1)

@@ -539,7 +539,9 @@ def _with_source_labels(boxes: tuple[SourceBox, ...]) -> tuple[SourceBox, ...]:
         if not b.editable and b.source_label:
             spelt.setdefault(b.patch_id, b.source_label)
     return tuple(
-        replace(b, source_label=spelt.get(b.patch_id, "")) if b.editable and not b.source_label else b
+        replace(b, source_label=spelt.get(b.patch_id, ""))
+        if b.editable and not b.source_label
+        else b
         for b in boxes
     )
 

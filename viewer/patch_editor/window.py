@@ -248,13 +248,18 @@ class PatchEditorWindow(QMainWindow):
         if self.dialog is not None:
             self.dialog.shutdown()
         self.thumbnails.shutdown()
+        self.duplicates.shutdown()
         self.source_view.shutdown()
         if self.state.session is not None:
             self.state.set_session(None)
 
     def threads(self) -> list[Any]:
         """The worker threads (tests check none is left running)."""
-        out = [self.source_view.loader.worker_thread, self.thumbnails.decode_thread]
+        out = [
+            self.source_view.loader.worker_thread,
+            self.thumbnails.decode_thread,
+            self.duplicates.loader.decode_thread,
+        ]
         if self.dialog is not None:
             out.append(self.dialog.worker.worker_thread)
         return out

@@ -18,9 +18,9 @@ import threading
 import time
 import traceback
 from collections import OrderedDict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any
 
 import cv2
@@ -196,9 +196,7 @@ class _SourceWorker(QObject):
         self._latest = latest
 
     @Slot(int, int, str, str, object)
-    def load(
-        self, request_id: int, patch_id: int, path: str, image_id: str, folders: Any
-    ) -> None:
+    def load(self, request_id: int, patch_id: int, path: str, image_id: str, folders: Any) -> None:
         if request_id != self._latest[0]:
             return  # a newer request is queued behind this one
         from fpsm_core.io import ImageLoadError, load_image
