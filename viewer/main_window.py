@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from viewer import dialogs
 from viewer.ai_panel import AIPanel
 from viewer.bind import bind_check
+from viewer.dicom_out import DicomOutController
 from viewer.export import ViewExporter, write_view_png
 from viewer.film_binding import FilmBinding
 from viewer.image_view import ImageViewWidget
@@ -56,7 +57,8 @@ PRESETS = {
 }
 # Menus by action name: "-" a separator, "presets" the window presets, "recent" the recent items.
 MENUS = {
-    "&File": "open open_folder open_model patch_editor recent - export_png export_json export_csv - quit",
+    "&File": "open open_folder open_model patch_editor recent - export_png export_json export_csv "
+    "- export_dicom send_pacs - quit",
     "&View": "presets invert - fit one_to_one zoom_in zoom_out rotate_cw rotate_ccw flip_h flip_v "
     "reset_view - ruler clear_rulers tags",
     "&AI": "overlay next_level prev_level next_finding prev_finding rerun cancel triage",
@@ -121,6 +123,7 @@ class MainWindow(QMainWindow):
         self.ai_panel = AIPanel(self.state)
         self.level_strip = LevelStripWidget(self.state)
         self.exporter = ViewExporter(self, self.state, self.preferences, self.image_view.graphics)
+        self.dicom_out = DicomOutController(self, self.state, self.settings)
         self.tag_dialog: TagBrowserDialog | None = None
         self._add_docks()
         self.status_label = QLabel("")
@@ -198,6 +201,13 @@ class MainWindow(QMainWindow):
         a("export_json", "Export findings as &JSON…", self.exporter.export_json, "Ctrl+J")
         a("export_csv", "Export findings as &CSV…", self.exporter.export_csv, "Ctrl+Shift+J")
         a("patch_editor", "DADAM patch editor…", lambda: open_patch_editor(self))
+        a(
+            "export_dicom",
+            "Export as &DICOM…",
+            lambda: self.dicom_out.open("export"),
+            "Ctrl+Shift+E",
+        )
+        a("send_pacs", "Send to PAC&S…", lambda: self.dicom_out.open("send"), "Ctrl+Shift+S")
         a("quit", "&Quit", self.close, key.Quit)
         for preset, (shortcut, text, label) in PRESETS.items():
             slot = lambda _c=False, p=preset: self.apply_preset(p)  # noqa: E731
@@ -270,6 +280,9 @@ class MainWindow(QMainWindow):
         session.activity.connect(self.ai_panel.set_state)
         session.status.connect(self.show_status)
         session.error.connect(self.show_error)
+        self.dicom_out.said.connect(
+            lambda m, err: (self.show_error if err else self.show_status)(m)
+        )
         hub.folder_indexed.connect(self._on_hub_folder_indexed)
         hub.triage_progressed.connect(worklist.set_progress)
         hub.triage_item_ready.connect(worklist.set_triage_item)
@@ -477,6 +490,7 @@ class MainWindow(QMainWindow):
             self._closing = True
             self.preferences.save(self, self.state)
             self.hub.shutdown()
+            self.dicom_out.shutdown()
             if self.tag_dialog is not None:
                 self.tag_dialog.close()
         super().closeEvent(event)
