@@ -1,4 +1,9 @@
-"""DIMSE verbs against one node, each a single association with bounded time-outs."""
+"""DIMSE verbs against one node, each a single association with bounded time-outs.
+
+A node may also carry a DICOMweb base URL (``url``) and TLS options, for DIMSE (``tls``) and for
+HTTPS (``https``); :func:`load_nodes` reads them from the nodes file and :func:`parse_node`
+reads an inline ``AET@HOST:PORT``.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from fpsm_core.errors import FpsmError
+from fpsm_core.pacs.tls import TlsError, TlsOptions, client_context, handshake_sentence
 
 DEFAULT_AET = "FPSM"
 TIMEOUT_S = 10.0
@@ -35,6 +41,11 @@ class Node:
         port: DIMSE port.
         our_aet: our AE title (calling AE).
         timeout_s: time-out for connecting, DIMSE and ACSE messages.
+        url: DICOMweb base URL (``http://host:8042/dicom-web``), empty when it has none.
+        tls: TLS options of the DIMSE association (None: plain TCP).
+        https: TLS options of the DICOMweb connection (CA bundle, client certificate).
+        move_port: the port our storage SCP listens on for C-MOVE (the PACS must know our AE
+            title at this host and port); 0 = C-MOVE not configured.
     """
 
     name: str
@@ -43,47 +54,96 @@ class Node:
     port: int
     our_aet: str = DEFAULT_AET
     timeout_s: float = TIMEOUT_S
+    url: str = ""
+    tls: TlsOptions | None = None
+    https: TlsOptions | None = None
+    move_port: int = 0
+
+    @property
+    def has_dimse(self) -> bool:
+        return bool(self.host and self.port and self.aet)
 
     def __str__(self) -> str:
+        if not self.has_dimse:
+            return f"{self.name} ({self.url})"
         return f"{self.name} ({self.aet}@{self.host}:{self.port})"
 
 
+def parse_node(text: str, our_aet: str = DEFAULT_AET, timeout_s: float = TIMEOUT_S) -> Node:
+    """An inline node ``AET@HOST:PORT``; one sentence when it is not of that form."""
+    aet, at, rest = text.partition("@")
+    host, colon, port = rest.rpartition(":")
+    if not (at and colon and aet and host and port.isdigit() and 0 < int(port) < 65536):
+        raise PacsError(f"{text!r} is not a node name or AET@HOST:PORT.")
+    return Node(text, aet, host, int(port), our_aet, timeout_s)
+
+
+def _entry(name: str, e: Mapping[str, Any], where: str) -> Node:
+    url = str(e.get("url", ""))
+    if not url and not all(k in e for k in ("aet", "host", "port")):
+        raise KeyError(f"node '{name}' needs aet, host and port, or a url")
+    port = int(e.get("port", 0))
+    move_port = int(e.get("move_port", 0))
+    if not (0 <= port < 65536 and 0 <= move_port < 65536):
+        raise ValueError(f"node '{name}' has a port outside 1-65535")
+    return Node(
+        name=name,
+        aet=str(e.get("aet", "")),
+        host=str(e.get("host", "")),
+        port=port,
+        our_aet=str(e.get("our_aet", DEFAULT_AET)),
+        timeout_s=float(e.get("timeout_s", TIMEOUT_S)),
+        url=url.rstrip("/"),
+        tls=TlsOptions.from_mapping(e["tls"], f"{where}, node '{name}'") if "tls" in e else None,
+        https=(
+            TlsOptions.from_mapping(e["https"], f"{where}, node '{name}'") if "https" in e else None
+        ),
+        move_port=move_port,
+    )
+
+
 def load_nodes(path: str | Path) -> dict[str, Node]:
-    """Nodes from a JSON file ``{"nodes": {"name": {"aet", "host", "port", ...}}}``."""
+    """Nodes from a JSON file ``{"nodes": {"name": {"aet", "host", "port", ...}}}``.
+
+    An entry has ``aet``, ``host`` and ``port`` (DIMSE) and/or ``url`` (DICOMweb), and optionally
+    ``our_aet``, ``timeout_s``, ``move_port``, ``tls`` and ``https`` (each ``{"ca", "cert",
+    "key", "check_hostname"}``).
+    """
     p = Path(path)
     try:
         raw = json.loads(p.read_text(encoding="utf-8"))
         entries: Mapping[str, Any] = raw.get("nodes", raw)
-        return {
-            name: Node(
-                name=name,
-                aet=str(e["aet"]),
-                host=str(e["host"]),
-                port=int(e["port"]),
-                our_aet=str(e.get("our_aet", DEFAULT_AET)),
-                timeout_s=float(e.get("timeout_s", TIMEOUT_S)),
-            )
-            for name, e in entries.items()
-        }
+        return {name: _entry(name, e, str(p)) for name, e in entries.items()}
     except FileNotFoundError:
         raise PacsError(f"the nodes file {p} does not exist.") from None
+    except TlsError as exc:
+        raise PacsError(str(exc)) from None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise PacsError(f"the nodes file {p} is not a valid node list ({exc}).") from None
 
 
-def _associate(node: Node, contexts: Iterable[str | tuple[str, list[str]]]) -> Any:
+def new_ae(node: Node) -> Any:
+    """A pynetdicom AE calling as ``node.our_aet`` with the node's time-outs."""
     from pynetdicom import AE
 
     ae = AE(ae_title=node.our_aet)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = node.timeout_s
     ae.connection_timeout = node.timeout_s
-    for context in contexts:
-        if isinstance(context, tuple):
-            ae.add_requested_context(*context)
-        else:
-            ae.add_requested_context(context)
+    return ae
+
+
+def connect(ae: Any, node: Node, **kwargs: Any) -> Any:
+    """Associate ``ae`` with the node (TLS when configured); PacsError unless established."""
+    if not node.has_dimse:
+        raise PacsError(f"{node} has no DIMSE address (aet, host, port); use its DICOMweb url.")
+    tls_args = None
+    if node.tls is not None:
+        try:
+            tls_args = (client_context(node.tls), node.host)
+        except TlsError as exc:
+            raise PacsError(str(exc)) from None
     try:
-        assoc = ae.associate(node.host, node.port, ae_title=node.aet)
+        assoc = ae.associate(node.host, node.port, ae_title=node.aet, tls_args=tls_args, **kwargs)
     except (OSError, ValueError) as exc:
         raise PacsError(f"cannot reach {node}: {exc}.") from None
     if assoc.is_established:
@@ -93,7 +153,34 @@ def _associate(node: Node, contexts: Iterable[str | tuple[str, list[str]]]) -> A
             f"{node} rejected the association (is '{node.aet}' its AE title, and does it "
             f"know ours, '{node.our_aet}'?)."
         )
+    if tls_args is not None:
+        _diagnose_tls(node, tls_args[0])
     raise PacsError(f"cannot reach {node}: no answer within {node.timeout_s:g} s or refused.")
+
+
+def _diagnose_tls(node: Node, ctx: Any) -> None:
+    """After a failed TLS association: say so when it was the handshake that failed."""
+    import socket
+    import ssl
+
+    try:
+        with socket.create_connection((node.host, node.port), timeout=node.timeout_s) as raw:
+            with ctx.wrap_socket(raw, server_hostname=node.host):
+                pass
+    except ssl.SSLError as exc:
+        raise PacsError(handshake_sentence(str(node), exc)) from None
+    except OSError:
+        return
+
+
+def _associate(node: Node, contexts: Iterable[str | tuple[str, list[str]]]) -> Any:
+    ae = new_ae(node)
+    for context in contexts:
+        if isinstance(context, tuple):
+            ae.add_requested_context(*context)
+        else:
+            ae.add_requested_context(context)
+    return connect(ae, node)
 
 
 def echo(node: Node) -> None:
@@ -206,87 +293,3 @@ def find(
     finally:
         assoc.release()
     return out
-
-
-def get(node: Node, dest: str | Path, study_uid: str) -> Path:
-    """C-GET a study into ``dest/<StudyInstanceUID>``; nothing appears there unless all came.
-
-    Instances are received into a temporary folder inside ``dest`` and the folder is renamed
-    when the C-GET ends with success; a failed or partial retrieve removes it.
-    """
-    import shutil
-    import tempfile
-
-    from pynetdicom import build_role, evt
-    from pynetdicom.presentation import StoragePresentationContexts
-    from pynetdicom.sop_class import (  # type: ignore[attr-defined]
-        StudyRootQueryRetrieveInformationModelGet,
-    )
-
-    out = Path(dest)
-    final = out / study_uid
-    if final.exists():
-        raise PacsError(f"{final} already exists; remove it or choose another destination.")
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".retrieve-", dir=out))
-    received: list[Path] = []
-
-    def on_store(event: Any) -> int:
-        ds = event.dataset
-        ds.file_meta = event.file_meta
-        path = tmp / f"{ds.SOPInstanceUID}.dcm"
-        ds.save_as(path, enforce_file_format=True)
-        received.append(path)
-        return 0x0000
-
-    from pynetdicom import AE
-
-    ae = AE(ae_title=node.our_aet)
-    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = node.timeout_s
-    ae.connection_timeout = node.timeout_s
-    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
-    # C-GET brings instances back on the same association: we are their storage SCP.
-    storage = [str(cx.abstract_syntax) for cx in StoragePresentationContexts][:120]
-    for uid in storage:
-        ae.add_requested_context(uid)
-    roles: list[Any] = [build_role(uid, scp_role=True) for uid in storage]
-    query = Dataset()
-    query.QueryRetrieveLevel = "STUDY"
-    query.StudyInstanceUID = study_uid
-    ok = False
-    try:
-        assoc = ae.associate(
-            node.host,
-            node.port,
-            ae_title=node.aet,
-            ext_neg=roles,
-            evt_handlers=[(evt.EVT_C_STORE, on_store)],
-        )
-        if not assoc.is_established:
-            raise PacsError(f"cannot reach {node} for a C-GET (refused or no answer).")
-        failed = 0
-        final_status = None
-        try:
-            for status, _identifier in assoc.send_c_get(
-                query, StudyRootQueryRetrieveInformationModelGet
-            ):
-                if status:
-                    final_status = status.Status
-                    failed = int(getattr(status, "NumberOfFailedSuboperations", 0) or 0)
-        finally:
-            assoc.release()
-        if final_status is None:
-            raise PacsError(f"{node} stopped answering the C-GET of study {study_uid}.")
-        if not received and not failed:
-            raise PacsError(f"{node} has no instances of study {study_uid}.")
-        if final_status != 0 or failed:
-            raise PacsError(
-                f"{node} retrieved study {study_uid} only in part ({len(received)} received, "
-                f"{failed} failed, status 0x{final_status:04X}); nothing was kept."
-            )
-        tmp.rename(final)
-        ok = True
-    finally:
-        if not ok:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final

@@ -73,7 +73,8 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     if exe is None:
         pytest.skip("Orthanc is not installed (apt-get install orthanc orthanc-dicomweb)")
     root = tmp_path_factory.mktemp("orthanc")
-    dicom_port, http_port = free_port(), free_port()
+    dicom_port, http_port, move_port = free_port(), free_port(), free_port()
+    gateway_port = free_port()
     config = {
         "Name": "fpsm-test",
         "StorageDirectory": str(root / "db"),
@@ -84,7 +85,12 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         "RemoteAccessAllowed": False,
         "AuthenticationEnabled": False,
         "DicomCheckCalledAet": True,
-        "DicomModalities": {"fpsm": ["FPSM", "127.0.0.1", free_port()]},
+        # Our AE as a modality: C-MOVE destination "FPSM" is our storage SCP on move_port.
+        # The auto-triage gateway (fpsm listen) as a modality Orthanc pushes studies to.
+        "DicomModalities": {
+            "fpsm": ["FPSM", "127.0.0.1", move_port],
+            "gateway": ["FPSMGW", "127.0.0.1", gateway_port],
+        },
         "Plugins": [str(DICOMWEB_PLUGIN)] if DICOMWEB_PLUGIN.exists() else [],
         "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
     }
@@ -106,7 +112,16 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         proc.terminate()
         pytest.skip("Orthanc did not answer /system within 30 s")
     try:
-        yield {"aet": "ORTHANC", "port": dicom_port, "url": url, "root": root}
+        yield {
+            "aet": "ORTHANC",
+            "port": dicom_port,
+            "url": url,
+            "dicomweb": f"{url}/dicom-web",
+            "move_port": move_port,
+            "gateway_port": gateway_port,
+            "root": root,
+            "log": root / "orthanc.log",
+        }
     finally:
         proc.terminate()
         try:
