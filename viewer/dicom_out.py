@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
-    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
@@ -30,12 +29,12 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from fpsm_core.errors import FpsmError, one_sentence
+from viewer.pacs_nodes import NodeForm
 
 if TYPE_CHECKING:
     from fpsm_core.pacs import Node
@@ -48,7 +47,6 @@ KIND_NAMES = {
     "seg": "Segmentation (per-level CAMs, FRACTIONAL)",
 }
 DEFAULT_KINDS = ("sc", "sr", "gsps")
-INLINE = "Typed in below"
 
 
 @dataclass(frozen=True)
@@ -222,15 +220,8 @@ class DicomOutDialog(QDialog):
         self.deidentify = QCheckBox("De-identify (pseudonymous patient and new UIDs)")
         form.addRow("", self.deidentify)
         self.folder = QLineEdit(str(settings.value("dicom/folder", "") or ""))
-        self.nodes_file = QLineEdit(str(settings.value("pacs/nodes_file", "") or ""))
-        self.node_combo = QComboBox()
-        self.aec = QLineEdit(str(settings.value("pacs/aec", "") or ""))
-        self.host = QLineEdit(str(settings.value("pacs/host", "127.0.0.1") or "127.0.0.1"))
-        self.port = QSpinBox()
-        self.port.setRange(1, 65535)
-        self.port.setValue(int(settings.value("pacs/port", 104) or 104))
-        self.aet = QLineEdit(str(settings.value("pacs/aet", "FPSM") or "FPSM"))
         self.echo_button = QPushButton("Echo")
+        self.nodes: NodeForm | None = None
         if mode == "export":
             row = QHBoxLayout()
             row.addWidget(self.folder, 1)
@@ -239,22 +230,11 @@ class DicomOutDialog(QDialog):
             row.addWidget(browse)
             form.addRow("Folder", row)
         else:
-            row = QHBoxLayout()
-            row.addWidget(self.nodes_file, 1)
-            browse = QPushButton("Browse…")
-            browse.clicked.connect(self._browse_nodes)
-            row.addWidget(browse)
-            form.addRow("Nodes file", row)
-            form.addRow("Node", self.node_combo)
-            form.addRow("Called AE title", self.aec)
-            form.addRow("Host", self.host)
-            form.addRow("Port", self.port)
-            form.addRow("Our AE title", self.aet)
+            self.nodes = NodeForm(settings)
+            self.nodes.problem.connect(lambda m: self._say(m, error=True))
+            form.addRow(self.nodes)
             form.addRow("", self.echo_button)
-            self.nodes_file.editingFinished.connect(self._reload_nodes)
-            self.node_combo.currentTextChanged.connect(self._on_node_combo_changed)
             self.echo_button.clicked.connect(self.echo)
-            self._reload_nodes()
         self.message = QLabel(
             "Patient and study identity are copied from the source so the PACS files these "
             "results with the study; tick De-identify for teaching or research copies."
@@ -284,69 +264,6 @@ class DicomOutDialog(QDialog):
         if folder:
             self.folder.setText(folder)
 
-    def _browse_nodes(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "PACS nodes file", self.nodes_file.text(), "JSON (*.json)"
-        )
-        if path:
-            self.nodes_file.setText(path)
-            self._reload_nodes()
-
-    def _reload_nodes(self) -> None:
-        from fpsm_core.pacs import PacsError, load_nodes
-
-        self._nodes: dict[str, Node] = {}
-        text = self.nodes_file.text().strip()
-        if text:
-            try:
-                self._nodes = load_nodes(text)
-            except PacsError as exc:
-                self._say(one_sentence(exc), error=True)
-        current = self.node_combo.currentText()
-        self.node_combo.blockSignals(True)
-        self.node_combo.clear()
-        self.node_combo.addItems([*self._nodes, INLINE])
-        if current in self._nodes:
-            self.node_combo.setCurrentText(current)
-        else:
-            remembered = str(self.settings.value("pacs/node", "") or "")
-            self.node_combo.setCurrentText(remembered if remembered in self._nodes else INLINE)
-        self.node_combo.blockSignals(False)
-        self._on_node_combo_changed(self.node_combo.currentText())
-
-    def _on_node_combo_changed(self, name: str) -> None:
-        inline = name == INLINE or name not in getattr(self, "_nodes", {})
-        for w in (self.aec, self.host, self.port, self.aet):
-            w.setEnabled(inline)
-        if not inline:
-            node = self._nodes[name]
-            self.aec.setText(node.aet)
-            self.host.setText(node.host)
-            self.port.setValue(node.port)
-            self.aet.setText(node.our_aet)
-
-    def node(self) -> Node | None:
-        """The node chosen, or None after saying what is missing."""
-        from fpsm_core.pacs import Node
-
-        name = self.node_combo.currentText()
-        if name in getattr(self, "_nodes", {}):
-            return self._nodes[name]
-        aec, host, aet = self.aec.text().strip(), self.host.text().strip(), self.aet.text().strip()
-        for value, what in (
-            (aec, "the called AE title"),
-            (host, "the host"),
-            (aet, "our AE title"),
-        ):
-            if not value:
-                self._say(f"Type {what} of the PACS node, or pick a node from a nodes file.", True)
-                return None
-        if len(aec) > 16 or len(aet) > 16:
-            self._say("An AE title has at most 16 characters.", error=True)
-            return None
-        port = self.port.value()
-        return Node(f"{aec}@{host}:{port}", aec, host, port, our_aet=aet)
-
     # -- running -----------------------------------------------------------------------------
     def start(self) -> bool:
         """Start the export or send; False (with a sentence) when something is missing."""
@@ -368,31 +285,23 @@ class DicomOutDialog(QDialog):
             self.settings.setValue("dicom/folder", str(folder))
             job = DicomJob(result, image, kinds, self.deidentify.isChecked(), folder=folder)
         else:
-            node = self.node()
+            assert self.nodes is not None
+            node = self.nodes.node()
             if node is None:
                 return False
-            self._remember(node)
+            self.nodes.remember(node)
             job = DicomJob(result, image, kinds, self.deidentify.isChecked(), node=node)
         self._say("Working…")
         self.output.start(job)
         return True
 
     def echo(self) -> bool:
-        node = self.node()
+        node = self.nodes.node() if self.nodes is not None else None
         if node is None:
             return False
         self._say(f"Asking {node} for a C-ECHO…")
         self.output.start(DicomJob(None, None, (), node=node, echo_only=True))
         return True
-
-    def _remember(self, node: Node) -> None:
-        s = self.settings
-        s.setValue("pacs/nodes_file", self.nodes_file.text().strip())
-        s.setValue("pacs/node", self.node_combo.currentText())
-        s.setValue("pacs/aec", node.aet)
-        s.setValue("pacs/host", node.host)
-        s.setValue("pacs/port", node.port)
-        s.setValue("pacs/aet", node.our_aet)
 
     def _say(self, text: str, error: bool = False) -> None:
         self.message.setText(text)

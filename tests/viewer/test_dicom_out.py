@@ -142,11 +142,11 @@ def test_send_to_pacs_echoes_and_stores_the_outputs_in_orthanc(
     open_and_wait(qtbot, window, dicom_file)
     window.actions_by_name["send_pacs"].trigger()
     dialog = window.dicom_out.dialog
-    qtbot.keyClicks(dialog.nodes_file, str(nodes))
-    dialog.nodes_file.editingFinished.emit()
-    assert dialog.node_combo.currentText() in ("test-pacs", "Typed in below")
-    dialog.node_combo.setCurrentText("test-pacs")
-    assert dialog.aec.text() == "ORTHANC" and not dialog.aec.isEnabled()
+    qtbot.keyClicks(dialog.nodes.nodes_file, str(nodes))
+    dialog.nodes.nodes_file.editingFinished.emit()
+    assert dialog.nodes.node_combo.currentText() in ("test-pacs", "Typed in below")
+    dialog.nodes.node_combo.setCurrentText("test-pacs")
+    assert dialog.nodes.aec.text() == "ORTHANC" and not dialog.nodes.aec.isEnabled()
     with qtbot.waitSignal(dialog.output.finished, timeout=TIMEOUT):
         qtbot.mouseClick(dialog.echo_button, Qt.MouseButton.LeftButton)
     assert "answered the C-ECHO" in dialog.message.text()
@@ -177,10 +177,10 @@ def test_a_wrong_node_is_one_sentence(
     open_and_wait(qtbot, window, dicom_file)
     window.actions_by_name["send_pacs"].trigger()
     dialog = window.dicom_out.dialog
-    dialog.node_combo.setCurrentText("Typed in below")
-    dialog.host.setText("127.0.0.1")
-    dialog.aec.setText("NOT-ORTHANC" if what == "wrong AE title" else "ORTHANC")
-    dialog.port.setValue(orthanc["port"] if what == "wrong AE title" else free_port())
+    dialog.nodes.node_combo.setCurrentText("Typed in below")
+    dialog.nodes.host.setText("127.0.0.1")
+    dialog.nodes.aec.setText("NOT-ORTHANC" if what == "wrong AE title" else "ORTHANC")
+    dialog.nodes.port.setValue(orthanc["port"] if what == "wrong AE title" else free_port())
     message = run_dialog(qtbot, dialog)
     expected = "rejected the association" if what == "wrong AE title" else "cannot reach"
     assert expected in message, message
