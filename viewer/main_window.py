@@ -34,6 +34,7 @@ from viewer.export import ViewExporter, write_view_png
 from viewer.film_binding import FilmBinding
 from viewer.image_view import ImageViewWidget
 from viewer.level_strip import LevelStripWidget
+from viewer.pacs_query import QueryPacsController
 from viewer.patch_editor.launch import open_patch_editor
 from viewer.session import ViewerSession
 from viewer.settings import ViewerSettings, settings_for_app
@@ -57,7 +58,7 @@ PRESETS = {
 }
 # Menus by action name: "-" a separator, "presets" the window presets, "recent" the recent items.
 MENUS = {
-    "&File": "open open_folder open_model patch_editor recent - export_png export_json export_csv "
+    "&File": "open open_folder query_pacs open_model patch_editor recent - export_png export_json export_csv "
     "- export_dicom send_pacs - quit",
     "&View": "presets invert - fit one_to_one zoom_in zoom_out rotate_cw rotate_ccw flip_h flip_v "
     "reset_view - ruler clear_rulers tags",
@@ -140,6 +141,10 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._build_menus_and_toolbar()
         self._connect()
+        self.pacs_query = QueryPacsController(self)
+        self.pacs_query.said.connect(
+            lambda m, err: (self.show_error if err else self.show_status)(m)
+        )
         self.preferences.restore_window(self)
         self.preferences.restore_overlay(self.state)
         self.state.set_urgent(self.preferences.urgent_labels())
@@ -208,6 +213,7 @@ class MainWindow(QMainWindow):
             "Ctrl+Shift+E",
         )
         a("send_pacs", "Send to PAC&S…", lambda: self.dicom_out.open("send"), "Ctrl+Shift+S")
+        a("query_pacs", "&Query PACS…", lambda: self.pacs_query.open(), "Ctrl+Shift+Q")
         a("quit", "&Quit", self.close, key.Quit)
         for preset, (shortcut, text, label) in PRESETS.items():
             slot = lambda _c=False, p=preset: self.apply_preset(p)  # noqa: E731
@@ -491,6 +497,7 @@ class MainWindow(QMainWindow):
             self.preferences.save(self, self.state)
             self.hub.shutdown()
             self.dicom_out.shutdown()
+            self.pacs_query.shutdown()
             if self.tag_dialog is not None:
                 self.tag_dialog.close()
         super().closeEvent(event)

@@ -115,7 +115,11 @@ class NodeForm(QWidget):
         if name in self._nodes:
             return self._nodes[name]
         aec, host, aet = self.aec.text().strip(), self.host.text().strip(), self.aet.text().strip()
-        for value, what in ((aec, "the called AE title"), (host, "the host"), (aet, "our AE title")):
+        for value, what in (
+            (aec, "the called AE title"),
+            (host, "the host"),
+            (aet, "our AE title"),
+        ):
             if not value:
                 self.problem.emit(f"Type {what} of the PACS node, or pick one from a nodes file.")
                 return None
