@@ -127,7 +127,7 @@ class NodeForm(QWidget):
             self.problem.emit("An AE title has at most 16 characters.")
             return None
         port = self.port.value()
-        return Node(f"{aec}@{host}:{port}", aec, host, port, our_aet=aet)
+        return Node("the PACS", aec, host, port, our_aet=aet)  # reads "the PACS (AET@HOST:PORT)"
 
     def remember(self, node: Node) -> None:
         s = self.settings

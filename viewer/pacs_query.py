@@ -397,6 +397,7 @@ class QueryPacsDialog(QDialog):
         self.find_button.setEnabled(not busy)
         self.retrieve_button.setEnabled(not busy)
         self.cancel_button.setEnabled(busy and cancel)
+        self.progress.setTextVisible(busy)
         if not busy:
             self.progress.setRange(0, 1)
             self.progress.setValue(0)
