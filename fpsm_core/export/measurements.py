@@ -29,6 +29,13 @@ from fpsm_core.export.source import ExportSource
 LAYER = "MEASUREMENTS"
 COLOUR = (240, 192, 64)  # the viewer's measurement yellow
 PIXEL = hd.pr.AnnotationUnitsValues.PIXEL
+# The labels' few non-ASCII signs, spelled out: a text value then needs no character set, which
+# many PACS viewers and validators handle badly.
+_ASCII = str.maketrans({"·": "-", "²": "2", "°": " deg", "…": "..."})
+
+
+def _plain(text: str) -> str:
+    return text.translate(_ASCII).encode("ascii", "replace").decode("ascii")
 
 
 def _poly(points: Any, closed: bool = False) -> hd.pr.GraphicObject:
@@ -61,6 +68,8 @@ def graphics_of(annotation: Annotation) -> list[hd.pr.GraphicObject]:
         return [_poly(p), _poly(_arrow_head(annotation.points[0], annotation.points[1]))]
     if kind in ("cobb", "ctr"):
         return [_poly(p[:2]), _poly(p[2:])]
+    if kind not in ("rectangle", "ellipse"):
+        return []
     (x0, y0), (x1, y1) = annotation.points
     if kind == "rectangle":
         return [_poly([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], closed=True)]
@@ -93,7 +102,7 @@ def _text_box(annotation: Annotation, text: str, rows: int, cols: int) -> hd.pr.
     top = min(max(1.0, min(ys)), max(1.0, rows - 1 - height))
     box = (left, top, min(cols - 1.0, left + width), min(rows - 1.0, top + height))
     return hd.pr.TextObject(
-        text_value=" ".join(lines)[:1024],
+        text_value=_plain(" ".join(lines))[:1024],
         units=PIXEL,
         bounding_box=box,
         text_justification=hd.pr.TextJustificationValues.LEFT,
@@ -120,7 +129,7 @@ def measurements_presentation_state(sheet: Sheet, source: ExportSource) -> Datas
             x, y = annotation.points[0]
             texts.append(
                 hd.pr.TextObject(
-                    text_value=(annotation.text or "text")[:1024],
+                    text_value=_plain(annotation.text or "text")[:1024],
                     units=PIXEL,
                     anchor_point=(min(max(x, 1.0), cols - 1.0), min(max(y, 1.0), rows - 1.0)),
                     anchor_point_visible=False,
