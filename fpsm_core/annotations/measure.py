@@ -216,7 +216,9 @@ def _fmt(value: float) -> str:
     return f"{value:.6g}" if abs(value) < 1e5 else f"{value:.4g}"
 
 
-def measure(annotation: Annotation, values: np.ndarray | None, spacing: Spacing | None) -> Measurement:
+def measure(
+    annotation: Annotation, values: np.ndarray | None, spacing: Spacing | None
+) -> Measurement:
     """What an annotation measures on an image (``values``: original pixel values, for ROIs)."""
     kind, pts, note = annotation.kind, annotation.points, annotation.text
     tag = spacing_tag(spacing)
@@ -252,9 +254,7 @@ def measure(annotation: Annotation, values: np.ndarray | None, spacing: Spacing 
         return Measurement(kind, s.area, s.area_unit, _noted(text, note), details)
     if kind == "ctr":
         cardiac, thoracic, ratio = ctr(pts, spacing)
-        text = (
-            f"CTR {ratio:.2f}  (heart {cardiac:.1f} / thorax {thoracic:.1f} {unit_len})"
-        )
+        text = f"CTR {ratio:.2f}  (heart {cardiac:.1f} / thorax {thoracic:.1f} {unit_len})"
         details = {"ctr": ratio, "cardiac": cardiac, "thoracic": thoracic, "unit": unit_len}
         return Measurement(kind, ratio, "", _noted(text, note), details)
     return Measurement(kind, None, "", note, {})  # arrow, text: their text is the mark

@@ -120,7 +120,11 @@ def measurements_presentation_state(sheet: Sheet, source: ExportSource) -> Datas
     image = source.image
     rows, cols = source.rows, source.columns
     spacing = resolve_spacing(image, sheet.calibration)
-    values = original_values(image) if any(a.kind in ("ellipse", "rectangle") for a in sheet.annotations) else None
+    values = (
+        original_values(image)
+        if any(a.kind in ("ellipse", "rectangle") for a in sheet.annotations)
+        else None
+    )
     graphics: list[hd.pr.GraphicObject] = []
     texts: list[hd.pr.TextObject] = []
     for annotation in sheet.annotations:

@@ -115,7 +115,9 @@ def ramp_file(tmp_path: Path) -> Path:
     return write_dicom(tmp_path / "ramp.dcm", (10 * x + y).astype(np.uint16), window=(900, 1800))
 
 
-def test_length_drawn_with_a_drag_is_in_mm_and_names_its_spacing(make_film: Any, ramp_file: Path) -> None:
+def test_length_drawn_with_a_drag_is_in_mm_and_names_its_spacing(
+    make_film: Any, ramp_file: Path
+) -> None:
     film = make_film(ramp_file)
     film.state.set_tool("length")
     film.drag_image((20.5, 30.5), (80.5, 110.5))
@@ -166,7 +168,9 @@ def test_roi_statistics_are_of_the_original_pixels(
     cx, cy = np.arange(cols) + 0.5, np.arange(rows) + 0.5
     xx, yy = np.meshgrid(cx, cy)
     if kind == "rectangle":
-        inside = (xx >= min(x0, x1)) & (xx <= max(x0, x1)) & (yy >= min(y0, y1)) & (yy <= max(y0, y1))
+        inside = (
+            (xx >= min(x0, x1)) & (xx <= max(x0, x1)) & (yy >= min(y0, y1)) & (yy <= max(y0, y1))
+        )
         area = abs(x1 - x0) * abs(y1 - y0)
     else:
         a_, b_ = abs(x1 - x0) / 2, abs(y1 - y0) / 2
@@ -195,10 +199,15 @@ def test_move_a_point_move_the_whole_delete_undo_redo(make_film: Any, ramp_file:
     assert moved.points[1] == pytest.approx((60.5, 90.5), abs=1.0)
     # Without a drawing tool, dragging the middle of the line moves the whole line.
     film.state.set_tool("none")
-    mid = ((moved.points[0][0] + moved.points[1][0]) / 2, (moved.points[0][1] + moved.points[1][1]) / 2)
+    mid = (
+        (moved.points[0][0] + moved.points[1][0]) / 2,
+        (moved.points[0][1] + moved.points[1][1]) / 2,
+    )
     film.drag_image(mid, (mid[0] + 30, mid[1] + 10))
     shifted = film.only()
-    assert shifted.points[0] == pytest.approx((moved.points[0][0] + 30, moved.points[0][1] + 10), abs=1.0)
+    assert shifted.points[0] == pytest.approx(
+        (moved.points[0][0] + 30, moved.points[0][1] + 10), abs=1.0
+    )
     assert c.measurement(shifted).value == pytest.approx(c.measurement(moved).value, rel=1e-3)
     # Select with a click, delete, undo, undo, redo.
     film.click_image(shifted.points[0])
@@ -210,7 +219,9 @@ def test_move_a_point_move_the_whole_delete_undo_redo(make_film: Any, ramp_file:
     assert c.redo() and c.annotations == (shifted,)
 
 
-def test_text_and_arrow_typed_in_place_and_edited(qtbot: Any, make_film: Any, ramp_file: Path) -> None:
+def test_text_and_arrow_typed_in_place_and_edited(
+    qtbot: Any, make_film: Any, ramp_file: Path
+) -> None:
     film = make_film(ramp_file)
     c = film.controller
     film.state.set_tool("text")
@@ -282,7 +293,13 @@ def sim_films(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, dict
     write_dataset(out, n=4, seed=3, format="dicom", size=256)
     with (out / "measurements.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
-    return [(out / "images" / f"{r['image_id']}.dcm", {k: float(v) for k, v in r.items() if k != "image_id"}) for r in rows]
+    return [
+        (
+            out / "images" / f"{r['image_id']}.dcm",
+            {k: float(v) for k, v in r.items() if k != "image_id"},
+        )
+        for r in rows
+    ]
 
 
 CTR_TOLERANCE = 0.02
@@ -297,10 +314,13 @@ def test_ctr_on_simulated_films_matches_the_simulators_truth(
     for path, truth in sim_films:
         film = make_film(path)
         film.state.set_tool("ctr")
-        film.drag_image((truth["cardiac_x0"], truth["cardiac_y0"]), (truth["cardiac_x1"], truth["cardiac_y0"]))
+        film.drag_image(
+            (truth["cardiac_x0"], truth["cardiac_y0"]), (truth["cardiac_x1"], truth["cardiac_y0"])
+        )
         assert len(film.controller.annotations) == 0  # one span drawn: the thorax still to come
         film.drag_image(
-            (truth["thoracic_x0"], truth["thoracic_y0"]), (truth["thoracic_x1"], truth["thoracic_y0"])
+            (truth["thoracic_x0"], truth["thoracic_y0"]),
+            (truth["thoracic_x1"], truth["thoracic_y0"]),
         )
         a = film.only()
         m = film.controller.measurement(a)

@@ -145,7 +145,7 @@ class AnnotationController(QObject):
         state.image_changed.connect(self._on_state_image_changed)
         state.tool_changed.connect(self._on_state_tool_changed)
         view.graphics.scene().sigMouseMoved.connect(self._on_scene_mouse_moved)
-        view.view_changed.connect(self._place_editor)
+        view.view_changed.connect(self._on_view_changed)
         if state.image is not None:
             self._on_state_image_changed(state.image)
 
@@ -228,7 +228,11 @@ class AnnotationController(QObject):
             if annotation_id not in wanted:
                 self._drop_items(self._items.pop(annotation_id))
         for annotation in self.annotations:
-            shown = self._live if self._live is not None and self._live.id == annotation.id else annotation
+            shown = (
+                self._live
+                if self._live is not None and self._live.id == annotation.id
+                else annotation
+            )
             if annotation.id not in self._items:
                 item = AnnotationItem(shown.kind, shown.points, frame)
                 self._items[annotation.id] = (item, make_label(frame))
@@ -255,6 +259,20 @@ class AnnotationController(QObject):
         label.setColor(item_colour(annotation.id == self.selected))
         label.setPos(QPointF(*label_anchor(annotation.kind, annotation.points)))
         label.setVisible(bool(text))
+        self._side(label)
+
+    def _side(self, label: Any) -> None:
+        """A label right of its point, or left of it in the right part of the screen (never cut)."""
+        scene = label.mapToScene(QPointF(0, 0)) if label.parentItem() is None else None
+        where = self._view.frame.mapToScene(label.pos()) if scene is None else scene
+        x = self._view.graphics.mapFromScene(where).x()
+        right = x > 0.55 * self._view.graphics.viewport().width()
+        label.setAnchor((1, 1) if right else (0, 1))
+
+    def _on_view_changed(self) -> None:
+        self._place_editor()
+        for _, label in self._items.values():
+            self._side(label)
 
     @staticmethod
     def _drop_items(items: tuple[Any, ...]) -> None:
@@ -520,7 +538,9 @@ class AnnotationController(QObject):
         if annotation is None:
             return
         self._editing = ("text", annotation_id)
-        self.editor.open(annotation.text, "text or note", label_anchor(annotation.kind, annotation.points))
+        self.editor.open(
+            annotation.text, "text or note", label_anchor(annotation.kind, annotation.points)
+        )
         self._place_editor()
 
     def _ask_text(self, point: Point) -> None:

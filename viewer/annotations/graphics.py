@@ -66,7 +66,9 @@ class AnnotationItem(pg.GraphicsObject):
         xs = [p[0] for p in self.points]
         ys = [p[1] for p in self.points]
         pad = max(4.0, 0.25 * max(max(xs) - min(xs), max(ys) - min(ys), 1.0))
-        return QRectF(min(xs) - pad, min(ys) - pad, max(xs) - min(xs) + 2 * pad, max(ys) - min(ys) + 2 * pad)
+        return QRectF(
+            min(xs) - pad, min(ys) - pad, max(xs) - min(xs) + 2 * pad, max(ys) - min(ys) + 2 * pad
+        )
 
     def paint(self, painter: QPainter, *args: Any) -> None:
         pts = [QPointF(x, y) for x, y in self.points]
@@ -109,7 +111,9 @@ class AnnotationItem(pg.GraphicsObject):
                 painter.drawRect(rect)
         elif kind == "arrow" and len(pts) == 2:
             painter.drawLine(pts[0], pts[1])
-            size = max(10 * per_screen, 0.12 * math.hypot(pts[1].x() - pts[0].x(), pts[1].y() - pts[0].y()))
+            size = max(
+                10 * per_screen, 0.12 * math.hypot(pts[1].x() - pts[0].x(), pts[1].y() - pts[0].y())
+            )
             path = QPainterPath(pts[1])
             wings = arrow_head(self.points[0], self.points[1], size)
             path.moveTo(wings[0])

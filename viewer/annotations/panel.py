@@ -32,9 +32,7 @@ def spacing_line(controller: AnnotationController) -> str:
     """What lengths are measured with, in words."""
     cal = controller.sheet.calibration
     if cal is not None:
-        return (
-            f"Spacing: calibrated, {cal.mm_per_px:.4g} mm/px (a {cal.known_mm:g} mm line)"
-        )
+        return f"Spacing: calibrated, {cal.mm_per_px:.4g} mm/px (a {cal.known_mm:g} mm line)"
     spacing = controller.header_spacing
     if spacing is None:
         return "Spacing unknown: lengths in pixels. Calibrate with a line of known length."
@@ -51,6 +49,9 @@ class AnnotationPanel(QWidget):
         self.spacing_label.setWordWrap(True)
         self.list = QListWidget()
         self.list.setObjectName("annotationList")
+        self.list.setWordWrap(True)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setMinimumHeight(120)
         self.buttons: dict[str, QPushButton] = {}
         row = QHBoxLayout()
         for name, text in (("delete", "Delete"), ("undo", "Undo"), ("redo", "Redo")):
@@ -103,7 +104,7 @@ class AnnotationPanel(QWidget):
                     self.list.setCurrentItem(item)
                     break
             else:
-                self.list.setCurrentItem(None)
+                self.list.setCurrentRow(-1)
         finally:
             self._syncing = False
         self.buttons["delete"].setEnabled(annotation_id is not None)

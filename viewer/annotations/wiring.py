@@ -69,15 +69,15 @@ class MeasureWiring:
             action.toggled.connect(lambda on, n=name: self._on_tool_action_toggled(n, on))
         self.tool_actions = tools
         state.tool_changed.connect(self._on_state_tool_changed)
-        key = QKeySequence.StandardKey
         w._action("delete_annotation", "Delete the selected annotation", c.delete_selected, "Del")
-        undo = w._action("undo_annotation", "Undo (measurements)", c.undo, key.Undo)
-        undo.setShortcuts([QKeySequence(key.Undo)])
+        w._action("undo_annotation", "Undo (measurements)", c.undo, "Ctrl+Z")
         redo = w._action("redo_annotation", "Redo (measurements)", c.redo, "Ctrl+Shift+Z")
         redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
         w._action("export_measurements_json", "Export measurements as JSON…", self.export_json)
         w._action(
-            "export_measurements_gsps", "Export measurements as presentation state…", self.export_gsps
+            "export_measurements_gsps",
+            "Export measurements as presentation state…",
+            self.export_gsps,
         )
         menu = w.menuBar().addMenu("Mea&sure")
         for action in tools.values():
@@ -122,7 +122,9 @@ class MeasureWiring:
         self.controller.clear()
 
     def export_json(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self.window, "Export measurements", "", "JSON (*.json)")
+        path, _ = QFileDialog.getSaveFileName(
+            self.window, "Export measurements", "", "JSON (*.json)"
+        )
         if path:
             self._export(self.controller.export_json, path)
 

@@ -101,12 +101,17 @@ def test_undo_redo_and_calibration_through_the_document() -> None:
 
 def test_sheet_json_round_trip_and_a_damaged_sheet_is_one_sentence() -> None:
     sheet = Sheet(
-        (new_annotation("text", [(1, 2)], "é note"), new_annotation("cobb", [(0, 0), (1, 0), (0, 1), (1, 1)])),
+        (
+            new_annotation("text", [(1, 2)], "é note"),
+            new_annotation("cobb", [(0, 0), (1, 0), (0, 1), (1, 1)]),
+        ),
         Calibration.from_line([(0, 0), (10, 0)], 5.0),
     )
     assert Sheet.from_json(sheet.to_json()) == sheet
     with pytest.raises(AnnotationError) as err:
-        Sheet.from_json('{"format": "fpsm-annotations/1", "annotations": [{"kind": "angle"}]}', "x.db")
+        Sheet.from_json(
+            '{"format": "fpsm-annotations/1", "annotations": [{"kind": "angle"}]}', "x.db"
+        )
     assert str(err.value).startswith("'x.db': cannot be read") and "\n" not in str(err.value)
 
 
@@ -153,8 +158,14 @@ def test_spacing_source_is_read_from_the_header(tmp_path: Path) -> None:
     ds.ImagerPixelSpacing = ["0.15", "0.15"]
     ds.save_as(path)
     assert header_spacing(load_image(path)) == Spacing(0.15, 0.15, "ImagerPixelSpacing")
-    assert header_spacing(load_image(write_dicom(tmp_path / "ps.dcm", chest_like()))).source == "PixelSpacing"
-    assert header_spacing(load_image(write_dicom(tmp_path / "none.dcm", chest_like(), spacing=None))) is None
+    assert (
+        header_spacing(load_image(write_dicom(tmp_path / "ps.dcm", chest_like()))).source
+        == "PixelSpacing"
+    )
+    assert (
+        header_spacing(load_image(write_dicom(tmp_path / "none.dcm", chest_like(), spacing=None)))
+        is None
+    )
     del Dataset
 
 
@@ -195,7 +206,11 @@ def test_json_export_carries_every_measurement_and_no_patient(
     image = load_image(path)
     out = export_json(tmp_path / "m.json", sheet, image)
     doc = json.loads(out.read_text())
-    assert doc["spacing"] == {"row_mm": SPACING_MM[0], "col_mm": SPACING_MM[1], "source": "PixelSpacing"}
+    assert doc["spacing"] == {
+        "row_mm": SPACING_MM[0],
+        "col_mm": SPACING_MM[1],
+        "source": "PixelSpacing",
+    }
     kinds = [a["kind"] for a in doc["annotations"]]
     assert kinds == ["length", "angle", "cobb", "ellipse", "rectangle", "arrow", "text", "ctr"]
     roi = doc["annotations"][4]["measurement"]
