@@ -311,17 +311,27 @@ the drag lands within a screen pixel."""
 def test_ctr_on_simulated_films_matches_the_simulators_truth(
     make_film: Any, sim_films: list[tuple[Path, dict[str, float]]]
 ) -> None:
+    film = make_film(sim_films[0][0])
     for path, truth in sim_films:
-        film = make_film(path)
+        film.state.set_image(load(path))  # the next film in the same viewport
+        QApplication.processEvents()
+        assert film.controller.annotations == ()
         film.state.set_tool("ctr")
         film.drag_image(
             (truth["cardiac_x0"], truth["cardiac_y0"]), (truth["cardiac_x1"], truth["cardiac_y0"])
         )
         assert len(film.controller.annotations) == 0  # one span drawn: the thorax still to come
-        film.drag_image(
-            (truth["thoracic_x0"], truth["thoracic_y0"]),
-            (truth["thoracic_x1"], truth["thoracic_y0"]),
-        )
+        # The ratio is shown live while the thorax span is dragged, before the button is released.
+        start = film.at(truth["thoracic_x0"], truth["thoracic_y0"])
+        end = film.at(truth["thoracic_x1"], truth["thoracic_y0"])
+        _send(film.viewport, QEvent.Type.MouseMove, start, NONE, NONE)
+        _send(film.viewport, QEvent.Type.MouseButtonPress, start, LEFT, LEFT)
+        for i in range(1, 9):
+            _send(film.viewport, QEvent.Type.MouseMove, start + (end - start) * (i / 8), LEFT, LEFT)
+        live = film.controller._pending_label.textItem.toPlainText()
+        assert live.startswith("CTR ")
+        assert float(live.split()[1]) == pytest.approx(truth["ctr"], abs=CTR_TOLERANCE + 0.005)
+        _send(film.viewport, QEvent.Type.MouseButtonRelease, end, LEFT, NONE)
         a = film.only()
         m = film.controller.measurement(a)
         assert m.value == pytest.approx(truth["ctr"], abs=CTR_TOLERANCE), path.name
@@ -368,3 +378,84 @@ def test_annotations_survive_closing_and_reopening_the_app(
     assert again.measure.controller.annotations == saved
     again.actions_by_name["cancel"].trigger()
     assert again.state.tool == "none"
+
+
+@pytest.mark.parametrize("pose", ["zoomed-panned", "rotated", "rotated-flipped"])
+def test_tools_measure_the_image_whatever_the_zoom_rotation_or_flip(
+    make_film: Any, ramp_file: Path, pose: str
+) -> None:
+    film = make_film(ramp_file)
+    view = film.view
+    if pose == "zoomed-panned":
+        view.zoom(2.0)
+        view.view.translateBy(x=20, y=-15)
+    if "rotated" in pose:
+        view.rotate(90)
+    if "flipped" in pose:
+        view.flip_horizontal()
+    QApplication.processEvents()
+    vp = film.viewport
+    start = QPointF(vp.width() * 0.45, vp.height() * 0.4)
+    end = start + QPointF(40, 90)
+    film.state.set_tool("length")
+    drag(vp, start, end)
+    a = film.only()
+    want0, want1 = film.image_point(start), film.image_point(end)
+    assert a.points[0] == pytest.approx(want0, abs=1.0)
+    assert a.points[1] == pytest.approx(want1, abs=1.0)
+    dx = (a.points[1][0] - a.points[0][0]) * SPACING_MM[1]
+    dy = (a.points[1][1] - a.points[0][1]) * SPACING_MM[0]
+    assert film.controller.measurement(a).value == pytest.approx(math.hypot(dx, dy), rel=1e-9)
+    # The drawn end sits under the cursor on screen, and its handle can be taken again there.
+    shown = film.at(*a.points[1])
+    assert abs(shown.x() - end.x()) <= 1.5 and abs(shown.y() - end.y()) <= 1.5
+    film.state.set_tool("none")
+    drag(vp, end, end + QPointF(-30, 0))
+    assert film.only().points[1] == pytest.approx(film.image_point(end + QPointF(-30, 0)), abs=1.0)
+
+
+def test_the_dock_lists_selects_and_deletes(qtbot: Any, make_film: Any, ramp_file: Path) -> None:
+    from viewer.annotations.panel import AnnotationPanel
+
+    film = make_film(ramp_file)
+    panel = AnnotationPanel(film.controller)
+    qtbot.addWidget(panel)
+    panel.show()
+    film.state.set_tool("rectangle")
+    film.drag_image((10.0, 10.0), (50.0, 40.0))
+    film.state.set_tool("length")
+    film.drag_image((60.5, 60.5), (60.5, 160.5))
+    assert panel.lines()[0].startswith("Rectangle ROI: mean ")
+    assert panel.lines()[1] == "Length: 25.0 mm · PixelSpacing"
+    assert panel.spacing_label.text() == "Spacing: PixelSpacing 0.25 x 0.2 mm"
+    first = panel.list.visualItemRect(panel.list.item(0)).center()
+    qtbot.mouseClick(panel.list.viewport(), LEFT, pos=first)
+    assert film.controller.selected == film.controller.annotations[0].id
+    qtbot.mouseClick(panel.buttons["delete"], LEFT)
+    assert [a.kind for a in film.controller.annotations] == ["length"]
+    qtbot.mouseClick(panel.buttons["undo"], LEFT)
+    assert len(panel.lines()) == 2
+
+
+def test_typing_in_the_editor_does_not_fire_the_windows_keys(
+    qtbot: Any, make_window: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyqtgraph as pg
+
+    from tests.viewer.test_viewer import open_and_wait
+
+    monkeypatch.setitem(pg.CONFIG_OPTIONS, "mouseRateLimit", 0)
+    path = write_dicom(tmp_path / "chest.dcm", chest_like(200, 160))
+    window = make_window()
+    open_and_wait(qtbot, window, path)
+    film = Film(window.image_view, window.state, window.measure.controller)
+    window.actions_by_name["tool_text"].trigger()
+    film.click_image((50.0, 50.0))
+    editor = window.measure.controller.editor
+    assert editor.isVisible()
+    inverted, orientation = window.state.inverted, window.image_view.orientation
+    qtbot.keyClicks(editor, "Hilar mass, review RIH")  # H flips, I inverts, R rotates, M length
+    qtbot.keyClick(editor, Qt.Key.Key_Return)
+    assert film.only().text == "Hilar mass, review RIH"
+    assert window.state.inverted == inverted and window.state.tool == "text"
+    assert np.array_equal(window.image_view.orientation, orientation)

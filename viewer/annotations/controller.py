@@ -137,6 +137,7 @@ class AnnotationController(QObject):
         self._pending: list[Point] = []  # points fixed of the annotation being drawn
         self._float: Point | None = None  # its next point, following the cursor or the drag
         self._pending_item: AnnotationItem | None = None
+        self._pending_label: Any = None
         self._live: Annotation | None = None  # an annotation being moved, not yet committed
         self.editor = InlineEditor(view.graphics.viewport())
         self.editor.committed.connect(self._on_editor_committed)
@@ -489,8 +490,28 @@ class AnnotationController(QObject):
             points = list(constrain(kind, points))
         if self._pending_item is None:
             self._pending_item = AnnotationItem(kind, points, self._view.frame)
+            self._pending_label = make_label(self._view.frame)
         self._pending_item.kind = kind
         self._pending_item.set_points(points)
+        self._pending_label.setText(self._live_text(kind, points))
+        if points:
+            done = len(points) == self._needed() and kind != "calibrate"
+            self._pending_label.setPos(
+                QPointF(*(label_anchor(kind, points) if done else points[-1]))
+            )
+            self._side(self._pending_label)
+
+    def _live_text(self, kind: str, points: list[Point]) -> str:
+        """What the annotation being drawn measures so far: the heart span alone, then the CTR."""
+        if kind == "calibrate" and len(points) == 2:
+            return f"{math.dist(points[0], points[1]):.1f} px: its length in mm follows"
+        if kind == "ctr" and 2 <= len(points) < 4:
+            spacing = self.spacing
+            width = abs(points[1][0] - points[0][0]) * (spacing.col_mm if spacing else 1.0)
+            return f"heart {width:.1f} {'mm' if spacing else 'px'}: now the thorax span"
+        if len(points) != N_POINTS.get(kind, 0) or kind in ("text", "arrow"):
+            return ""
+        return self.measurement(Annotation("", kind, tuple(points))).text
 
     def _add_point(self, p: Point) -> None:
         """Fix the next point; make the annotation once the tool has them all."""
@@ -519,7 +540,7 @@ class AnnotationController(QObject):
         self._float = None
         self._drag = None
         if self._pending_item is not None:
-            self._drop_items((self._pending_item,))
+            self._drop_items((self._pending_item, self._pending_label))
             self._pending_item = None
 
     @property
