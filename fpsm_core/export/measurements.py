@@ -5,7 +5,8 @@ angle and an arrow are polylines (the arrow with a two-stroke head at its tip), 
 CTR two polylines, a rectangle a closed polyline, an ellipse an ELLIPSE (the ends of its major
 then minor axis); each measurement's value goes with it as a text object (its bounding box just
 beside the shape), so a PACS viewer shows the numbers the reader saw. A text annotation is a text
-object anchored at its point. The window is the source's own, as for the AI presentation state.
+object anchored at its point. The window is the source's own, as for the AI presentation state;
+a calibration drawn by the reader goes out as the displayed area's Presentation Pixel Spacing.
 """
 
 from __future__ import annotations
@@ -185,6 +186,14 @@ def measurements_presentation_state(sheet: Sheet, source: ExportSource) -> Datas
         ),
     )
     pr.Laterality = source.laterality() or ""
+    if sheet.calibration is not None:
+        # The reader's calibration goes with the measurements: a receiving viewer then measures
+        # in the same millimetres (PS3.3 C.10.4: Presentation Pixel Spacing instead of the ratio).
+        mm = f"{sheet.calibration.mm_per_px:.10g}"[:16]
+        for area in pr.DisplayedAreaSelectionSequence:
+            if "PresentationPixelAspectRatio" in area:
+                del area.PresentationPixelAspectRatio
+            area.PresentationPixelSpacing = [mm, mm]
     return finish(pr, source, "Measurements (GSPS)", image=False)
 
 

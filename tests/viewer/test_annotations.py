@@ -281,6 +281,17 @@ def test_calibration_on_a_film_without_spacing(qtbot: Any, make_film: Any, tmp_p
     assert "not a length" in blocker.args[0]
     assert c.sheet.calibration == cal
     assert c.undo() and c.sheet.calibration is None  # the calibration is undoable too
+    assert c.redo() and c.sheet.calibration == cal
+    from viewer.annotations.panel import AnnotationPanel
+
+    panel = AnnotationPanel(c)
+    qtbot.addWidget(panel)
+    assert (
+        panel.spacing_label.text() == f"Spacing: calibrated, {mm_per_px:.4g} mm/px (a 25 mm line)"
+    )
+    qtbot.mouseClick(panel.buttons["uncalibrate"], LEFT)
+    assert c.sheet.calibration is None and "uncalibrated" in c.measurement(film.only()).text
+    assert not panel.buttons["uncalibrate"].isEnabled()
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 A list (one line per annotation, its kind and what it measures, in drawing order) kept in step
 with the controller: selecting a line selects the annotation on the film and back, double-click
 edits its text or note. Above it, the spacing lengths use and where it came from; below, delete,
-undo, redo and the exports (JSON, and a presentation state for PACS).
+undo, redo, and forgetting the film's calibration; the exports are in the Measure menu.
 """
 
 from __future__ import annotations
@@ -54,7 +54,12 @@ class AnnotationPanel(QWidget):
         self.list.setMinimumHeight(120)
         self.buttons: dict[str, QPushButton] = {}
         row = QHBoxLayout()
-        for name, text in (("delete", "Delete"), ("undo", "Undo"), ("redo", "Redo")):
+        for name, text in (
+            ("delete", "Delete"),
+            ("undo", "Undo"),
+            ("redo", "Redo"),
+            ("uncalibrate", "Uncalibrate"),
+        ):
             button = QPushButton(text)
             row.addWidget(button)
             self.buttons[name] = button
@@ -67,6 +72,8 @@ class AnnotationPanel(QWidget):
         self.buttons["delete"].clicked.connect(controller.delete_selected)
         self.buttons["undo"].clicked.connect(controller.undo)
         self.buttons["redo"].clicked.connect(controller.redo)
+        self.buttons["uncalibrate"].clicked.connect(controller.remove_calibration)
+        self.buttons["uncalibrate"].setToolTip("Forget the calibration of this film (undoable)")
         self.list.currentItemChanged.connect(self._on_list_current_item_changed)
         self.list.itemDoubleClicked.connect(self._on_list_item_double_clicked)
         controller.sheet_changed.connect(self._on_controller_sheet_changed)
@@ -94,6 +101,7 @@ class AnnotationPanel(QWidget):
         self.buttons["undo"].setEnabled(document.can_undo)
         self.buttons["redo"].setEnabled(document.can_redo)
         self.buttons["delete"].setEnabled(self.controller.selected is not None)
+        self.buttons["uncalibrate"].setEnabled(sheet.calibration is not None)
 
     def _on_controller_selection_changed(self, annotation_id: str | None) -> None:
         self._syncing = True

@@ -265,3 +265,23 @@ def test_the_simulator_writes_each_films_true_ctr(tmp_path: Path) -> None:
         assert abs(case.film_ctr - case.ctr) < 0.05
         (c0, c1), (t0, t1) = case.cardiac_span, case.thoracic_span
         assert t0[0] < c0[0] < c1[0] < t1[0]  # the heart lies within the thorax
+
+
+def test_a_calibration_goes_out_as_the_presentation_pixel_spacing(tmp_path: Path) -> None:
+    path = write_dicom(tmp_path / "nospacing.dcm", chest_like(), spacing=None)
+    sheet = Sheet(
+        (new_annotation("length", [(10, 10), (40, 50)]),),
+        Calibration.from_line([(0, 0), (0, 50)], 20.0),
+    )
+    out = write_measurements_gsps(sheet, load_image(path), tmp_path / "pr.dcm")
+    ok, report = dcmpschk_passes(out)
+    assert ok, report
+    assert dciodvfy_errors(out) == []
+    (area,) = pydicom.dcmread(out).DisplayedAreaSelectionSequence
+    assert [float(v) for v in area.PresentationPixelSpacing] == [0.4, 0.4]
+    assert "PresentationPixelAspectRatio" not in area
+    texts = [
+        t.UnformattedTextValue
+        for t in pydicom.dcmread(out).GraphicAnnotationSequence[0].TextObjectSequence
+    ]
+    assert texts == ["20.0 mm - calibrated"]
