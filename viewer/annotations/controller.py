@@ -129,6 +129,9 @@ class AnnotationController(QObject):
         self._values: np.ndarray | None = None
         self._items: dict[str, tuple[AnnotationItem, pg.TextItem]] = {}
         self._calibration_items: tuple[AnnotationItem, pg.TextItem] | None = None
+        # What each item shows now, and with which spacing (redraw only what changed).
+        self._drawn: dict[str, Annotation] = {}
+        self._drawn_spacing: Spacing | None = None
         self.selected: str | None = None
         self._loading = False
         # A drag in progress: ("draw" | "point" | "move", annotation id, point index, start point).
@@ -193,6 +196,7 @@ class AnnotationController(QObject):
         self._image = None if loaded is None else loaded.image
         self._path = None if loaded is None else Path(loaded.path)
         self._values = None
+        self._drawn.clear()
         self._header_spacing = None if loaded is None else header_spacing(loaded.image)
         self._key = None if loaded is None else image_key(loaded.image)
         sheet = Sheet()
@@ -228,6 +232,12 @@ class AnnotationController(QObject):
         for annotation_id in list(self._items):
             if annotation_id not in wanted:
                 self._drop_items(self._items.pop(annotation_id))
+                self._drawn.pop(annotation_id, None)
+        # Only what changed is measured and drawn again (a new spacing changes every label).
+        spacing = self.spacing
+        if spacing != self._drawn_spacing:
+            self._drawn.clear()
+            self._drawn_spacing = spacing
         for annotation in self.annotations:
             shown = (
                 self._live
@@ -236,8 +246,10 @@ class AnnotationController(QObject):
             )
             if annotation.id not in self._items:
                 item = AnnotationItem(shown.kind, shown.points, frame)
+                item.set_pad(1.0 / max(self._view.screen_per_image(), 1e-9))
                 self._items[annotation.id] = (item, make_label(frame))
-            self._show(shown)
+            if self._drawn.get(annotation.id) != shown:
+                self._show(shown)
         if self._calibration_items is not None:
             self._drop_items(self._calibration_items)
             self._calibration_items = None
@@ -251,6 +263,7 @@ class AnnotationController(QObject):
 
     def _show(self, annotation: Annotation) -> None:
         item, label = self._items[annotation.id]
+        self._drawn[annotation.id] = annotation
         item.set_points(annotation.points)
         item.set_selected(annotation.id == self.selected)
         text = self.measurement(annotation).text
@@ -264,16 +277,19 @@ class AnnotationController(QObject):
 
     def _side(self, label: Any) -> None:
         """A label right of its point, or left of it in the right part of the screen (never cut)."""
-        scene = label.mapToScene(QPointF(0, 0)) if label.parentItem() is None else None
-        where = self._view.frame.mapToScene(label.pos()) if scene is None else scene
-        x = self._view.graphics.mapFromScene(where).x()
+        x = self._view.graphics.mapFromScene(self._view.frame.mapToScene(label.pos())).x()
         right = x > 0.55 * self._view.graphics.viewport().width()
         label.setAnchor((1, 1) if right else (0, 1))
 
     def _on_view_changed(self) -> None:
         self._place_editor()
-        for _, label in self._items.values():
+        per_screen = 1.0 / max(self._view.screen_per_image(), 1e-9)
+        for item, label in self._items.values():
+            item.set_pad(per_screen)
             self._side(label)
+        for extra in (self._pending_item, *(self._calibration_items or ())[:1]):
+            if isinstance(extra, AnnotationItem):
+                extra.set_pad(per_screen)
 
     @staticmethod
     def _drop_items(items: tuple[Any, ...]) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen
+from PySide6.QtWidgets import QGraphicsItem
 
 Point = tuple[float, float]
 COLOUR = "#f0c040"
@@ -48,13 +49,23 @@ class AnnotationItem(pg.GraphicsObject):
         self.kind = kind
         self.points: list[Point] = list(points)
         self.selected = False
+        self.pad = 16.0  # image pixels around the points for handles and ticks: see set_pad
         self.dashed = kind == "calibrate"
         self.setZValue(20)
+        # Drawn once per zoom, not on every W/L frame of the film beneath.
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
     def set_points(self, points: Sequence[Point]) -> None:
         self.prepareGeometryChange()
         self.points = list(points)
         self.update()
+
+    def set_pad(self, image_px_per_screen_px: float) -> None:
+        """Room for the handles and end ticks, which keep their size on screen at any zoom."""
+        pad = 12.0 * image_px_per_screen_px
+        if abs(pad - self.pad) > 1e-6 * max(pad, 1.0):
+            self.prepareGeometryChange()
+            self.pad = pad
 
     def set_selected(self, selected: bool) -> None:
         self.selected = bool(selected)
@@ -65,7 +76,7 @@ class AnnotationItem(pg.GraphicsObject):
             return QRectF()
         xs = [p[0] for p in self.points]
         ys = [p[1] for p in self.points]
-        pad = max(4.0, 0.25 * max(max(xs) - min(xs), max(ys) - min(ys), 1.0))
+        pad = self.pad + 0.15 * max(max(xs) - min(xs), max(ys) - min(ys))  # the arrow head
         return QRectF(
             min(xs) - pad, min(ys) - pad, max(xs) - min(xs) + 2 * pad, max(ys) - min(ys) + 2 * pad
         )
@@ -162,4 +173,5 @@ def make_label(parent: Any, selected: bool = False) -> pg.TextItem:
     label = pg.TextItem(color=SELECTED if selected else COLOUR, anchor=(0, 1), fill=(0, 0, 0, 140))
     label.setParentItem(parent)
     label.setZValue(21)
+    # No item cache here: a cached TextItem loses its fill when its text or anchor changes.
     return label

@@ -285,3 +285,19 @@ def test_a_calibration_goes_out_as_the_presentation_pixel_spacing(tmp_path: Path
         for t in pydicom.dcmread(out).GraphicAnnotationSequence[0].TextObjectSequence
     ]
     assert texts == ["20.0 mm - calibrated"]
+
+
+def test_original_values_of_a_real_monochrome1_cr_are_its_stored_values() -> None:
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file("RG1_UNCR.dcm")  # real PA chest CR, MONOCHROME1, PixelSpacing [0, 0]
+    if path is None:
+        pytest.skip("pydicom-data is not installed")
+    image = load_image(path)
+    assert image.inverted and image.spacing_mm is None and header_spacing(image) is None
+    stored = pydicom.dcmread(path).pixel_array.astype(np.float32)
+    np.testing.assert_array_equal(original_values(image), stored)
+    rect = new_annotation("rectangle", [(900.0, 700.0), (1000.0, 800.0)])
+    m = measure(rect, original_values(image), None)
+    assert m.details["mean"] == pytest.approx(stored[700:800, 900:1000].astype(np.float64).mean(), rel=1e-9)
+    assert (m.details["area"], m.details["area_unit"]) == (10000.0, "px²")
