@@ -470,3 +470,45 @@ def test_typing_in_the_editor_does_not_fire_the_windows_keys(
     assert film.only().text == "Hilar mass, review RIH"
     assert window.state.inverted == inverted and window.state.tool == "text"
     assert np.array_equal(window.image_view.orientation, orientation)
+
+
+def test_a_second_viewport_gets_its_own_controller_and_the_dock_follows_the_active_one(
+    qtbot: Any, make_window: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyqtgraph as pg
+
+    from fpsm_core.annotations import AnnotationStore, image_key
+    from tests.viewer.test_viewer import open_and_wait
+    from viewer.film_binding import FilmBinding
+    from viewer.image_view import ImageViewWidget
+    from viewer.state import ViewerState
+
+    monkeypatch.setitem(pg.CONFIG_OPTIONS, "mouseRateLimit", 0)
+    index = tmp_path / "index.sqlite3"
+    first = write_dicom(tmp_path / "a.dcm", chest_like(200, 160))
+    second = write_dicom(tmp_path / "b.dcm", chest_like(200, 160, seed=3))
+    window = make_window(index_cache=index)
+    open_and_wait(qtbot, window, first)
+    view = ImageViewWidget()
+    qtbot.addWidget(view)
+    view.resize(600, 600)
+    view.show()
+    qtbot.waitExposed(view)
+    state = ViewerState(view)
+    FilmBinding(state, view)
+    other = window.measure.add_viewport(view, state)
+    state.set_image(load(second))
+    QApplication.processEvents()
+    film = Film(view, state, other)
+    state.set_tool("rectangle")
+    film.drag_image((20.0, 20.0), (60.0, 50.0))
+    assert window.measure.controller.annotations == ()  # the window's film is not touched
+    window.measure.set_active(other)
+    assert window.measure.panel.lines()[0].startswith("Rectangle ROI")
+    other.select(film.only().id)
+    window.actions_by_name["delete_annotation"].trigger()
+    assert other.annotations == ()
+    window.actions_by_name["undo_annotation"].trigger()
+    (rect,) = other.annotations
+    with AnnotationStore(index) as store:  # both viewports save into the same study index
+        assert store.load(image_key(state.image.image)).annotations == (rect,)

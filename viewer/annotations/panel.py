@@ -69,15 +69,37 @@ class AnnotationPanel(QWidget):
         layout.addWidget(self.list, 1)
         layout.addLayout(row)
         self._syncing = False
-        self.buttons["delete"].clicked.connect(controller.delete_selected)
-        self.buttons["undo"].clicked.connect(controller.undo)
-        self.buttons["redo"].clicked.connect(controller.redo)
-        self.buttons["uncalibrate"].clicked.connect(controller.remove_calibration)
+        self.buttons["delete"].clicked.connect(lambda: self.controller.delete_selected())
+        self.buttons["undo"].clicked.connect(lambda: self.controller.undo())
+        self.buttons["redo"].clicked.connect(lambda: self.controller.redo())
+        self.buttons["uncalibrate"].clicked.connect(lambda: self.controller.remove_calibration())
         self.buttons["uncalibrate"].setToolTip("Forget the calibration of this film (undoable)")
         self.list.currentItemChanged.connect(self._on_list_current_item_changed)
         self.list.itemDoubleClicked.connect(self._on_list_item_double_clicked)
-        controller.sheet_changed.connect(self._on_controller_sheet_changed)
-        controller.selection_changed.connect(self._on_controller_selection_changed)
+        self._connect(controller)
+
+    def set_controller(self, controller: AnnotationController) -> None:
+        """Show another viewport's annotations (the one being read, in a layout of several)."""
+        if controller is self.controller:
+            return
+        old = self.controller
+        for signal, slot in self._slots(old):
+            try:
+                signal.disconnect(slot)
+            except (RuntimeError, TypeError):
+                pass  # that viewport is gone
+        self.controller = controller
+        self._connect(controller)
+
+    def _slots(self, controller: AnnotationController) -> list[tuple[Any, Any]]:
+        return [
+            (controller.sheet_changed, self._on_controller_sheet_changed),
+            (controller.selection_changed, self._on_controller_selection_changed),
+        ]
+
+    def _connect(self, controller: AnnotationController) -> None:
+        for signal, slot in self._slots(controller):
+            signal.connect(slot)
         self._on_controller_sheet_changed(controller.sheet)
 
     def lines(self) -> list[str]:

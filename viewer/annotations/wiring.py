@@ -20,7 +20,9 @@ from viewer.annotations.controller import AnnotationController, open_store
 from viewer.annotations.panel import AnnotationPanel
 
 if TYPE_CHECKING:
+    from viewer.image_view import ImageViewWidget
     from viewer.main_window import MainWindow
+    from viewer.state import ViewerState
 
 # name, action text, key, toolbar label; "length" is the window's own ruler action.
 TOOL_ACTIONS = (
@@ -36,7 +38,11 @@ TOOL_ACTIONS = (
 
 
 class MeasureWiring:
-    """The window's measuring parts; ``controller`` is the one of the window's film view."""
+    """The window's measuring parts; ``controller`` is the active viewport's (at first the film's).
+
+    A layout of several viewports makes one controller per view with :meth:`add_viewport` and
+    calls :meth:`set_active` when the reader moves to another; the tool stays a state field.
+    """
 
     def __init__(self, window: MainWindow, index_cache: Any) -> None:
         self.window = window
@@ -50,14 +56,27 @@ class MeasureWiring:
         window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
         self.dock = dock
         self._build_actions()
-        c = self.controller
-        c.measured.connect(window.show_status)
-        c.error.connect(window.show_error)
+        self._connect(self.controller)
         if problem:
             window.show_error(problem)
 
+    def _connect(self, controller: AnnotationController) -> None:
+        controller.measured.connect(self.window.show_status)
+        controller.error.connect(self.window.show_error)
+
+    def add_viewport(self, view: ImageViewWidget, state: ViewerState) -> AnnotationController:
+        """A controller for another film view, saving into the same study index."""
+        controller = AnnotationController(state, view, self.controller.store)
+        self._connect(controller)
+        return controller
+
+    def set_active(self, controller: AnnotationController) -> None:
+        """The viewport the keys, the menu and the dock act on (a layout's current one)."""
+        self.controller = controller
+        self.panel.set_controller(controller)
+
     def _build_actions(self) -> None:
-        w, c, state = self.window, self.controller, self.window.state
+        w, state = self.window, self.window.state
         tools = {"length": w.actions_by_name["ruler"]}
         for name, text, key, label in TOOL_ACTIONS:
             tools[name] = w._action(f"tool_{name}", text, None, key, label)
@@ -69,9 +88,12 @@ class MeasureWiring:
             action.toggled.connect(lambda on, n=name: self._on_tool_action_toggled(n, on))
         self.tool_actions = tools
         state.tool_changed.connect(self._on_state_tool_changed)
-        w._action("delete_annotation", "Delete the selected annotation", c.delete_selected, "Del")
-        w._action("undo_annotation", "Undo (measurements)", c.undo, "Ctrl+Z")
-        redo = w._action("redo_annotation", "Redo (measurements)", c.redo, "Ctrl+Shift+Z")
+        active = self._active
+        w._action(
+            "delete_annotation", "Delete the selected annotation", active("delete_selected"), "Del"
+        )
+        w._action("undo_annotation", "Undo (measurements)", active("undo"), "Ctrl+Z")
+        redo = w._action("redo_annotation", "Redo (measurements)", active("redo"), "Ctrl+Shift+Z")
         redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
         w._action("export_measurements_json", "Export measurements as JSON…", self.export_json)
         w._action(
@@ -94,6 +116,10 @@ class MeasureWiring:
         bar.setMovable(False)
         bar.addActions([tools[n] for n, *_ in TOOL_ACTIONS])
         self.toolbar = bar
+
+    def _active(self, method: str) -> Any:
+        """A slot calling ``method`` of whichever controller is active when it fires."""
+        return lambda *_: getattr(self.controller, method)()
 
     def _on_tool_action_toggled(self, name: str, checked: bool) -> None:
         state = self.window.state
