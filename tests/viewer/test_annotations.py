@@ -287,7 +287,8 @@ def test_calibration_on_a_film_without_spacing(qtbot: Any, make_film: Any, tmp_p
     panel = AnnotationPanel(c)
     qtbot.addWidget(panel)
     assert (
-        panel.spacing_label.text() == f"Spacing: calibrated, {mm_per_px:.4g} mm/px (a 25 mm line)"
+        panel.spacing_label.text().splitlines()[0]
+        == f"Spacing: calibrated, {mm_per_px:.4g} mm/px (a 25 mm line)"
     )
     qtbot.mouseClick(panel.buttons["uncalibrate"], LEFT)
     assert c.sheet.calibration is None and "uncalibrated" in c.measurement(film.only()).text
@@ -371,6 +372,7 @@ def test_annotations_survive_closing_and_reopening_the_app(
     saved = film.controller.annotations
     assert [a.kind for a in saved] == ["length", "ellipse"]
     assert window.measure.panel.lines()[0].startswith("Length: ")
+    assert "Not saved" not in window.measure.panel.spacing_label.text()
     window.close()
 
     again = make_window(index_cache=index)
@@ -438,7 +440,10 @@ def test_the_dock_lists_selects_and_deletes(qtbot: Any, make_film: Any, ramp_fil
     film.drag_image((60.5, 60.5), (60.5, 160.5))
     assert panel.lines()[0].startswith("Rectangle ROI: mean ")
     assert panel.lines()[1] == "Length: 25.0 mm · PixelSpacing"
-    assert panel.spacing_label.text() == "Spacing: PixelSpacing 0.25 x 0.2 mm"
+    assert panel.spacing_label.text().splitlines() == [
+        "Spacing: PixelSpacing 0.25 x 0.2 mm",
+        "Not saved: no study index is open.",  # this film's controller was given no store
+    ]
     first = panel.list.visualItemRect(panel.list.item(0)).center()
     qtbot.mouseClick(panel.list.viewport(), LEFT, pos=first)
     assert film.controller.selected == film.controller.annotations[0].id

@@ -491,6 +491,22 @@ class AnnotationController(QObject):
         if self._pending and self._drag is None and self._float is not None:
             self._float = self._image_point(scene_pos)
             self._update_pending()
+        elif self._drag is None and self._image is not None:
+            # Say what a press would take: a handle (point), an annotation (move), else the tool.
+            found = self.hit(self._image_point(scene_pos), scene_pos) if self.annotations else None
+            shape = self._tool_cursor()
+            if found is not None:
+                shape = (
+                    Qt.CursorShape.PointingHandCursor
+                    if found[0] == "point"
+                    else Qt.CursorShape.SizeAllCursor
+                )
+            if self._view.view.cursor().shape() != shape:
+                self._view.view.setCursor(shape)
+
+    def _tool_cursor(self) -> Qt.CursorShape:
+        none = self._state.tool == "none"
+        return Qt.CursorShape.ArrowCursor if none else Qt.CursorShape.CrossCursor
 
     # -- drawing -----------------------------------------------------------------------------
     def _needed(self) -> int:
@@ -565,8 +581,7 @@ class AnnotationController(QObject):
 
     def _on_state_tool_changed(self, tool: str) -> None:
         self.cancel_drawing()
-        cursor = Qt.CursorShape.ArrowCursor if tool == "none" else Qt.CursorShape.CrossCursor
-        self._view.view.setCursor(cursor)
+        self._view.view.setCursor(self._tool_cursor())
 
     # -- text --------------------------------------------------------------------------------
     def edit_text(self, annotation_id: str) -> None:

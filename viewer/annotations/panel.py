@@ -118,7 +118,10 @@ class AnnotationPanel(QWidget):
                     self.list.setCurrentItem(item)
         finally:
             self._syncing = False
-        self.spacing_label.setText(spacing_line(self.controller))
+        line = spacing_line(self.controller)
+        if self.controller.store is None:
+            line += "\nNot saved: no study index is open."
+        self.spacing_label.setText(line)
         document = self.controller.document
         self.buttons["undo"].setEnabled(document.can_undo)
         self.buttons["redo"].setEnabled(document.can_redo)
