@@ -239,7 +239,7 @@ def measure(
         s = roi_stats(values, kind, pts[0], pts[1], spacing)
         text = (
             f"mean {_fmt(s.mean)}  SD {_fmt(s.sd)}\nmin {_fmt(s.minimum)}  max {_fmt(s.maximum)}"
-            f"\narea {s.area:.1f} {s.area_unit}" + ("" if spacing else " · uncalibrated")
+            f"\narea {s.area:.1f} {s.area_unit} · {tag}"
         )
         details: dict[str, float | str] = {
             "mean": s.mean,

@@ -182,6 +182,7 @@ def test_roi_statistics_are_of_the_original_pixels(
     assert d["sd"] == pytest.approx(values.std(), rel=1e-6)
     assert (d["min"], d["max"]) == (values.min(), values.max())
     assert d["area_unit"] == "mm²"
+    assert film.controller.measurement(a).text.splitlines()[-1].endswith("mm² · PixelSpacing")
     assert d["area"] == pytest.approx(area * SPACING_MM[0] * SPACING_MM[1], rel=1e-6)
     assert abs(x0 - 40.0) < 1 and abs(y1 - 130.0) < 1  # the box is where the drag went
 
