@@ -102,12 +102,17 @@ class ImageViewBox(pg.ViewBox):
     def __init__(self) -> None:
         super().__init__(lockAspect=True, invertY=True, enableMenu=False)
         self.ruler_mode = False
+        # An annotation controller (viewer.annotations) offered every left drag and click first;
+        # its ``view_drag(ev)`` / ``view_click(ev)`` return True when they took the event.
+        self.tool_handler: Any = None
 
     def mouseDragEvent(self, ev: Any, axis: Any = None) -> None:  # noqa: N802 (Qt name)
         if ev.button() == Qt.MouseButton.RightButton:
             ev.accept()
             delta = ev.pos() - ev.lastPos()
             self.window_dragged.emit(float(delta.x()), float(delta.y()))
+            return
+        if self.tool_handler is not None and self.tool_handler.view_drag(ev):
             return
         if self.ruler_mode and ev.button() == Qt.MouseButton.LeftButton:
             ev.accept()
@@ -121,6 +126,8 @@ class ImageViewBox(pg.ViewBox):
 
     def mouseClickEvent(self, ev: Any) -> None:  # noqa: N802 (Qt name)
         ev.accept()  # no context menu, no auto-range on right click
+        if self.tool_handler is not None and self.tool_handler.view_click(ev):
+            return
         if self.ruler_mode and ev.button() == Qt.MouseButton.LeftButton:
             self.ruler_clicked.emit(ev.scenePos())
 

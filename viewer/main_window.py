@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from viewer import dialogs
 from viewer.ai_panel import AIPanel
+from viewer.annotations.wiring import install_annotations
 from viewer.bind import bind_check
 from viewer.dicom_out import DicomOutController
 from viewer.export import ViewExporter, write_view_png
@@ -145,6 +146,7 @@ class MainWindow(QMainWindow):
         self.pacs_query.said.connect(
             lambda m, err: (self.show_error if err else self.show_status)(m)
         )
+        self.measure = install_annotations(self, index_cache)  # tools, Measure menu, dock
         self.preferences.restore_window(self)
         self.preferences.restore_overlay(self.state)
         self.state.set_urgent(self.preferences.urgent_labels())
@@ -228,8 +230,8 @@ class MainWindow(QMainWindow):
         a("flip_h", "Flip horizontally", view.flip_horizontal, "H", "⇋")
         a("flip_v", "Flip vertically", view.flip_vertical, "V", "⇵")
         a("reset_view", "Reset orientation", view.reset_orientation, "Ctrl+0")
-        a("ruler", "&Ruler (distance in mm)", self._on_ruler_toggled, "M", "Ruler")
-        a("clear_rulers", "Clear rulers", view.clear_rulers, "Shift+M")
+        a("ruler", "&Ruler / length (distance in mm)", None, "M", "Ruler")
+        a("clear_rulers", "Clear all measurements", lambda: self.measure.clear(), "Shift+M")
         a("overlay", "Show &heatmap", None, "C", "Heatmap")
         a("next_level", "Next pyramid level", lambda: state.cycle_level(1), "]")
         a("prev_level", "Previous pyramid level", lambda: state.cycle_level(-1), "[")
@@ -374,9 +376,7 @@ class MainWindow(QMainWindow):
         if self.hub.triage_running:
             self.cancel_triage()
         self.session.cancel_inference()
-        if self.image_view.ruler_mode:
-            self.actions_by_name["ruler"].setChecked(False)
-            self.image_view.set_ruler_mode(False)
+        self.measure.escape()
 
     # -- view ----------------------------------------------------------------------------------
     def apply_preset(self, name: str) -> None:
@@ -389,11 +389,6 @@ class MainWindow(QMainWindow):
             return
         center, width = self.image_view.window_level
         self.show_status(f"Window: {name}  (W {width:.6g}, L {center:.6g})")
-
-    def _on_ruler_toggled(self, checked: bool) -> None:
-        self.image_view.set_ruler_mode(checked)
-        if checked:
-            self.show_status("Ruler: drag on the image to measure (Esc ends).")
 
     def _on_image_view_cursor_moved(self, info: CursorInfo | None) -> None:
         self.cursor_label.setText("" if info is None else info.readout())
@@ -498,6 +493,7 @@ class MainWindow(QMainWindow):
             self.hub.shutdown()
             self.dicom_out.shutdown()
             self.pacs_query.shutdown()
+            self.measure.close()
             if self.tag_dialog is not None:
                 self.tag_dialog.close()
         super().closeEvent(event)

@@ -22,6 +22,7 @@ Fields:
     colormap, opacity, threshold, overlay_visible: the CAM overlay's look.
     window: the film's (center, width); inverted: white shown as black.
     urgent: the findings triage ranks by, shown in red when above threshold.
+    tool: the measuring/annotation tool the left button draws with (``TOOLS``; "none" pans).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ FIELDS = (
     "window",
     "inverted",
     "urgent",
+    "tool",
 )
 # Objects compare by identity (a new result is a change even if its numbers repeat); values by ==.
 _BY_IDENTITY = frozenset({"image", "model", "result", "cams"})
@@ -73,7 +75,22 @@ DEFAULTS: dict[str, Any] = {
     "window": (0.0, 1.0),
     "inverted": False,
     "urgent": (),
+    "tool": "none",
 }
+# The left button's tools on the film: "none" pans and selects, the others draw (see
+# fpsm_core.annotations.model for the points each takes); "calibrate" draws a line of known length.
+TOOLS = (
+    "none",
+    "length",
+    "angle",
+    "cobb",
+    "ellipse",
+    "rectangle",
+    "arrow",
+    "text",
+    "ctr",
+    "calibrate",
+)
 
 
 def available_levels(cams: ResultCams | None, member: int) -> tuple[LevelKey, ...]:
@@ -129,6 +146,7 @@ class ViewerState(QObject):
     window_changed = Signal(object)
     inverted_changed = Signal(bool)
     urgent_changed = Signal(object)
+    tool_changed = Signal(str)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -202,6 +220,10 @@ class ViewerState(QObject):
     @property
     def urgent(self) -> tuple[str, ...]:
         return self._values["urgent"]  # type: ignore[no-any-return]
+
+    @property
+    def tool(self) -> str:
+        return str(self._values["tool"])
 
     # -- derived -----------------------------------------------------------------------------
     @property
@@ -288,3 +310,8 @@ class ViewerState(QObject):
 
     def set_urgent(self, labels: Sequence[str]) -> None:
         self._update(urgent=tuple(str(label) for label in labels))
+
+    def set_tool(self, tool: str) -> None:
+        """Choose the film's left-button tool (unknown names are ignored)."""
+        if tool in TOOLS:
+            self._update(tool=tool)

@@ -2,7 +2,9 @@
 
 Layout: one table ``files`` (``WITHOUT ROWID``, primary key ``path``) whose columns are the fields
 of `HeaderRecord`; ``PRAGMA user_version`` holds ``SCHEMA_VERSION`` and a mismatch rebuilds the
-table. WAL journal, ``synchronous=NORMAL``. The file holds patient names and IDs, so it is created
+table. Schema steps (``SCHEMA_STEPS``) add tables of user data that a rebuild of ``files`` never
+drops: version 2 adds ``annotations`` (one JSON sheet of measurements per image, see
+:mod:`fpsm_core.annotations.store`). WAL journal, ``synchronous=NORMAL``. The file holds patient names and IDs, so it is created
 private to the user (mode 0600). A cache that cannot be opened, or whose pages or rows turn out
 junk while reading, is reported (``problem``) and indexing goes on without it; never fatal.
 """
@@ -18,7 +20,14 @@ from typing import Any
 
 from fpsm_core.io.headers import RECORD_FIELDS, HeaderRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# The version at which the ``files`` table last changed layout: older (or newer) files rebuild it.
+FILES_LAYOUT = 1
+# Tables of what users made, created step by step and kept across rebuilds of the header table.
+SCHEMA_STEPS = {
+    2: "CREATE TABLE IF NOT EXISTS annotations (image_key TEXT PRIMARY KEY, path TEXT, "
+    "sheet TEXT NOT NULL, updated_ns INTEGER NOT NULL) WITHOUT ROWID",
+}
 _INT_FIELDS = {"mtime_ns", "size", "series_number", "instance_number", "rows", "columns", "frames"}
 
 
@@ -29,6 +38,12 @@ def default_cache_path() -> Path:
         return Path(base) / "study_index.sqlite3"
     xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(xdg) / "fpsm" / "study_index.sqlite3"
+
+
+def apply_schema_steps(con: sqlite3.Connection) -> None:
+    """Create the user-data tables of every schema step (idempotent; never drops them)."""
+    for _version, statement in sorted(SCHEMA_STEPS.items()):
+        con.execute(statement)
 
 
 class HeaderCache:
@@ -55,7 +70,7 @@ class HeaderCache:
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=NORMAL")
         version = con.execute("PRAGMA user_version").fetchone()[0]
-        if version != SCHEMA_VERSION:
+        if not FILES_LAYOUT <= version <= SCHEMA_VERSION:
             con.execute("DROP TABLE IF EXISTS files")
         columns = ", ".join(
             f"{name} {'INTEGER' if name in _INT_FIELDS else 'TEXT'}"
@@ -63,6 +78,7 @@ class HeaderCache:
             for name in RECORD_FIELDS
         )
         con.execute(f"CREATE TABLE IF NOT EXISTS files ({columns}) WITHOUT ROWID")
+        apply_schema_steps(con)
         con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def __enter__(self) -> HeaderCache:

@@ -49,7 +49,11 @@ class SimCase:
         boxes: one :class:`Box` per finding instance.
         masks: per positive label, a bool mask of its pixels (union of its instances).
         view: ``"PA"`` or ``"AP"``.
-        ctr: the cardiothoracic ratio that was drawn.
+        ctr: the cardiothoracic ratio that was drawn (the heart's width over ``2 * thorax_hw``).
+        cardiac_span: the heart's rightmost and leftmost border points on the film, image pixels
+            (x, y; pixel centres at +0.5), after the pose: where a reader puts the cardiac span.
+        thoracic_span: the two inner rib margins (the lungs' outer edges) at the row where the
+            lungs are widest, after the pose: the internal thoracic span.
     """
 
     image: np.ndarray
@@ -59,6 +63,11 @@ class SimCase:
     masks: Mapping[str, np.ndarray]
     view: str
     ctr: float
+    cardiac_span: tuple[tuple[float, float], tuple[float, float]] = ((0.0, 0.0), (0.0, 0.0))
+    thoracic_span: tuple[tuple[float, float], tuple[float, float]] = ((0.0, 0.0), (1.0, 0.0))
+    film_ctr: float = 0.0
+    """The ratio as measured on the film: the horizontal widths of the two spans, before the pose
+    rotation (a reader measures horizontally on an upright film; the pose tilts it by ~1.5 deg)."""
 
     def positive(self) -> list[str]:
         """Names of the positive labels."""
@@ -188,6 +197,7 @@ def simulate_case(
             continue
         boxes.append(Box(name, *box))
         masks[name] = masks[name] | moved if name in masks else moved
+    cardiac, thoracic, film_ctr = _ctr_spans(scene.marks["heart_poly"], scene.lung_mask, warp)
     return SimCase(
         image=image,
         spacing_mm=(spacing, spacing),
@@ -196,4 +206,35 @@ def simulate_case(
         masks=masks,
         view="AP" if ap else "PA",
         ctr=float(scene.marks["ctr"]),
+        cardiac_span=cardiac,
+        thoracic_span=thoracic,
+        film_ctr=film_ctr,
     )
+
+
+Span = tuple[tuple[float, float], tuple[float, float]]
+
+
+def _ctr_spans(heart: np.ndarray, lungs: np.ndarray, warp: np.ndarray) -> tuple[Span, Span, float]:
+    """The cardiac and thoracic spans on the film and the CTR they give (no random numbers used).
+
+    OpenCV's coordinates put pixel centres on integers; the spans are returned in image pixels
+    (centres at +0.5), moved by the pose ``warp`` like the image.
+    """
+    right, left = heart[int(np.argmin(heart[:, 0]))], heart[int(np.argmax(heart[:, 0]))]
+    widths = np.where(
+        lungs.any(axis=1),
+        lungs.shape[1] - lungs[:, ::-1].argmax(axis=1) - lungs.argmax(axis=1),
+        0,
+    )
+    row = int(np.argmax(widths))
+    first = float(lungs[row].argmax())
+    edges = np.array([[first - 0.5, row], [first - 0.5 + float(widths[row]), row]])
+
+    def moved(points: np.ndarray) -> Span:
+        out = np.asarray(points, np.float64) @ warp[:, :2].T + warp[:, 2] + 0.5
+        return (float(out[0, 0]), float(out[0, 1])), (float(out[1, 0]), float(out[1, 1]))
+
+    cardiac_width = float(left[0] - right[0])
+    film_ctr = cardiac_width / float(widths[row]) if widths[row] > 0 else float("nan")
+    return moved(np.array([right, left])), moved(edges), film_ctr

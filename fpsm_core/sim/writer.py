@@ -6,6 +6,8 @@ files are Digital X-Ray "for presentation" objects that pass ``dciodvfy``: half 
 MONOCHROME2, 12 or 15 bits stored, with pixel spacing and a window. PNGs are 8-bit, display sense.
 The labels CSV has the CXR-LT layout (six metadata columns, then the 26 labels as 0/1); the boxes
 CSV the VinDr layout, with CXR-LT class names and one empty-box "No Finding" row per normal image.
+``measurements.csv`` gives each film's true cardiothoracic ratio (measured on the film, and the
+ratio that was drawn) and the ends of its cardiac and internal thoracic spans in image pixels.
 """
 
 from __future__ import annotations
@@ -40,6 +42,21 @@ from fpsm_core.sim.simulate import SimCase, simulate_case
 META_COLUMNS = CXRLT_META_COLUMNS
 BOX_COLUMNS = ("image_id", "rad_id", "class_name", "x_min", "y_min", "x_max", "y_max")
 LABELS_CSV, BOXES_CSV, CONFIG_JSON = "labels.csv", "boxes.csv", "sim_config.json"
+MEASUREMENTS_CSV = "measurements.csv"
+# The true cardiothoracic ratio of each film and where its two spans lie (image pixels).
+MEASUREMENT_COLUMNS = (
+    "image_id",
+    "ctr",
+    "ctr_drawn",
+    "cardiac_x0",
+    "cardiac_y0",
+    "cardiac_x1",
+    "cardiac_y1",
+    "thoracic_x0",
+    "thoracic_y0",
+    "thoracic_x1",
+    "thoracic_y1",
+)
 DX_FOR_PRESENTATION = UID("1.2.840.10008.5.1.4.1.1.1.1")
 VIEW_CODES = {"PA": ("399066004", "postero-anterior"), "AP": ("399348003", "antero-posterior")}
 FORMATS = ("dicom", "png")
@@ -150,8 +167,11 @@ def write_png(path: Path, case: SimCase) -> None:
         raise SimWriteError(f"{path}: the PNG could not be written.")
 
 
-def _render(job: tuple[SimConfig, int, str, str]) -> tuple[LabelRow, list[list[object]]]:
-    """Worker: simulate case ``index`` and write its image; return its labels and box rows."""
+Rendered = tuple[LabelRow, list[list[object]], list[object]]
+
+
+def _render(job: tuple[SimConfig, int, str, str]) -> Rendered:
+    """Worker: simulate case ``index`` and write its image; its labels, boxes, measurements."""
     config, index, out, fmt = job
     seed = config.seed
     case = simulate_case((seed, index), config)
@@ -169,7 +189,10 @@ def _render(job: tuple[SimConfig, int, str, str]) -> tuple[LabelRow, list[list[o
     ]
     if not case.boxes:
         boxes.append([ids.dicom_id, "SIM", "No Finding", "", "", "", ""])
-    return row, boxes
+    (c0, c1), (t0, t1) = case.cardiac_span, case.thoracic_span
+    spans = [round(v, 3) for v in (*c0, *c1, *t0, *t1)]
+    measured: list[object] = [ids.dicom_id, round(case.film_ctr, 5), round(case.ctr, 5), *spans]
+    return row, boxes, measured
 
 
 def _single_thread() -> None:
@@ -229,23 +252,26 @@ def write_dataset(
         bar = tqdm(total=n, unit="img", file=sys.stderr, desc="fpsm sim")
     rows: list[LabelRow] = []
     boxes: list[list[object]] = []
+    measurements: list[list[object]] = []
     if workers > 1:
         # "spawn": forking a process whose OpenCV/OpenMP thread pools are running can deadlock.
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_single_thread) as pool:
-            results: Iterator[tuple[LabelRow, list[list[object]]]] = pool.map(
+            results: Iterator[Rendered] = pool.map(
                 _render, jobs, chunksize=max(1, min(32, n // (workers * 8) or 1))
             )
-            for row, case_boxes in results:
+            for row, case_boxes, measured in results:
                 rows.append(row)
                 boxes.extend(case_boxes)
+                measurements.append(measured)
                 if bar is not None:
                     bar.update(1)
     else:
         for job in jobs:
-            row, case_boxes = _render(job)
+            row, case_boxes, measured = _render(job)
             rows.append(row)
             boxes.extend(case_boxes)
+            measurements.append(measured)
             if bar is not None:
                 bar.update(1)
     if bar is not None:
@@ -256,6 +282,10 @@ def write_dataset(
         writer = csv.writer(fh)
         writer.writerow(BOX_COLUMNS)
         writer.writerows(boxes)
+    with (root / MEASUREMENTS_CSV).open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(MEASUREMENT_COLUMNS)
+        writer.writerows(measurements)
     doc = {
         "generator": f"fpsm_core.sim {__version__}",
         "n": n,

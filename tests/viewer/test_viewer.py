@@ -495,14 +495,17 @@ def test_right_drag_changes_window_and_left_drag_draws_a_ruler(
     _drag(viewport, Qt.MouseButton.RightButton, centre, centre + QPointF(60, -30))
     center, width = view.window_level
     assert width > before[1] and center > before[0]
+    # The ruler is the measuring length tool: its lengths are annotations, kept with the image.
     window.actions_by_name["ruler"].trigger()
-    assert view.ruler_mode
+    assert window.state.tool == "length"
     _drag(viewport, Qt.MouseButton.LeftButton, centre, centre + QPointF(80, 0))
-    ((length, unit),) = view.ruler_lengths()
-    assert unit == "mm" and length > 0
+    (ruler,) = window.measure.controller.annotations
+    measured = window.measure.controller.measurement(ruler)
+    assert ruler.kind == "length" and measured.unit == "mm" and measured.value > 0
     assert window.status_label.text().startswith("Distance:")
     window.actions_by_name["cancel"].trigger()
-    assert not view.ruler_mode
+    assert window.state.tool == "none"
+    assert not window.actions_by_name["ruler"].isChecked()
 
 
 def test_an_ensemble_shows_member_spread_and_each_members_maps(
