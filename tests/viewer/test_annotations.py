@@ -518,3 +518,54 @@ def test_a_second_viewport_gets_its_own_controller_and_the_dock_follows_the_acti
     (rect,) = other.annotations
     with AnnotationStore(index) as store:  # both viewports save into the same study index
         assert store.load(image_key(state.image.image)).annotations == (rect,)
+
+
+def test_a_rectangle_drawn_on_a_film_is_added_to_a_patch_library(
+    qtbot: Any, make_window: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15: boxes drawn on any image opened in the viewer go to the library the same way."""
+    import pyqtgraph as pg
+
+    from fpsm_core.dadam import PatchLibrary
+    from tests.viewer.test_viewer import open_and_wait
+
+    monkeypatch.setitem(pg.CONFIG_OPTIONS, "mouseRateLimit", 0)
+    path = write_dicom(tmp_path / "chest.dcm", chest_like(200, 160))
+    window = make_window()
+    open_and_wait(qtbot, window, path)
+    button = window.measure.library_button
+    assert not button.isEnabled()  # nothing selected
+    window.actions_by_name["add_to_library"].trigger()
+    assert "Select a rectangle" in window.last_error
+    film = Film(window.image_view, window.state, window.measure.controller)
+    window.actions_by_name["tool_rectangle"].trigger()
+    film.drag_image((40.0, 50.0), (90.0, 110.0))
+    (rect,) = film.controller.annotations
+    film.controller.select(rect.id)
+    assert button.isEnabled()
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    dialog = window.measure.to_library.dialog
+    assert dialog is not None and dialog.isVisible()
+    library = tmp_path / "my library"
+    dialog.library.setText(str(library))
+    dialog.label.setCurrentText("nodule")  # any case, as typed
+    with qtbot.waitSignal(window.measure.to_library.added, timeout=30000) as blocker:
+        dialog.accept()
+    lib_path, pid = blocker.args
+    assert lib_path == library
+    with PatchLibrary(library, create=False) as lib:
+        patch = lib.get(pid)
+        assert patch.label == "Nodule" and patch.state == "unreviewed"
+        assert patch.dataset == "viewer" and patch.image_path == str(path)
+        assert patch.source_box == pytest.approx((40.0, 50.0, 90.0, 110.0), abs=1.0)
+        assert patch.spacing_mm is not None  # the film's spacing is kept: sizes in mm
+        assert patch.file.is_file()
+    assert f"Patch {pid} (Nodule) added to {library}" in window.status_label.text()
+    # A class that is not a CXR-LT label is one sentence; nothing is added.
+    window.measure.to_library.ask(window)
+    window.measure.to_library.dialog.library.setText(str(library))
+    window.measure.to_library.dialog.label.setCurrentText("Tibia fracture")
+    window.measure.to_library.dialog.accept()
+    assert window.last_error == "'Tibia fracture' is not one of the 26 CXR-LT classes."
+    with PatchLibrary(library, create=False) as lib:
+        assert len(lib) == 1

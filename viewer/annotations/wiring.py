@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QActionGroup, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFileDialog
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QPushButton
 
 from fpsm_core.errors import FpsmError
 from viewer.annotations.controller import AnnotationController, open_store
 from viewer.annotations.panel import AnnotationPanel
+from viewer.annotations.to_library import BoxToLibrary, selected_rectangle
 
 if TYPE_CHECKING:
     from viewer.image_view import ImageViewWidget
@@ -63,6 +64,13 @@ class MeasureWiring:
     def _connect(self, controller: AnnotationController) -> None:
         controller.measured.connect(self.window.show_status)
         controller.error.connect(self.window.show_error)
+        controller.selection_changed.connect(lambda _id: self._update_library_button())
+        controller.sheet_changed.connect(lambda _sheet: self._update_library_button())
+
+    def _update_library_button(self) -> None:
+        button = getattr(self, "library_button", None)
+        if button is not None:
+            button.setEnabled(selected_rectangle(self.controller) is not None)
 
     def add_viewport(self, view: ImageViewWidget, state: ViewerState) -> AnnotationController:
         """A controller for another film view, saving into the same study index."""
@@ -74,6 +82,7 @@ class MeasureWiring:
         """The viewport the keys, the menu and the dock act on (a layout's current one)."""
         self.controller = controller
         self.panel.set_controller(controller)
+        self._update_library_button()
 
     def _build_actions(self) -> None:
         w, state = self.window, self.window.state
@@ -110,6 +119,24 @@ class MeasureWiring:
         menu.addSeparator()
         menu.addAction(w.actions_by_name["export_measurements_json"])
         menu.addAction(w.actions_by_name["export_measurements_gsps"])
+        # A rectangle drawn on any film becomes a DADAM patch (the patch editor curates it).
+        self.to_library = BoxToLibrary(lambda: self.controller, state, w.settings, w)
+        self.to_library.said.connect(lambda m, err: (w.show_error if err else w.show_status)(m))
+        w._action(
+            "add_to_library",
+            "Add the rectangle to a patch library…",
+            lambda: self.to_library.ask(w),
+            "Ctrl+Shift+L",
+        )
+        menu.addSeparator()
+        menu.addAction(w.actions_by_name["add_to_library"])
+        self.library_button = QPushButton("Add the rectangle to a patch library…")
+        self.library_button.setToolTip("Ctrl+Shift+L: cut the selected rectangle as a DADAM patch")
+        self.library_button.clicked.connect(w.actions_by_name["add_to_library"].trigger)
+        layout = self.panel.layout()
+        assert layout is not None  # the panel lays itself out in __init__
+        layout.addWidget(self.library_button)
+        self._update_library_button()
         self.menu = menu
         bar = w.addToolBar("Measure")
         bar.setObjectName("measureToolbar")
