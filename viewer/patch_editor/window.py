@@ -41,6 +41,7 @@ class PatchEditorWindow(QMainWindow):
     Args:
         library: Library folder to open (one that does not exist yet can be created from here).
         images: Extra folders where moved source images are looked for.
+        model: Checkpoint or ensemble the composition studio checks with (default: the demo).
 
     Signals:
         library_opened(Path): a library is open and listed.
@@ -55,6 +56,7 @@ class PatchEditorWindow(QMainWindow):
         library: str | Path | None = None,
         images: list[Path] | None = None,
         parent: QWidget | None = None,
+        model: str | Path | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("DADAM patch editor")
@@ -92,6 +94,10 @@ class PatchEditorWindow(QMainWindow):
         self.tabs.addTab(gallery_page, "Gallery")
         self.tabs.addTab(self.source_view, "Source")
         self.tabs.addTab(self.duplicates, "Duplicates")
+        from viewer.patch_editor.studio.widget import StudioWidget
+
+        self.studio = StudioWidget(self.state, model, self.images)
+        self.add_workspace(self.studio, "Studio")
         central = QWidget()
         cl = QVBoxLayout(central)
         cl.setContentsMargins(0, 0, 0, 0)
@@ -143,6 +149,7 @@ class PatchEditorWindow(QMainWindow):
         menu.addAction(a("gallery", "&Gallery", lambda: self.tabs.setCurrentIndex(0), "Ctrl+1"))
         menu.addAction(a("source", "&Source view", lambda: self.tabs.setCurrentIndex(1), "Ctrl+2"))
         menu.addAction(a("duplicates", "&Duplicates", self._on_duplicates_triggered, "Ctrl+3"))
+        menu.addAction(a("studio", "Composition s&tudio", self._on_studio_triggered, "Ctrl+4"))
 
     def add_workspace(self, widget: QWidget, title: str) -> int:
         """Add a workspace tab bound to :attr:`state` (the composition studio plugs in here)."""
@@ -206,6 +213,9 @@ class PatchEditorWindow(QMainWindow):
     def _on_select_all_triggered(self) -> None:
         self.gallery.view.selectAll()
 
+    def _on_studio_triggered(self) -> None:
+        self.tabs.setCurrentWidget(self.studio)
+
     def _on_duplicates_triggered(self) -> None:
         self.tabs.setCurrentWidget(self.duplicates)
         self.duplicates.find_groups()
@@ -249,12 +259,14 @@ class PatchEditorWindow(QMainWindow):
             self.dialog.shutdown()
         self.thumbnails.shutdown()
         self.source_view.shutdown()
+        self.studio.shutdown()
         if self.state.session is not None:
             self.state.set_session(None)
 
     def threads(self) -> list[Any]:
         """The worker threads (tests check none is left running)."""
         out = [self.source_view.loader.worker_thread, self.thumbnails.decode_thread]
+        out += self.studio.threads()
         if self.dialog is not None:
             out.append(self.dialog.worker.worker_thread)
         return out

@@ -161,14 +161,14 @@ class StudioState(QObject):
         self._recompose(patches=True)
 
     def update_patch(self, index: int, **changes: Any) -> None:
-        """Change one patch's ``factor`` or ``alpha`` (the panel's sliders)."""
+        """Change one patch's ``factor``, ``alpha``, ``feather`` or ``match`` (the panel's controls)."""
         if not 0 <= index < len(self._patches):
             return
         p = self._patches[index]
         new = p.with_(**changes)
         if self._target is not None:
             new = sm.place(new, new.center, self._target, self._settings)
-        if (new.factor, new.alpha, new.center) == (p.factor, p.alpha, p.center):
+        if new == p:
             return
         self._patches = self._patches[:index] + (new,) + self._patches[index + 1 :]
         self._recompose(patches=True)

@@ -118,20 +118,12 @@ class _ModelThreadWorker(QObject):
         self._model_key: str | None = None
 
     def model(self) -> Any:
-        """The ensemble, loaded on this thread on first use (one owner per model)."""
+        """The model's inference service, made on this thread on first use (one owner per model)."""
         path = self._owner.model_path
         if self._model is None or self._model_key != path:
-            from fpsm_core.device import pick_device
-            from fpsm_core.model import load_model
-            from fpsm_core.model.checkpoint import CheckpointError
+            from fpsm_core.dadam.model_check import as_service
 
-            if not Path(path).exists():
-                raise FpsmError("model not found (give a checkpoint .json or an ensemble folder)",
-                                path=path)  # fmt: skip
-            try:
-                self._model = load_model(path, pick_device("auto"))
-            except CheckpointError as exc:
-                raise FpsmError(str(exc)) from None
+            self._model = as_service(path, "auto")
             self._model_key = path
         return self._model
 
