@@ -179,6 +179,10 @@ def test_drag_moves_the_patch_and_the_labels_and_check_follow(
     assert after_box != before_box
     assert tuple(second.args[0].box) == tuple(float(v) for v in after_box)
     assert studio.label_table.value(label) == "1"
+    # The film shows the new composite (the drag rewrites only the rectangle it touched).
+    from viewer.patch_editor.studio.composite_view import grey_argb
+
+    assert np.array_equal(view.film.array, grey_argb(studio.state.composition.image))
     # Placement stays inside the lung field (what compose keeps, so it is not re-drawn at random).
     from viewer.patch_editor.studio import model as sm
 

@@ -11,8 +11,11 @@ mapped with ``mapFromScene``, so zoom and pan never shift a placement.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 from typing import Any
 
+import cv2
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
@@ -25,7 +28,22 @@ from viewer.patch_editor.studio import model as sm
 from viewer.patch_editor.studio.state import StudioState
 from viewer.theme import configure_pyqtgraph
 
-_GREY_ARGB = grey_to_argb(np.arange(256, dtype=np.uint8))
+
+def grey_argb(grey: np.ndarray) -> np.ndarray:
+    """(h, w) uint8 grey as opaque ARGB32 (uint32): OpenCV's BGRA bytes are ARGB32 in memory on
+    little-endian machines, about ten times faster than a 256-entry table lookup at 1 Mpx."""
+    if sys.byteorder != "little":
+        return grey_to_argb(np.arange(256, dtype=np.uint8))[grey]
+    bgra = cv2.cvtColor(np.ascontiguousarray(grey), cv2.COLOR_GRAY2BGRA)
+    return bgra.view(np.uint32).reshape(grey.shape)
+
+
+def union(regions: Sequence[tuple[int, int, int, int]]) -> tuple[int, int, int, int] | None:
+    """The rectangle covering every (x0, y0, x1, y1), or None for none."""
+    if not regions:
+        return None
+    return (min(r[0] for r in regions), min(r[1] for r in regions),
+            max(r[2] for r in regions), max(r[3] for r in regions))  # fmt: skip
 
 
 class _StudioViewBox(pg.ViewBox):
@@ -92,6 +110,9 @@ class CompositeViewWidget(QWidget):
         self.outline.setParentItem(self.film)
         self._boxes: list[QGraphicsRectItem] = []
         self._shape: tuple[int, int] | None = None
+        # What the film's ARGB buffer shows: (view, target, composite regions); a drag rewrites
+        # only the rectangle the old and new patch regions cover.
+        self._shown: tuple[str, Any, tuple[tuple[int, int, int, int], ...]] | None = None
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.graphics)
@@ -148,6 +169,7 @@ class CompositeViewWidget(QWidget):
         shape = target.pixels.shape
         new = shape != self._shape
         self._shape = (int(shape[0]), int(shape[1]))
+        self._shown = None
         if new:
             self.film.set_array(None, QRectF(0, 0, shape[1], shape[0]))
             self.fit()
@@ -181,11 +203,27 @@ class CompositeViewWidget(QWidget):
         return comp.image
 
     def _redraw(self) -> None:
-        grey = self.displayed()
-        if grey is None:
+        t, comp, view = self.state.target, self.state.composition, self.state.view
+        if t is None or comp is None:
             self.film.set_array(None)
+            self._shown = None
         else:
-            self.film.set_array(_GREY_ARGB[grey])
+            regions = tuple(pl.region for pl in comp.placements)
+            shown, buf = self._shown, self.film.array
+            if (
+                view == "after" and shown is not None and shown[:2] == ("after", t)
+                and buf is not None and buf.shape == comp.image.shape
+            ):  # fmt: skip
+                dirty = union(shown[2] + regions)
+                if dirty is not None:
+                    x0, y0, x1, y1 = dirty
+                    buf[y0:y1, x0:x1] = grey_argb(comp.image[y0:y1, x0:x1])
+                    self.film.update(QRectF(x0, y0, x1 - x0, y1 - y0))
+            else:
+                grey = self.displayed()
+                assert grey is not None
+                self.film.set_array(grey_argb(grey))
+            self._shown = (view, t, regions)
         self._draw_boxes()
         self.drawn.emit(self.state.revision)
 
