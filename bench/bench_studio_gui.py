@@ -57,8 +57,10 @@ def measure(app: Any, window: Any, target: Any, patch: Any, steps: int, name: st
     h, w = target.pixels.shape
     path = [
         # up and down the left lung, then the right one: every step a new place in the field
-        (0.3 + 0.4 * (i >= steps // 2) + 0.03 * float(np.sin(i / 5.0)),
-         0.3 + 0.3 * abs(((2 * i / max(steps // 2, 1)) % 2) - 1))
+        (
+            0.3 + 0.4 * (i >= steps // 2) + 0.03 * float(np.sin(i / 5.0)),
+            0.3 + 0.3 * abs(((2 * i / max(steps // 2, 1)) % 2) - 1),
+        )
         for i in range(steps)
     ]
     recipe = state.recipe
@@ -88,8 +90,14 @@ def measure(app: Any, window: Any, target: Any, patch: Any, steps: int, name: st
     viewport = view.graphics.viewport()
 
     def send(kind: Any, pos: Any, buttons: Any) -> None:
-        ev = QMouseEvent(kind, pos, QPointF(viewport.mapToGlobal(pos.toPoint())),
-                         Qt.MouseButton.LeftButton, buttons, Qt.KeyboardModifier.NoModifier)  # fmt: skip
+        ev = QMouseEvent(
+            kind,
+            pos,
+            QPointF(viewport.mapToGlobal(pos.toPoint())),
+            Qt.MouseButton.LeftButton,
+            buttons,
+            Qt.KeyboardModifier.NoModifier,
+        )
         QApplication.sendEvent(viewport, ev)
 
     for times, full in ((t_drag, False), (t_full, True)):
@@ -98,8 +106,10 @@ def measure(app: Any, window: Any, target: Any, patch: Any, steps: int, name: st
         box = state.composition.placements[0].box
         pos = view.image_to_viewport((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
         send(QEvent.Type.MouseButtonPress, pos, Qt.MouseButton.LeftButton)
-        grab = (pos.x() - view.image_to_viewport(path[0][0] * w, path[0][1] * h).x(),
-                pos.y() - view.image_to_viewport(path[0][0] * w, path[0][1] * h).y())  # fmt: skip
+        grab = (
+            pos.x() - view.image_to_viewport(path[0][0] * w, path[0][1] * h).x(),
+            pos.y() - view.image_to_viewport(path[0][0] * w, path[0][1] * h).y(),
+        )
         for x, y in path[1:]:
             p = view.image_to_viewport(x * w, y * h)
             pos = QPointF(p.x() + grab[0], p.y() + grab[1])

@@ -80,9 +80,13 @@ def drag(widget: Any, start: QPointF, end: QPointF, steps: int = 10) -> None:
 
     def send(kind: QEvent.Type, pos: QPointF, buttons: Qt.MouseButton) -> None:
         event = QMouseEvent(
-            kind, pos, QPointF(widget.mapToGlobal(pos.toPoint())), Qt.MouseButton.LeftButton,
-            buttons, Qt.KeyboardModifier.NoModifier,
-        )  # fmt: skip
+            kind,
+            pos,
+            QPointF(widget.mapToGlobal(pos.toPoint())),
+            Qt.MouseButton.LeftButton,
+            buttons,
+            Qt.KeyboardModifier.NoModifier,
+        )
         QApplication.sendEvent(widget, event)
 
     send(QEvent.Type.MouseButtonPress, start, Qt.MouseButton.LeftButton)
@@ -132,9 +136,13 @@ def setup_composite(qtbot: Any, window: Any, films: Path, library: Path) -> tupl
 
 
 def test_drag_moves_the_patch_and_the_labels_and_check_follow(
-    qtbot: Any, make_editor: Any, films: Path, library: Path, tiny_model: Path,
+    qtbot: Any,
+    make_editor: Any,
+    films: Path,
+    library: Path,
+    tiny_model: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     import pyqtgraph as pg
 
     monkeypatch.setitem(pg.CONFIG_OPTIONS, "mouseRateLimit", 0)  # synthetic moves come fast
@@ -187,8 +195,9 @@ def test_drag_moves_the_patch_and_the_labels_and_check_follow(
     from viewer.patch_editor.studio import model as sm
 
     field, _ = sm.lung_field(studio.state.target, studio.state.settings)
-    ok = sm.allowed_centres(field, sm.lesion_size(studio.state.patches[0], studio.state.target,
-                                                  studio.state.settings))  # fmt: skip
+    ok = sm.allowed_centres(
+        field, sm.lesion_size(studio.state.patches[0], studio.state.target, studio.state.settings)
+    )
     assert ok[int(moved[1] * 128), int(moved[0] * 128)]
 
 
@@ -214,10 +223,18 @@ def test_the_studio_composite_is_compose_bit_for_bit(
         patch = lib.get(pid)
     dest, spacing = load_display(state.target.ref.path)
     spec = PatchSpec(
-        pixels=read_patch_png(patch.file), box=patch.box, label=patch.label, center=p.center,
-        alpha=0.6, scale=1.4, spacing_mm=patch.spacing_mm, image_size=patch.image_size,
-        patch_id=pid, feather=0.5, match=False,
-    )  # fmt: skip
+        pixels=read_patch_png(patch.file),
+        box=patch.box,
+        label=patch.label,
+        center=p.center,
+        alpha=0.6,
+        scale=1.4,
+        spacing_mm=patch.spacing_mm,
+        image_size=patch.image_size,
+        patch_id=pid,
+        feather=0.5,
+        match=False,
+    )
     expected = compose(dest, [spec], dest_spacing=spacing, rng=np.random.default_rng(7))
     assert np.array_equal(state.composition.image, expected.image)
     assert state.composition.placements[0].box == expected.placements[0].box

@@ -47,7 +47,16 @@ if TYPE_CHECKING:
     from viewer.patch_editor.state import EditorState
 
 MAP_TILE = 132
-COLUMNS = ("member", "level", "p before", "p after", "Δp", "Δlogit", "in-box before", "in-box after")
+COLUMNS = (
+    "member",
+    "level",
+    "p before",
+    "p after",
+    "Δp",
+    "Δlogit",
+    "in-box before",
+    "in-box after",
+)
 
 
 def _level_name(level: Any) -> str:
@@ -75,13 +84,16 @@ def map_tile(grey: np.ndarray, cam: np.ndarray, box: tuple[float, float, float, 
     pen.setStyle(Qt.PenStyle.DashLine)
     painter.setPen(pen)
     x0, y0, x1, y1 = box
-    painter.drawRect(int(x0 * w / gw), int(y0 * h / gh), int((x1 - x0) * w / gw),
-                     int((y1 - y0) * h / gh))  # fmt: skip
+    painter.drawRect(
+        int(x0 * w / gw), int(y0 * h / gh), int((x1 - x0) * w / gw), int((y1 - y0) * h / gh)
+    )
     painter.end()
     return QPixmap.fromImage(img).scaled(
-        MAP_TILE, MAP_TILE, Qt.AspectRatioMode.KeepAspectRatio,
+        MAP_TILE,
+        MAP_TILE,
+        Qt.AspectRatioMode.KeepAspectRatio,
         Qt.TransformationMode.SmoothTransformation,
-    )  # fmt: skip
+    )
 
 
 class CheckPanel(QGroupBox):
@@ -95,7 +107,9 @@ class CheckPanel(QGroupBox):
     check_shown = Signal(object)
     check_failed = Signal(str)
 
-    def __init__(self, state: StudioState, worker: ModelWorker, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, state: StudioState, worker: ModelWorker, parent: QWidget | None = None
+    ) -> None:
         super().__init__("Check with the model", parent)
         self.state = state
         self.worker = worker
@@ -189,10 +203,15 @@ class CheckPanel(QGroupBox):
         self.table.setRowCount(len(rows))
         for i, r in enumerate(rows):
             values = (
-                r.member, _level_name(r.level), _num(r.prob_before), _num(r.prob_after),
-                _num(r.delta_prob, True), _num(r.delta_logit, True),
-                _num(r.energy_before, pct=True), _num(r.energy_after, pct=True),
-            )  # fmt: skip
+                r.member,
+                _level_name(r.level),
+                _num(r.prob_before),
+                _num(r.prob_after),
+                _num(r.delta_prob, True),
+                _num(r.delta_logit, True),
+                _num(r.energy_before, pct=True),
+                _num(r.energy_after, pct=True),
+            )
             for c, text in enumerate(values):
                 item = QTableWidgetItem(text)
                 if c == 4 and not math.isnan(r.delta_prob):
@@ -211,16 +230,20 @@ class CheckPanel(QGroupBox):
     def value(self, member: str, level: Any, column: str) -> str:
         """The text of one cell (tests and scripts read the table like a user)."""
         c = COLUMNS.index(column)
+
+        def text(i: int, j: int) -> str:
+            item = self.table.item(i, j)
+            return "" if item is None else item.text()
+
         for i in range(self.table.rowCount()):
-            if (self.table.item(i, 0).text(), self.table.item(i, 1).text()) == (
-                member, _level_name(level)
-            ):  # fmt: skip
-                return self.table.item(i, c).text()
+            if (text(i, 0), text(i, 1)) == (member, _level_name(level)):
+                return text(i, c)
         raise KeyError((member, level))
 
     def _clear_maps(self) -> None:
         while self.maps_grid.count():
-            w = self.maps_grid.takeAt(0).widget()
+            item = self.maps_grid.takeAt(0)
+            w = item.widget() if item is not None else None
             if w is not None:
                 w.deleteLater()
 
@@ -241,12 +264,13 @@ class CheckPanel(QGroupBox):
 
     def tiles(self) -> int:
         """How many map tiles are shown (original and composite, per level)."""
-        return sum(
-            1
-            for i in range(self.maps_grid.count())
-            if isinstance(w := self.maps_grid.itemAt(i).widget(), QLabel) and w.pixmap() is not None
-            and not w.pixmap().isNull()
-        )  # fmt: skip
+        n = 0
+        for i in range(self.maps_grid.count()):
+            item = self.maps_grid.itemAt(i)
+            w = item.widget() if item is not None else None
+            if isinstance(w, QLabel) and not w.pixmap().isNull():
+                n += 1
+        return n
 
 
 class ScorePanel(QGroupBox):

@@ -42,8 +42,12 @@ def union(regions: Sequence[tuple[int, int, int, int]]) -> tuple[int, int, int, 
     """The rectangle covering every (x0, y0, x1, y1), or None for none."""
     if not regions:
         return None
-    return (min(r[0] for r in regions), min(r[1] for r in regions),
-            max(r[2] for r in regions), max(r[3] for r in regions))  # fmt: skip
+    return (
+        min(r[0] for r in regions),
+        min(r[1] for r in regions),
+        max(r[2] for r in regions),
+        max(r[3] for r in regions),
+    )
 
 
 class _StudioViewBox(pg.ViewBox):
@@ -105,8 +109,9 @@ class CompositeViewWidget(QWidget):
         self.graphics.addItem(self.view)
         self.film = FilmItem(smooth=False)
         self.view.addItem(self.film)
-        self.outline = pg.PlotCurveItem(pen=pg.mkPen("#4dd0e1", width=1.5, style=Qt.PenStyle.DotLine),
-                                        connect="finite")  # fmt: skip
+        self.outline = pg.PlotCurveItem(
+            pen=pg.mkPen("#4dd0e1", width=1.5, style=Qt.PenStyle.DotLine), connect="finite"
+        )
         self.outline.setParentItem(self.film)
         self._boxes: list[QGraphicsRectItem] = []
         self._shape: tuple[int, int] | None = None
@@ -211,9 +216,12 @@ class CompositeViewWidget(QWidget):
             regions = tuple(pl.region for pl in comp.placements)
             shown, buf = self._shown, self.film.array
             if (
-                view == "after" and shown is not None and shown[:2] == ("after", t)
-                and buf is not None and buf.shape == comp.image.shape
-            ):  # fmt: skip
+                view == "after"
+                and shown is not None
+                and shown[:2] == ("after", t)
+                and buf is not None
+                and buf.shape == comp.image.shape
+            ):
                 dirty = union(shown[2] + regions)
                 if dirty is not None:
                     x0, y0, x1, y1 = dirty
@@ -232,9 +240,9 @@ class CompositeViewWidget(QWidget):
         placements = comp.placements if comp is not None else ()
         while len(self._boxes) > len(placements):
             item = self._boxes.pop()
-            item.setParentItem(None)
-            if item.scene() is not None:
-                item.scene().removeItem(item)
+            scene = item.scene()
+            if scene is not None:
+                scene.removeItem(item)
         while len(self._boxes) < len(placements):
             item = QGraphicsRectItem()
             item.setParentItem(self.film)

@@ -131,7 +131,9 @@ def targets_from_folder(folder: str | Path) -> list[TargetRef]:
     for f in files:
         rel = f.relative_to(root).as_posix()
         meta = {k: "" for k in META_KEYS} | {"dicom_id": f.stem, "path": rel}
-        out.append(TargetRef(f, f.name, np.zeros(len(LABELS), np.float32), False, meta, -1, None, root))
+        out.append(
+            TargetRef(f, f.name, np.zeros(len(LABELS), np.float32), False, meta, -1, None, root)
+        )
     return out
 
 
@@ -165,8 +167,16 @@ def targets_from_csv(csv: str | Path, image_roots: Sequence[str | Path] = ()) ->
     for i, meta in enumerate(table.meta):
         name = meta.get("dicom_id") or Path(meta.get("path", "")).name
         out.append(
-            TargetRef(root / meta.get("path", ""), name, np.asarray(table.values[i], np.float32),
-                      True, dict(meta), i, path, root)  # fmt: skip
+            TargetRef(
+                root / meta.get("path", ""),
+                name,
+                np.asarray(table.values[i], np.float32),
+                True,
+                dict(meta),
+                i,
+                path,
+                root,
+            )
         )
     return out
 
@@ -232,15 +242,22 @@ class StudioPatch:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
-def studio_patch(patch: Patch, alpha: float, center: tuple[float, float] | None = None) -> StudioPatch:
+def studio_patch(
+    patch: Patch, alpha: float, center: tuple[float, float] | None = None
+) -> StudioPatch:
     """A library patch ready to place (at its source position unless ``center`` is given)."""
     c = center if center is not None else (float(patch.rel_center[0]), float(patch.rel_center[1]))
     return StudioPatch(
-        int(patch.id), patch.label, tuple(int(v) for v in patch.box),  # type: ignore[arg-type]
+        int(patch.id),
+        patch.label,
+        tuple(int(v) for v in patch.box),  # type: ignore[arg-type]
         (int(patch.width), int(patch.height)),
         tuple(patch.spacing_mm) if patch.spacing_mm else None,  # type: ignore[arg-type]
-        (int(patch.image_size[0]), int(patch.image_size[1])), c, 1.0, float(alpha),
-    )  # fmt: skip
+        (int(patch.image_size[0]), int(patch.image_size[1])),
+        c,
+        1.0,
+        float(alpha),
+    )
 
 
 @dataclass(frozen=True)
@@ -267,9 +284,15 @@ class StudioSettings:
 def _size_spec(p: StudioPatch, scale: float = 1.0) -> PatchSpec:
     # Only the geometry matters to patch_scale; the pixels are never read.
     return PatchSpec(
-        pixels=np.zeros((1, 1), np.uint8), box=p.box, label=p.label, center=p.center,
-        scale=scale, spacing_mm=p.spacing_mm, image_size=p.image_size, patch_id=p.patch_id,
-    )  # fmt: skip
+        pixels=np.zeros((1, 1), np.uint8),
+        box=p.box,
+        label=p.label,
+        center=p.center,
+        scale=scale,
+        spacing_mm=p.spacing_mm,
+        image_size=p.image_size,
+        patch_id=p.patch_id,
+    )
 
 
 def plan_scale(p: StudioPatch, target: Target, settings: StudioSettings) -> float:
@@ -296,8 +319,15 @@ def to_recipe(
             target_path=str(target.meta.get("path", target.path.name)),
             target_labels=tuple(x for x in target.positives if x != "No Finding"),
             patches=tuple(
-                RecipePatch(p.patch_id, p.label, p.center, plan_scale(p, scale_of, settings),
-                            p.alpha, p.feather, p.match)  # fmt: skip
+                RecipePatch(
+                    p.patch_id,
+                    p.label,
+                    p.center,
+                    plan_scale(p, scale_of, settings),
+                    p.alpha,
+                    p.feather,
+                    p.match,
+                )
                 for p in patches
             ),
             seed=int(settings.seed),
@@ -381,8 +411,9 @@ def place(
 def field_outline(field_mask: np.ndarray, shape: tuple[int, int]) -> list[np.ndarray]:
     """The lung field's outline as closed (n, 2) polygons in image pixels (x, y)."""
     h, w = shape
-    up = cv2.resize(field_mask.astype(np.uint8), (MASK_SIZE * 4, MASK_SIZE * 4),
-                    interpolation=cv2.INTER_LINEAR)  # fmt: skip
+    up = cv2.resize(
+        field_mask.astype(np.uint8), (MASK_SIZE * 4, MASK_SIZE * 4), interpolation=cv2.INTER_LINEAR
+    )
     contours, _ = cv2.findContours(up, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     out = []
     for c in contours:

@@ -91,7 +91,11 @@ class TargetPanel(QGroupBox):
         with blocked(self.list):
             self.list.clear()
             for ref in refs:
-                if self.normal_only.isChecked() and ref.labelled and ref.label_text() != "No Finding":
+                if (
+                    self.normal_only.isChecked()
+                    and ref.labelled
+                    and ref.label_text() != "No Finding"
+                ):
                     continue
                 item = QListWidgetItem(f"{ref.name}   —   {ref.label_text()}")
                 item.setData(Qt.ItemDataRole.UserRole, ref)
@@ -227,8 +231,11 @@ class PatchPanel(QGroupBox):
         if not ok:
             return
         p = self.state.patches[i]
-        for spin, value in ((self.factor, p.factor), (self.alpha, p.alpha),
-                            (self.feather, p.feather)):  # fmt: skip
+        for spin, value in (
+            (self.factor, p.factor),
+            (self.alpha, p.alpha),
+            (self.feather, p.feather),
+        ):
             with blocked(spin):
                 spin.setValue(value)
         with blocked(self.match):
@@ -272,7 +279,7 @@ class SettingsPanel(QGroupBox):
             self.view_group.addButton(b)
             self.view_buttons[name] = b
             views.addWidget(b)
-            b.toggled.connect(lambda on, n=name: on and state.set_view(n))
+            b.toggled.connect(self._view_setter(name))
         form = QFormLayout(self)
         form.addRow("mode", self.mode)
         form.addRow("", self.mm)
@@ -290,11 +297,20 @@ class SettingsPanel(QGroupBox):
         self._show(state.settings)
         self._show_view(state.view)
 
+    def _view_setter(self, name: str) -> Callable[[bool], None]:
+        def on_toggled(on: bool) -> None:
+            if on:
+                self.state.set_view(name)
+
+        return on_toggled
+
     def _show(self, s: sm.StudioSettings) -> None:
-        for w, fn in ((self.mode, lambda: self.mode.setCurrentIndex(sm.MODES.index(s.mode))),
-                      (self.mm, lambda: self.mm.setChecked(s.mm_consistent)),
-                      (self.lung, lambda: self.lung.setCurrentText(s.lung)),
-                      (self.seed, lambda: self.seed.setValue(s.seed))):  # fmt: skip
+        for w, fn in (
+            (self.mode, lambda: self.mode.setCurrentIndex(sm.MODES.index(s.mode))),
+            (self.mm, lambda: self.mm.setChecked(s.mm_consistent)),
+            (self.lung, lambda: self.lung.setCurrentText(s.lung)),
+            (self.seed, lambda: self.seed.setValue(s.seed)),
+        ):
             with blocked(w):
                 fn()
 
@@ -309,7 +325,7 @@ class LabelVectorTable(QTableWidget):
 
     def __init__(self, state: StudioState, parent: QWidget | None = None) -> None:
         super().__init__(len(LABELS), 3, parent)
-        self.state = state
+        self.studio = state  # not ``state``: QAbstractItemView.state() is Qt's
         self.setHorizontalHeaderLabels(["label", "target", "composite"])
         self.verticalHeader().hide()
         self.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
@@ -325,24 +341,29 @@ class LabelVectorTable(QTableWidget):
         state.target_changed.connect(lambda _t: self._show())
         self._show()
 
+    def cell(self, row: int, column: int) -> QTableWidgetItem:
+        item = self.item(row, column)
+        assert item is not None  # every cell is made in __init__
+        return item
+
     def value(self, label: str, column: str = "composite") -> str:
-        return self.item(LABELS.index(label), 2 if column == "composite" else 1).text()
+        return self.cell(LABELS.index(label), 2 if column == "composite" else 1).text()
 
     def _show(self) -> None:
-        t = self.state.target
+        t = self.studio.target
         target = t.ref.values if t is not None and t.ref.labelled else None
-        comp = self.state.labels
+        comp = self.studio.labels
         bold = QFont()
         bold.setBold(True)
         dim = QBrush(QColor("#808080"))
         for i in range(len(LABELS)):
             tv = "" if target is None else _fmt(float(target[i]))
-            cv = _fmt(float(comp[i])) if self.state.recipe is not None else ""
-            self.item(i, 1).setText(tv)
-            self.item(i, 2).setText(cv)
+            cv = _fmt(float(comp[i])) if self.studio.recipe is not None else ""
+            self.cell(i, 1).setText(tv)
+            self.cell(i, 2).setText(cv)
             on = bool(comp[i] > 0) or (target is not None and bool(target[i] > 0))
             for c in range(3):
-                item = self.item(i, c)
+                item = self.cell(i, c)
                 item.setFont(bold if comp[i] > 0 else QFont())
                 item.setForeground(QBrush() if on else dim)
 

@@ -101,7 +101,9 @@ class StudioState(QObject):
             return
         self._target = target
         if target is not None:  # patches keep their places; the new field may move them
-            self._patches = tuple(sm.place(p, p.center, target, self._settings) for p in self._patches)
+            self._patches = tuple(
+                sm.place(p, p.center, target, self._settings) for p in self._patches
+            )
         self.target_changed.emit(target)
         self._recompose(patches=True)
 
@@ -195,7 +197,9 @@ class StudioState(QObject):
             alpha = sm.DEFAULT_ALPHA[settings.mode]
             self._patches = tuple(p.with_(alpha=alpha) for p in self._patches)
         if self._target is not None:
-            self._patches = tuple(sm.place(p, p.center, self._target, settings) for p in self._patches)
+            self._patches = tuple(
+                sm.place(p, p.center, self._target, settings) for p in self._patches
+            )
         self.settings_changed.emit(settings)
         self._recompose(patches=True)
 
@@ -283,7 +287,9 @@ class StudioState(QObject):
         label = ""
         if 0 <= self._current < len(self._patches):
             label = self._patches[self._current].label
-        partner = (sm.partner_for(label, self._corr, self.partner_candidates) or "") if label else ""
+        partner = (
+            (sm.partner_for(label, self._corr, self.partner_candidates) or "") if label else ""
+        )
         if partner != self._partner:
             self._partner = partner
             self.partner_changed.emit(partner)

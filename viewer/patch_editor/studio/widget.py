@@ -79,8 +79,16 @@ def opened_recipe(output: Path, image: str) -> tuple[Recipe, sm.TargetRef, Path]
     if not recipe.target_labels:
         values[sm.NO_FINDING] = 1.0
     meta = dict(recipe.target_meta) | {"path": recipe.target_path}
-    ref = sm.TargetRef(root / recipe.target_path, meta.get("dicom_id") or recipe.target_path,
-                       values, True, meta, recipe.target_row, None, root)  # fmt: skip
+    ref = sm.TargetRef(
+        root / recipe.target_path,
+        meta.get("dicom_id") or recipe.target_path,
+        values,
+        True,
+        meta,
+        recipe.target_row,
+        None,
+        root,
+    )
     return recipe, ref, generated_image_path(output, recipe)
 
 
@@ -288,9 +296,11 @@ class StudioWidget(QWidget):
         lib = self._library()
         try:
             item = append_to_plan(
-                text, recipe, labels_csv=t.ref.labels_csv,
+                text,
+                recipe,
+                labels_csv=t.ref.labels_csv,
                 library=lib.root if lib is not None else None,
-            )  # fmt: skip
+            )
         except DadamError as exc:
             self.state.say(str(exc), error=True)
             return None

@@ -194,7 +194,9 @@ class ModelWorker(QObject):
         self.latest_check = revision
         self._check_requested.emit(revision, job)
 
-    def score(self, job: Callable[[Any, Callable[[int, int], None], Callable[[], bool]], Any]) -> int:
+    def score(
+        self, job: Callable[[Any, Callable[[int, int], None], Callable[[], bool]], Any]
+    ) -> int:
         """Run ``job(ensemble, progress, cancelled)``; returns the request number."""
         self.latest_score += 1
         self.cancel_event.clear()
