@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSplitter,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
     from fpsm_core.dadam.model_check import CheckResult
     from viewer.patch_editor.state import EditorState
 
-MAP_TILE = 132
+MAP_TILE = 124
 COLUMNS = (
     "member",
     "level",
@@ -122,6 +123,7 @@ class CheckPanel(QGroupBox):
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
         self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(22)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.maps = QWidget()
@@ -131,6 +133,10 @@ class CheckPanel(QGroupBox):
         scroll.setWidget(self.maps)
         scroll.setWidgetResizable(True)
         scroll.setMinimumHeight(MAP_TILE + 40)
+        parts = QSplitter(Qt.Orientation.Vertical)
+        parts.addWidget(self.table)
+        parts.addWidget(scroll)
+        parts.setSizes([180, 2 * MAP_TILE + 56])
         top = QHBoxLayout()
         top.addWidget(self.button)
         top.addWidget(QLabel("maps of"))
@@ -138,8 +144,7 @@ class CheckPanel(QGroupBox):
         lay = QVBoxLayout(self)
         lay.addLayout(top)
         lay.addWidget(self.status)
-        lay.addWidget(self.table, 1)
-        lay.addWidget(scroll)
+        lay.addWidget(parts, 1)
         self.button.clicked.connect(self._on_button_clicked)
         self.member.currentTextChanged.connect(lambda _t: self._draw_maps())
         worker.check_finished.connect(self._on_worker_check_finished)

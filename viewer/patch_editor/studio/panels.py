@@ -328,6 +328,7 @@ class LabelVectorTable(QTableWidget):
         self.studio = state  # not ``state``: QAbstractItemView.state() is Qt's
         self.setHorizontalHeaderLabels(["label", "target", "composite"])
         self.verticalHeader().hide()
+        self.verticalHeader().setDefaultSectionSize(20)
         self.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.setSelectionMode(QTableWidget.SelectionMode.NoSelection)

@@ -131,6 +131,9 @@ class StudioWidget(QWidget):
         self.label_table = LabelVectorTable(self.state)
         self.check_panel = CheckPanel(self.state, self.model)
         self.score_panel = ScorePanel(self.state, self.model, editor)
+        self.label_summary = QLabel("")
+        self.label_summary.setWordWrap(True)
+        self.state.labels_changed.connect(self._on_state_labels_changed)
         self.message = QLabel("")
         self.message.setWordWrap(True)
         self.message.setObjectName("studio_message")
@@ -148,7 +151,11 @@ class StudioWidget(QWidget):
         cl.addWidget(self.view, 1)
         cl.addWidget(self.message)
         right = QSplitter(Qt.Orientation.Vertical)
-        right.addWidget(self.label_table)
+        labels_box = QGroupBox("Label vector (what training sees)")
+        lb = QVBoxLayout(labels_box)
+        lb.addWidget(self.label_summary)
+        lb.addWidget(self.label_table, 1)
+        right.addWidget(labels_box)
         right.addWidget(self.check_panel)
         right.addWidget(self.recipe_box)
         right.addWidget(self.score_panel)
@@ -156,8 +163,9 @@ class StudioWidget(QWidget):
         split.addWidget(left)
         split.addWidget(centre)
         split.addWidget(right)
+        right.setSizes([200, 560, 120, 90])
         split.setStretchFactor(1, 1)
-        split.setSizes([330, 640, 430])
+        split.setSizes([330, 700, 570])
         lay = QHBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(split)
@@ -365,6 +373,10 @@ class StudioWidget(QWidget):
         self.message.setStyleSheet("color: #ff8a80;" if error else "")
         if error:
             self.editor.say(text, error=True)
+
+    def _on_state_labels_changed(self, values: np.ndarray) -> None:
+        names = [sm.LABELS[i] for i in np.flatnonzero(values > 0)]
+        self.label_summary.setText("Composite: " + (", ".join(names) if names else "none"))
 
     def _on_state_composition_changed(self, _comp: Any) -> None:
         if self.check_panel.auto and self.state.composition is not None:
