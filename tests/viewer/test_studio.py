@@ -337,3 +337,56 @@ def test_mixup_proposes_the_most_correlated_partner(
     qtbot.mouseClick(studio.patch_panel.partner_button, Qt.MouseButton.LeftButton)
     assert [p.label for p in studio.state.patches] == [label, expected]
     assert studio.label_table.value(expected) == "1"
+
+
+def test_a_check_for_an_older_composite_is_dropped(
+    qtbot: Any, make_editor: Any, films: Path, library: Path
+) -> None:
+    window = make_editor(library)
+    studio, _ = setup_composite(qtbot, window, films, library)
+    state = studio.state
+    old = state.revision
+    centre = state.patches[0].center
+    state.move_patch(0, (1.0 - centre[0], centre[1]))  # the other lung: a new composite
+    assert state.revision > old
+    with qtbot.assertNotEmitted(state.check_changed):
+        assert not state.set_check(old, object())
+    assert state.check is None
+
+
+def test_outside_the_lung_field_a_lung_patch_snaps_to_the_nearest_fitting_place(
+    films: Path, library: Path
+) -> None:
+    from viewer.patch_editor.studio import model as sm
+
+    ref = next(
+        r for r in sm.targets_from_csv(films / "labels.csv") if r.label_text() == "No Finding"
+    )
+    target = sm.load_target(ref)
+    settings = sm.StudioSettings()
+    with PatchLibrary(library, create=False) as lib:
+        patch = lib.get(lung_patch(library))
+    p = sm.studio_patch(patch, 1.0)
+    field, _ = sm.lung_field(target, settings)
+    size = sm.lesion_size(p, target, settings)
+    ok = sm.allowed_centres(field, size)
+    placed = sm.place(p, (0.5, 0.05), target, settings)  # above the lungs, on the neck
+    cx, cy = placed.center
+    assert ok[int(cy * 128), int(cx * 128)]
+    # ... and the nearest such place: no allowed grid cell is closer to where the hand was.
+    ys, xs = np.nonzero(ok)
+    d = np.hypot((xs + 0.5) / 128 - 0.5, (ys + 0.5) / 128 - 0.05).min()
+    assert np.hypot(cx - 0.5, cy - 0.05) <= d + 1e-9
+    # Inside the field the position is kept as it is.
+    ys, xs = np.nonzero(ok)
+    inside = ((xs[0] + 0.3) / 128, (ys[0] + 0.6) / 128)
+    assert sm.place(p, inside, target, settings).center == inside
+    # Without mm-consistency the factor is in pixels: the recipe's scale undoes the mm rule.
+    free = settings.with_(mm_consistent=False)
+    base = sm.plan_scale(p.with_(factor=1.0), target, settings.with_(mm_consistent=True))
+    assert base == 1.0
+    scale = sm.plan_scale(p.with_(factor=1.0), target, free)
+    from fpsm_core.dadam.composition import patch_scale
+
+    spec = sm._size_spec(p)
+    assert scale * patch_scale(spec, target.pixels.shape, target.spacing) == pytest.approx(1.0)

@@ -1,9 +1,10 @@
 """The composition studio's Qt-free logic: a target film, the patches on it, and their composite.
 
-Every pixel the studio shows comes from ``fpsm_core.dadam.composition.compose``, called exactly
-as ``fpsm dadam generate`` calls it for a plan item (same patch pixels and metadata from the
-library, the destination's spacing, the lung field policy, the item's seed), so what is seen here
-is what a generation run writes. The studio adds only what a person needs to steer it:
+A composition is a :class:`fpsm_core.dadam.recipe.Recipe` (a plan item), and every pixel the
+studio shows comes from ``recipe.render``, which composes through the generator's own functions
+(same patch pixels and metadata from the library, the destination's spacing, the lung field
+policy, the item's seed): what is seen here is what a generation run writes, bit for bit. The
+studio adds only what a person needs to steer it:
 
 - **Placement limited by the lung field.** A lung-field finding dragged outside the field would
   be re-placed at random by ``compose``; the drag is instead snapped to the nearest point where
@@ -13,8 +14,8 @@ is what a generation run writes. The studio adds only what a person needs to ste
   fraction of the film width); the scale factor multiplies that. With mm-consistency off the
   factor is the patch's size in destination pixels over its own, and is turned into the plan's
   ``scale`` so ``generate`` reproduces it.
-- **Alpha** per patch (1 for CutMix, the paper's 0.6 for MixUp) and **intensity matching**
-  (``compose``'s grey-level match of the patch margin).
+- **Alpha** per patch (1 for CutMix, the paper's 0.6 for MixUp), **feathering** (the fraction of
+  the margin the soft edge spans) and **intensity matching** (the margin's grey-level match).
 
 Targets come from a folder of images or from a labels CSV (CXR-LT layout, its labels shown); a
 file that does not load is one :class:`StudioError` sentence.

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (
@@ -371,11 +370,3 @@ class LabelVectorTable(QTableWidget):
 
 def _fmt(v: float) -> str:
     return "0" if v == 0 else ("1" if v == 1 else f"{v:.2f}")
-
-
-def labels_text(values: np.ndarray) -> str:
-    """The positive classes of a label row, for messages."""
-    return ", ".join(LABELS[i] for i in np.flatnonzero(values > 0)) or "none"
-
-
-Callback = Callable[..., Any]

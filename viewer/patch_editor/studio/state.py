@@ -71,6 +71,8 @@ class StudioState(QObject):
         self._check: Any = None
         self._corr: np.ndarray | None = None
         self._recipe: Recipe | None = None
+        self.partner_candidates: Sequence[str] | None = None
+        """Classes that have patches in the library (partners are chosen among them)."""
         self.revision = 0
         self.library: Callable[[], PatchLibrary | None] = lambda: None
         """Where the patches come from (the editor's open library; set by the studio widget)."""
@@ -293,6 +295,3 @@ class StudioState(QObject):
         if partner != self._partner:
             self._partner = partner
             self.partner_changed.emit(partner)
-
-    partner_candidates: Sequence[str] | None = None
-    """Classes that have patches in the library (partners are chosen among them)."""
