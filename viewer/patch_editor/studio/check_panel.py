@@ -320,7 +320,7 @@ class ScorePanel(QGroupBox):
         self.button.clicked.connect(self.score_selection)
 
     def score_selection(self) -> bool:
-        """Overridden by :mod:`viewer.patch_editor.studio.scoring` once the core can score."""
+        """Score the gallery's selection (see :mod:`viewer.patch_editor.studio.scoring`)."""
         from viewer.patch_editor.studio.scoring import start_scoring
 
         return start_scoring(self)
@@ -344,6 +344,9 @@ class ScorePanel(QGroupBox):
         text = describe_scores(value)
         self.status.setText(text)
         self.state.say(text)
+        session = self.editor.session
+        if session is not None:  # another connection wrote the scores: read them again
+            session.efficacy_changed()
         self.editor.library_edited.emit(None)
         self.editor.refresh()
         self.scored.emit(value)
