@@ -390,3 +390,41 @@ def test_outside_the_lung_field_a_lung_patch_snaps_to_the_nearest_fitting_place(
 
     spec = sm._size_spec(p)
     assert scale * patch_scale(spec, target.pixels.shape, target.spacing) == pytest.approx(1.0)
+
+
+def test_score_selection_stores_efficacy_and_the_gallery_sorts_by_it(
+    qtbot: Any, make_editor: Any, films: Path, library: Path, tiny_model: Path
+) -> None:
+    pytest.importorskip("fpsm_core.dadam.efficacy", reason="the core cannot score yet")
+    from fpsm_core.dadam.efficacy import stored_scores
+
+    window = make_editor(library, model=tiny_model)
+    studio = window.studio
+    list_targets(qtbot, studio, films / "labels.csv")
+    ids = window.state.ids[:3]
+    window.state.set_selection(ids)
+    panel = studio.score_panel
+    panel.per_patch.setValue(2)
+    with qtbot.waitSignal(panel.scored, timeout=TIMEOUT * 3) as done:
+        qtbot.mouseClick(panel.button, Qt.MouseButton.LeftButton)
+    report = done.args[0]
+    assert sorted(s.patch_id for s in report.scored) == sorted(ids)
+    assert "3 patches scored" in panel.status.text()
+    with PatchLibrary(library, create=False) as lib:
+        stored = stored_scores(lib, ids)
+    assert sorted(stored) == sorted(ids)
+    assert all(ss[0].n == 2 and ss[0].seed == 0 for ss in stored.values())
+    # The gallery: sort by efficacy (scored first, highest first with desc), filter by it.
+    bar = window.filter_bar
+    bar.sort_combo.setCurrentText("efficacy")
+    bar.descending.setChecked(True)
+    eff = {pid: stored[pid][0].efficacy for pid in ids}
+    best_first = sorted(ids, key=lambda i: (eff[i], i), reverse=True)
+    assert window.state.ids[:3] == best_first
+    assert window.state.session.card(best_first[0]).efficacy == pytest.approx(eff[best_first[0]])
+    bar.min_efficacy.setValue(round(eff[best_first[0]], 2) - 0.005)
+    assert best_first[0] in window.state.ids and set(window.state.ids) <= set(ids)
+    # Scoring again with the same model, seed and N skips what is stored.
+    with qtbot.waitSignal(panel.scored, timeout=TIMEOUT * 3) as again:
+        qtbot.mouseClick(panel.button, Qt.MouseButton.LeftButton)
+    assert not again.args[0].scored and len(again.args[0].skipped) == 3

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSpinBox,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -299,6 +300,11 @@ class ScorePanel(QGroupBox):
         self.worker = worker
         self.editor = editor
         self.button = QPushButton("Score selection")
+        self.per_patch = QSpinBox()
+        self.per_patch.setRange(1, 256)
+        self.per_patch.setValue(8)
+        self.per_patch.setPrefix("N = ")
+        self.per_patch.setToolTip("random valid compositions per patch (the seed is the studio's)")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.progress = QProgressBar()
@@ -308,6 +314,7 @@ class ScorePanel(QGroupBox):
         self.status.setWordWrap(True)
         row = QHBoxLayout()
         row.addWidget(self.button)
+        row.addWidget(self.per_patch)
         row.addWidget(self.cancel_button)
         row.addWidget(self.progress, 1)
         lay = QVBoxLayout(self)

@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from viewer.patch_editor.studio.check_panel import ScorePanel
 
-PER_PATCH = 8
-
 
 def core_can_score() -> bool:
     """Whether this build's ``fpsm_core`` has the efficacy scorer."""
@@ -42,7 +40,8 @@ def start_scoring(panel: ScorePanel) -> bool:
         return False
     from viewer.patch_editor.studio.score_job import make_score_job
 
-    job = make_score_job(session.root, tuple(ids), st.targets, PER_PATCH, st.settings.seed)
+    n = int(panel.per_patch.value())
+    job = make_score_job(session.root, tuple(ids), st.targets, n, st.settings.seed)
     panel.started(len(ids))
     panel.worker.score(job)
     return True
