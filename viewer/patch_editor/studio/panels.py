@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
+    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -61,6 +62,8 @@ class TargetPanel(QGroupBox):
         self.source = QLineEdit()
         self.source.setPlaceholderText("folder of images, or a labels CSV (CXR-LT layout)")
         self.open_button = QPushButton("List")
+        self.browse_folder = QPushButton("Folder…")
+        self.browse_csv = QPushButton("CSV…")
         self.normal_only = QCheckBox("normal only (CutMix)")
         self.list = QListWidget()
         self.list.setMinimumHeight(120)
@@ -69,17 +72,35 @@ class TargetPanel(QGroupBox):
         row = QHBoxLayout()
         row.addWidget(self.source, 1)
         row.addWidget(self.open_button)
+        row.addWidget(self.browse_folder)
+        row.addWidget(self.browse_csv)
         lay = QVBoxLayout(self)
         lay.addLayout(row)
         lay.addWidget(self.normal_only)
         lay.addWidget(self.list, 1)
         lay.addWidget(self.labels)
         self.open_button.clicked.connect(self._on_open_clicked)
+        self.browse_folder.clicked.connect(self._on_browse_folder_clicked)
+        self.browse_csv.clicked.connect(self._on_browse_csv_clicked)
         self.source.returnPressed.connect(self._on_open_clicked)
         self.normal_only.toggled.connect(lambda _on: self._fill(self.state.targets))
         self.list.currentItemChanged.connect(self._on_list_current_changed)
         state.targets_changed.connect(self._fill)
         state.target_changed.connect(self._on_state_target_changed)
+
+    def _on_browse_folder_clicked(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Folder of target images")
+        if path:
+            self.source.setText(path)
+            self._on_open_clicked()
+
+    def _on_browse_csv_clicked(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Labels CSV of the targets", "", "Labels CSV (*.csv *.csv.gz);;All files (*)"
+        )
+        if path:
+            self.source.setText(path)
+            self._on_open_clicked()
 
     def _on_open_clicked(self) -> None:
         text = self.source.text().strip()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
+    QFileDialog,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -191,20 +192,24 @@ class StudioWidget(QWidget):
         self.plan_path = QLineEdit()
         self.plan_path.setPlaceholderText("plan file (.jsonl) to append the composition to")
         self.save_button = QPushButton("Append to plan")
+        self.plan_browse = QPushButton("…")
         self.output_path = QLineEdit()
         self.output_path.setPlaceholderText("DADAM output folder")
         self.generated_name = QLineEdit()
         self.generated_name.setPlaceholderText("generated image (id or file name)")
         self.open_button = QPushButton("Open generated image")
+        self.generated_browse = QPushButton("…")
         self.recipe_text = QLabel("")
         self.recipe_text.setWordWrap(True)
         self.recipe_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         row = QHBoxLayout()
         row.addWidget(self.plan_path, 1)
+        row.addWidget(self.plan_browse)
         row.addWidget(self.save_button)
         row2 = QHBoxLayout()
         row2.addWidget(self.output_path, 1)
         row2.addWidget(self.generated_name, 1)
+        row2.addWidget(self.generated_browse)
         row2.addWidget(self.open_button)
         lay = QVBoxLayout(box)
         lay.addLayout(row)
@@ -212,7 +217,28 @@ class StudioWidget(QWidget):
         lay.addWidget(self.recipe_text)
         self.save_button.clicked.connect(self.save_recipe)
         self.open_button.clicked.connect(self._on_open_clicked)
+        self.plan_browse.clicked.connect(self._on_plan_browse_clicked)
+        self.generated_browse.clicked.connect(self._on_generated_browse_clicked)
         self.recipe_box = box
+
+    def _on_plan_browse_clicked(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Plan to append the recipe to", self.plan_path.text(),
+            "DADAM plan (*.jsonl);;All files (*)",
+            options=QFileDialog.Option.DontConfirmOverwrite,  # appended to, never overwritten
+        )  # fmt: skip
+        if path:
+            self.plan_path.setText(path)
+
+    def _on_generated_browse_clicked(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "A generated image (OUT/images/...)", self.output_path.text(),
+            "Images (*.png *.jpg);;All files (*)",
+        )  # fmt: skip
+        if path:  # OUT/images/<id>.png: the output folder is two levels up
+            self.output_path.setText(str(Path(path).parent.parent))
+            self.generated_name.setText(Path(path).name)
+            self._on_open_clicked()
 
     def _library(self) -> PatchLibrary | None:
         session = self.editor.session
