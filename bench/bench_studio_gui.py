@@ -11,7 +11,14 @@ One run, side by side, on a simulated 1024 px film with a lung patch placed on i
 Each is timed over ``--steps`` positions along a path through both lungs (median and 95th
 percentile) and compared with one 60 Hz frame (16.7 ms).
 
-Run: ``QT_QPA_PLATFORM=offscreen python bench/bench_studio_gui.py [--size 1024] [--steps 200]``.
+With ``--check N`` it also times, N interleaved repeats on the same composite, the model check
+the studio runs: the two bare forwards (original and composite, one batch, no CAMs), the core's
+``check_composition`` (the same forwards with the closed-form CAMs and the readout), and the
+studio's whole round trip (button click to the table and the per-level maps on screen, on the
+model thread), with the bundled demo ensemble (or ``--model``).
+
+Run: ``QT_QPA_PLATFORM=offscreen python bench/bench_studio_gui.py [--size 1024] [--steps 200]
+[--check 5] [--model M]``.
 """
 
 from __future__ import annotations
@@ -133,10 +140,59 @@ def measure(app: Any, window: Any, target: Any, patch: Any, steps: int, name: st
     ]
 
 
+def measure_check(
+    app: Any, lib_root: Path, target: Any, patch: Any, repeats: int, model: str | None
+) -> dict[str, list[float]]:
+    """Bare forwards, the core's check and the studio's round trip, interleaved."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    from fpsm_core.dadam.model_check import as_service, check_composition, grey_image
+    from viewer.patch_editor import PatchEditorWindow
+
+    window = PatchEditorWindow(lib_root, model=model)
+    window.resize(1600, 1000)
+    window.show()
+    studio = window.studio
+    window.tabs.setCurrentWidget(studio)
+    studio.state.set_target(target)
+    window.state.set_selection([patch.id])
+    studio.add_selection()
+    comp = studio.state.composition
+    box, label = comp.placements[0].box, comp.placements[0].label
+    service = as_service(studio.model.model_path, "auto")
+    images = [grey_image(target.pixels, "original"), grey_image(comp.image)]
+    service.predict(images)  # warm-up: first-call allocations
+    loop = QEventLoop()
+    studio.check_panel.check_shown.connect(lambda _r: loop.quit())
+    studio.check_panel.check_failed.connect(lambda _m: loop.quit())
+
+    def round_trip() -> float:
+        t0 = time.perf_counter()
+        QTimer.singleShot(0, studio.check_panel.button.click)
+        loop.exec()
+        app.processEvents()
+        return (time.perf_counter() - t0) * 1e3
+
+    round_trip()  # warm-up: the model thread loads its own copy of the model
+    out: dict[str, list[float]] = {"bare": [], "core": [], "studio": []}
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        service.predict(images)
+        out["bare"].append((time.perf_counter() - t0) * 1e3)
+        t0 = time.perf_counter()
+        check_composition(service, target.pixels, comp.image, box, label)
+        out["core"].append((time.perf_counter() - t0) * 1e3)
+        out["studio"].append(round_trip())
+    window.close()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--check", type=int, default=0, help="repeats of the model check timing")
+    ap.add_argument("--model", default=None, help="checkpoint or ensemble (default: the demo)")
     args = ap.parse_args()
     import pyqtgraph as pg
     from PySide6.QtWidgets import QApplication
@@ -177,11 +233,23 @@ def main() -> None:
         for name, patch in picks.items():
             rows += measure(app, window, target, patch, args.steps, name)
         window.close()
+        if args.check:
+            checks = measure_check(app, lib_root, target, picks["median"], args.check, args.model)
     print(f"studio drag at {args.size} px, {args.steps} steps")
     print(f"| step | median ms | p95 ms | median / frame ({FRAME_MS:.1f} ms) |")
     print("| --- | ---: | ---: | ---: |")
     for name, med, p95 in rows:
         print(f"| {name} | {med:.2f} | {p95:.2f} | {med / FRAME_MS:.2f} |")
+    if args.check:
+        bare = statistics.median(checks["bare"])
+        print(f"\nmodel check at {args.size} px, {args.check} interleaved repeats (medians)")
+        print("| what | ms | ratio to the two bare forwards |")
+        print("| --- | ---: | ---: |")
+        for name, key in (("two bare forwards (one batch, no CAMs)", "bare"),
+                          ("check_composition (forwards + CAMs + readout)", "core"),
+                          ("studio round trip (click to table and maps shown)", "studio")):  # fmt: skip
+            med = statistics.median(checks[key])
+            print(f"| {name} | {med:.0f} | {med / bare:.3f} |")
 
 
 if __name__ == "__main__":

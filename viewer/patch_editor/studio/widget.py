@@ -183,6 +183,7 @@ class StudioWidget(QWidget):
         self.jobs.failed.connect(self._on_jobs_failed)
         self.state.message_changed.connect(self._on_state_message_changed)
         self.state.composition_changed.connect(self._on_state_composition_changed)
+        self.state.current_changed.connect(self._on_state_current_changed)
         editor.session_changed.connect(self._on_editor_session_changed)
         self._on_editor_session_changed(editor.session)
 
@@ -405,6 +406,11 @@ class StudioWidget(QWidget):
         self.label_summary.setText("Composite: " + (", ".join(names) if names else "none"))
 
     def _on_state_composition_changed(self, _comp: Any) -> None:
+        if self.check_panel.auto and self.state.composition is not None:
+            self._check_timer.start()
+
+    def _on_state_current_changed(self, _index: int) -> None:
+        # Another patch is edited: its class is the one to check.
         if self.check_panel.auto and self.state.composition is not None:
             self._check_timer.start()
 
