@@ -339,10 +339,11 @@ class StudioWidget(QWidget):
         except DadamError as exc:
             self.state.say(str(exc), error=True)
             return None
-        note = "" if t.ref.labels_csv else " (targets from a folder: give generate --labels)"
+        labels = "" if t.ref.labels_csv else " --labels LABELS.csv"
+        where = f" --library {lib.root}" if lib is not None else ""
         self.state.say(
-            f"Recipe {item.id} appended to {text} as item {item.index}; generate it with "
-            f"--images {t.ref.images_root}{note}."
+            f"Recipe {item.id} appended to {text} as item {item.index}; make it with fpsm dadam "
+            f"generate --plan {text}{where} --images {t.ref.images_root}{labels} --out DIR."
         )
         self.recipe_saved.emit(Path(text), item.id)
         return Path(text)
