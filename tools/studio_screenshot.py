@@ -30,7 +30,9 @@ def main(work: str, out: str) -> int:
     with PatchLibrary(lib_root) as lib:
         if len(lib) == 0:
             import_boxes(lib, read_boxes(base / "boxes.csv", "fpsm"), base)
-        pid = next(p.id for p in lib.patches() if p.label in LUNG_FIELD_CLASSES and 60 < p.width < 160)
+        pid = next(
+            p.id for p in lib.patches() if p.label in LUNG_FIELD_CLASSES and 60 < p.width < 160
+        )
     app = QApplication.instance() or QApplication(sys.argv[:1])
     apply_theme(app)  # type: ignore[arg-type]
     window = PatchEditorWindow(lib_root)
