@@ -428,3 +428,34 @@ def test_score_selection_stores_efficacy_and_the_gallery_sorts_by_it(
     with qtbot.waitSignal(panel.scored, timeout=TIMEOUT * 3) as again:
         qtbot.mouseClick(panel.button, Qt.MouseButton.LeftButton)
     assert not again.args[0].scored and len(again.args[0].skipped) == 3
+
+
+def test_keys_nudge_and_remove_the_edited_patch(
+    qtbot: Any, make_editor: Any, films: Path, library: Path
+) -> None:
+    from viewer.patch_editor.studio import model as sm
+
+    window = make_editor(library)
+    studio, _ = setup_composite(qtbot, window, films, library)
+    state, view = studio.state, studio.view
+    h, w = state.target.pixels.shape
+    # Put the lesion deep inside the field (the allowed centre farthest from its edge).
+    field, _ = sm.lung_field(state.target, state.settings)
+    ok = sm.allowed_centres(field, sm.lesion_size(state.patches[0], state.target, state.settings))
+    depth = cv2.distanceTransform(ok.astype(np.uint8), cv2.DIST_L2, 3)
+    y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    assert depth[y, x] >= 2
+    state.move_patch(0, ((x + 0.5) / 128, (y + 0.5) / 128))
+    start = state.patches[0].center
+    box0 = state.composition.placements[0].box
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_Right)
+    qtbot.keyClick(view, Qt.Key.Key_Down)
+    cx, cy = state.patches[0].center
+    assert (cx, cy) == (pytest.approx(start[0] + 1 / w), pytest.approx(start[1] + 1 / h))
+    box1 = state.composition.placements[0].box
+    # compose rounds the crop's corner to whole pixels: a one-pixel nudge moves it by 1 (or 2)
+    assert 1 <= box1[0] - box0[0] <= 2 and 1 <= box1[1] - box0[1] <= 2
+    qtbot.keyClick(view, Qt.Key.Key_Delete)
+    assert state.patches == ()
+    assert studio.label_table.value("No Finding") == "1"  # nothing pasted: the target's own row

@@ -5,7 +5,8 @@ put a 1024 px grey image on screen), showing the composite, the original or thei
 the state's view says. The lung field that limits placement is drawn as an outline; each pasted
 lesion box is a dashed rectangle in its class colour, the patch being edited drawn thicker. A left
 drag that starts on a patch moves it (the state snaps it into the lung field and re-composes at
-once); a drag elsewhere pans, the wheel zooms. Coordinates are the film item's own (image pixels),
+once); a drag elsewhere pans, the wheel zooms. Arrow keys nudge the edited patch by a pixel
+(Shift: ten), Delete removes it, F fits the film. Coordinates are the film item's own (image pixels),
 mapped with ``mapFromScene``, so zoom and pan never shift a placement.
 """
 
@@ -19,7 +20,7 @@ import cv2
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QPen
+from PySide6.QtGui import QKeyEvent, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QVBoxLayout, QWidget
 
 from viewer.image_view import FilmItem, grey_to_argb
@@ -121,11 +122,38 @@ class CompositeViewWidget(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.graphics)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.graphics.setFocusProxy(self)
         state.composition_changed.connect(self._on_state_composition_changed)
         state.view_changed.connect(lambda _v: self._redraw())
         state.target_changed.connect(self._on_state_target_changed)
         state.settings_changed.connect(lambda _s: self._draw_outline())
         state.current_changed.connect(lambda _i: self._draw_boxes())
+
+    # -- keys ----------------------------------------------------------------------------------
+    NUDGE = {
+        Qt.Key.Key_Left: (-1, 0),
+        Qt.Key.Key_Right: (1, 0),
+        Qt.Key.Key_Up: (0, -1),
+        Qt.Key.Key_Down: (0, 1),
+    }
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt name)
+        """Arrows nudge the edited patch by a pixel (Shift: ten), Delete removes it, F fits."""
+        st, key = self.state, Qt.Key(event.key())
+        i = st.current
+        if key in self.NUDGE and st.target is not None and 0 <= i < len(st.patches):
+            step = 10 if event.modifiers() & Qt.KeyboardModifier.ShiftModifier else 1
+            dx, dy = self.NUDGE[key]
+            h, w = st.target.pixels.shape
+            cx, cy = st.patches[i].center
+            st.move_patch(i, (cx + dx * step / w, cy + dy * step / h))
+        elif key in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace) and 0 <= i < len(st.patches):
+            st.remove_patch(i)
+        elif key == Qt.Key.Key_F:
+            self.fit()
+        else:
+            super().keyPressEvent(event)
 
     # -- geometry ------------------------------------------------------------------------------
     def centre_px(self, index: int) -> QPointF:

@@ -276,11 +276,12 @@ class StudioState(QObject):
             self._check = None
             self.check_changed.emit(None)
         self.composition_changed.emit(self._composition)
-        labels = (
-            sm.label_vector(self._recipe)
-            if self._recipe is not None
-            else np.zeros(len(sm.LABELS), np.float32)
-        )
+        if self._recipe is not None and self._patches:
+            labels = sm.label_vector(self._recipe)
+        elif t is not None and self._recipe is not None:  # nothing pasted: the target's own row
+            labels = np.array(t.ref.values, np.float32)
+        else:
+            labels = np.zeros(len(sm.LABELS), np.float32)
         if not np.array_equal(labels, self._labels):
             self._labels = labels
             self.labels_changed.emit(labels)
