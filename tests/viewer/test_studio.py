@@ -459,3 +459,35 @@ def test_keys_nudge_and_remove_the_edited_patch(
     qtbot.keyClick(view, Qt.Key.Key_Delete)
     assert state.patches == ()
     assert studio.label_table.value("No Finding") == "1"  # nothing pasted: the target's own row
+
+
+def test_a_lung_mask_folder_limits_placement_as_generate_does(
+    qtbot: Any, make_editor: Any, films: Path, library: Path, tmp_path: Path
+) -> None:
+    from fpsm_core.dadam.generator import generate
+
+    window = make_editor(library)
+    studio, pid = setup_composite(qtbot, window, films, library)
+    state = studio.state
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    h, w = state.target.pixels.shape
+    mask = np.zeros((h, w), np.uint8)
+    mask[h // 5 : 4 * h // 5, w // 10 : w // 2 - 4] = 255  # one tall "lung" on the left only
+    cv2.imwrite(str(masks / f"{state.target.ref.meta['dicom_id']}.png"), mask)
+    state.update_settings(lung=str(masks))
+    assert studio.settings_panel.lung.currentText() == str(masks)
+    placed = state.composition.placements[0]
+    assert placed.placed_in == "lung_mask"
+    # Dragged to the right side, the lesion stays in the mask's field.
+    state.move_patch(0, (0.8, 0.5))
+    x0, y0, x1, y1 = state.composition.placements[0].box
+    assert x1 <= w // 2 + 2
+    qtbot.keyClicks(studio.plan_path, str(tmp_path / "plan.jsonl"))
+    with qtbot.waitSignal(studio.recipe_saved, timeout=TIMEOUT) as saved:
+        qtbot.mouseClick(studio.save_button, Qt.MouseButton.LeftButton)
+    assert f"--lung {masks}" in studio.message.text()
+    out = tmp_path / "out"
+    generate(tmp_path / "plan.jsonl", library, films, out, workers=1, lung=masks)
+    made = cv2.imread(str(out / "images" / f"{saved.args[1]}.png"), cv2.IMREAD_GRAYSCALE)
+    assert np.array_equal(made, state.composition.image)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,6 +40,7 @@ from fpsm_core.dadam.composition import (
     estimate_lung_mask,
     patch_scale,
     prior_lung_mask,
+    resize_mask,
 )
 from fpsm_core.dadam.recipe import Recipe, RecipePatch, render
 from fpsm_core.errors import FpsmError
@@ -268,7 +270,8 @@ class StudioSettings:
     Attributes:
         mode: "cutmix" or "mixup" (the plan item's mode; sets the default alpha).
         mm_consistent: The size factor is relative to the mm-consistent size.
-        lung: "estimate" (the lung field from the image, ``generate``'s default) or "template".
+        lung: "estimate" (the lung field from the image, ``generate``'s default), "template", or
+            a folder of lung masks (``generate --lung FOLDER``: ``<dicom_id>.png``, nonzero = lung).
         seed: The recipe's seed (``compose`` uses it only to re-place a lesion that cannot stay
             where it is planned).
     """
@@ -351,8 +354,12 @@ def composite(
     from fpsm_core.dadam.errors import DadamError
 
     recipe = to_recipe(target.ref, patches, settings, target)
+    mask = target_lung_mask(target, settings.lung) if settings.lung not in LUNG_POLICIES else None
     try:
-        return render(recipe, library, target=(target.pixels, target.spacing), lung=settings.lung)
+        return render(
+            recipe, library, target=(target.pixels, target.spacing), lung=settings.lung,
+            lung_mask=mask,
+        )  # fmt: skip
     except DadamError as exc:
         raise StudioError(str(exc)) from None
 
@@ -369,7 +376,37 @@ def lung_field(target: Target, settings: StudioSettings) -> tuple[np.ndarray, st
     """The field lung findings are placed in (MASK_SIZE bool grid) and its kind, as ``compose``."""
     if settings.lung == "estimate" and target.lung_estimate is not None:
         return target.lung_estimate, "lung_estimate"
+    if settings.lung not in LUNG_POLICIES:
+        mask = target_lung_mask(target, settings.lung)
+        if mask is not None:
+            return resize_mask(mask), "lung_mask"
     return prior_lung_mask(), "lung_template"
+
+
+def target_lung_mask(target: Target, folder: str) -> np.ndarray | None:
+    """The target's mask from a lung mask folder (``generate --lung FOLDER``), found and sized as
+    ``generate`` finds and sizes it; None when the folder has none for this image."""
+    h, w = target.pixels.shape
+    meta = target.ref.meta
+    return _folder_mask(folder, meta.get("dicom_id", ""), meta.get("path", ""),
+                        str(target.ref.path), int(h), int(w))  # fmt: skip
+
+
+@lru_cache(maxsize=16)
+def _folder_mask(
+    folder: str, dicom_id: str, rel: str, path: str, h: int, w: int
+) -> np.ndarray | None:
+    from fpsm_core.dadam.generator import lung_mask_in
+    from fpsm_core.dadam.planner import PlanItem
+
+    item = PlanItem("studio", 0, 0, CUTMIX, "", -1, {"dicom_id": dicom_id, "path": rel}, (), (), ())
+    mask = lung_mask_in(folder, item, Path(path))
+    if mask is None:
+        return None
+    if mask.shape != (h, w):  # compose_item's own resize
+        mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
+    mask.setflags(write=False)
+    return mask
 
 
 def allowed_centres(field_mask: np.ndarray, box_rel: tuple[float, float]) -> np.ndarray:

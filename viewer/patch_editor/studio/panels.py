@@ -44,6 +44,8 @@ from viewer.patch_editor.qt_util import blocked
 from viewer.patch_editor.studio import model as sm
 from viewer.patch_editor.studio.state import VIEWS, StudioState
 
+MASK_FOLDER = "mask folder…"
+
 
 class TargetPanel(QGroupBox):
     """Where targets come from (a folder, or a labels CSV with its labels) and which one is shown.
@@ -288,7 +290,8 @@ class SettingsPanel(QGroupBox):
         self.mode.addItem("MixUp (alpha 0.6)", sm.MIXUP)
         self.mm = QCheckBox("size consistent in mm")
         self.lung = QComboBox()
-        self.lung.addItems(list(sm.LUNG_POLICIES))
+        self.lung.addItems([*sm.LUNG_POLICIES, MASK_FOLDER])
+        self.lung.setToolTip("the lung field lung findings are kept in (generate's --lung)")
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
         self.view_group = QButtonGroup(self)
@@ -310,12 +313,21 @@ class SettingsPanel(QGroupBox):
             lambda _i: state.update_settings(mode=self.mode.currentData())
         )
         self.mm.toggled.connect(lambda on: state.update_settings(mm_consistent=bool(on)))
-        self.lung.currentTextChanged.connect(lambda t: state.update_settings(lung=t))
+        self.lung.activated.connect(self._on_lung_activated)
         self.seed.valueChanged.connect(lambda v: state.update_settings(seed=int(v)))
         state.settings_changed.connect(self._show)
         state.view_changed.connect(self._show_view)
         self._show(state.settings)
         self._show_view(state.view)
+
+    def _on_lung_activated(self, _index: int) -> None:
+        text = self.lung.currentText()
+        if text == MASK_FOLDER:
+            text = QFileDialog.getExistingDirectory(self, "Folder of lung masks (<dicom_id>.png)")
+            if not text:
+                self._show(self.state.settings)
+                return
+        self.state.update_settings(lung=text)
 
     def _view_setter(self, name: str) -> Callable[[bool], None]:
         def on_toggled(on: bool) -> None:
@@ -328,11 +340,16 @@ class SettingsPanel(QGroupBox):
         for w, fn in (
             (self.mode, lambda: self.mode.setCurrentIndex(sm.MODES.index(s.mode))),
             (self.mm, lambda: self.mm.setChecked(s.mm_consistent)),
-            (self.lung, lambda: self.lung.setCurrentText(s.lung)),
+            (self.lung, lambda: self._show_lung(s.lung)),
             (self.seed, lambda: self.seed.setValue(s.seed)),
         ):
             with blocked(w):
                 fn()
+
+    def _show_lung(self, lung: str) -> None:
+        if self.lung.findText(lung) < 0:  # a mask folder: listed above "mask folder…"
+            self.lung.insertItem(self.lung.count() - 1, lung)
+        self.lung.setCurrentText(lung)
 
     def _show_view(self, view: str) -> None:
         b = self.view_buttons[view]

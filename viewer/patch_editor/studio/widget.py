@@ -340,6 +340,8 @@ class StudioWidget(QWidget):
             self.state.say(str(exc), error=True)
             return None
         labels = "" if t.ref.labels_csv else " --labels LABELS.csv"
+        lung = self.state.settings.lung
+        labels += "" if lung == "estimate" else f" --lung {lung}"
         where = f" --library {lib.root}" if lib is not None else ""
         self.state.say(
             f"Recipe {item.id} appended to {text} as item {item.index}; make it with fpsm dadam "
