@@ -3,9 +3,10 @@
 Layout: a banner for library problems above a ``QTabWidget`` of workspaces. "Gallery" (filter bar,
 virtualised thumbnails, curation panel and per-label counts), "Source" (the source image with its
 boxes) and "Duplicates". Further workspaces plug in with :meth:`PatchEditorWindow.add_workspace`
-(the composition studio of issue 16 goes there: it gets the same :class:`EditorState`, so it sees
-the current patch and selection and can call the session). Every change goes to the library at
-once through the core (there is no Save); Ctrl+Z / Ctrl+Shift+Z undo and redo through it.
+(the composition studio of issue 16, the "Studio" tab, is one: it gets the same
+:class:`EditorState`, so it sees the current patch and selection and calls the session). Every
+change goes to the library at once through the core (there is no Save); Ctrl+Z / Ctrl+Shift+Z undo
+and redo through it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from viewer.patch_editor.model import DB_NAME, EditorError, EditorSession
 from viewer.patch_editor.panels import CountsTable, CurationPanel, FilterBar
 from viewer.patch_editor.source_view import SourceViewWidget
 from viewer.patch_editor.state import EditorState
+from viewer.patch_editor.studio.widget import StudioWidget
 from viewer.patch_editor.workers import ThumbnailLoader
 
 
@@ -94,8 +96,6 @@ class PatchEditorWindow(QMainWindow):
         self.tabs.addTab(gallery_page, "Gallery")
         self.tabs.addTab(self.source_view, "Source")
         self.tabs.addTab(self.duplicates, "Duplicates")
-        from viewer.patch_editor.studio.widget import StudioWidget
-
         self.studio = StudioWidget(self.state, model, self.images)
         self.add_workspace(self.studio, "Studio")
         central = QWidget()
