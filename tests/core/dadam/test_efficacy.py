@@ -167,9 +167,9 @@ def test_schema_2_library_gains_the_efficacy_table_with_a_backup(setup: dict[str
     db.close()
     with PatchLibrary(setup["lib"], create=False) as library:
         assert stored_scores(library) == {}
-        assert library.connection.execute(
-            "SELECT value FROM meta WHERE key='schema'"
-        ).fetchone()[0] == str(schema.SCHEMA_VERSION)
+        assert library.connection.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[
+            0
+        ] == str(schema.SCHEMA_VERSION)
     backup = setup["lib"] / "library.sqlite.schema2.bak"
     with sqlite3.connect(backup) as old:
         assert old.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == "2"
