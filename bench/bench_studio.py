@@ -39,8 +39,9 @@ def main() -> int:
     ap.add_argument("--patches", type=int, default=12, help="patches to score")
     ap.add_argument("--device", default="auto")
     args = ap.parse_args()
-    import fpsm_core.sim as sim
     import torch
+
+    import fpsm_core.sim as sim
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_studio_"))
     src = tmp / "src"
