@@ -257,3 +257,17 @@ def test_demo_ensemble_scores_cardiomegaly_patches_above_decoys(tmp_path: Path) 
     assert real and decoy
     assert min(real) > max(decoy)
     assert sum(real) / len(real) > 0.2 > sum(decoy) / len(decoy)
+
+
+def test_an_image_that_fails_to_load_is_one_sentence_and_scoring_goes_on(
+    setup: dict[str, Path], models: tuple[Path, Path]
+) -> None:
+    broken = sorted((setup["base"] / "images").glob("*.png"))[-1]
+    broken.write_bytes(b"not a png")
+    with PatchLibrary(setup["lib"], create=False) as library:
+        first = min(p.id for p in library.patches(None))
+    rep = score_patches(setup["lib"], models[0], labels_csv=setup["labels"], per_patch=20,
+                        patch_ids=[first], device="cpu")  # fmt: skip
+    assert len(rep.scored) == 1 and rep.scored[0].n_images >= 1
+    (line,) = [f for f in rep.failed if broken.name in f]
+    assert "\n" not in line and "Traceback" not in line
