@@ -167,9 +167,9 @@ def test_schema_2_library_gains_the_efficacy_table_with_a_backup(setup: dict[str
     db.close()
     with PatchLibrary(setup["lib"], create=False) as library:
         assert stored_scores(library) == {}
-        assert library.connection.execute(
-            "SELECT value FROM meta WHERE key='schema'"
-        ).fetchone()[0] == str(schema.SCHEMA_VERSION)
+        assert library.connection.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[
+            0
+        ] == str(schema.SCHEMA_VERSION)
     backup = setup["lib"] / "library.sqlite.schema2.bak"
     with sqlite3.connect(backup) as old:
         assert old.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == "2"
@@ -257,3 +257,17 @@ def test_demo_ensemble_scores_cardiomegaly_patches_above_decoys(tmp_path: Path) 
     assert real and decoy
     assert min(real) > max(decoy)
     assert sum(real) / len(real) > 0.2 > sum(decoy) / len(decoy)
+
+
+def test_an_image_that_fails_to_load_is_one_sentence_and_scoring_goes_on(
+    setup: dict[str, Path], models: tuple[Path, Path]
+) -> None:
+    broken = sorted((setup["base"] / "images").glob("*.png"))[-1]
+    broken.write_bytes(b"not a png")
+    with PatchLibrary(setup["lib"], create=False) as library:
+        first = min(p.id for p in library.patches(None))
+    rep = score_patches(setup["lib"], models[0], labels_csv=setup["labels"], per_patch=20,
+                        patch_ids=[first], device="cpu")  # fmt: skip
+    assert len(rep.scored) == 1 and rep.scored[0].n_images >= 1
+    (line,) = [f for f in rep.failed if broken.name in f]
+    assert "\n" not in line and "Traceback" not in line
