@@ -73,13 +73,21 @@ def _num(x: float, signed: bool = False, pct: bool = False) -> str:
     return f"{x:+.3f}" if signed else f"{x:.3f}"
 
 
-def map_tile(grey: np.ndarray, cam: np.ndarray, box: tuple[float, float, float, float]) -> QPixmap:
-    """A map over the film, with the pasted box outlined, as a pixmap of the map's grid."""
+def map_tile(
+    grey: np.ndarray,
+    cam: np.ndarray,
+    box: tuple[float, float, float, float],
+    image_shape: tuple[int, int] | None = None,
+) -> QPixmap:
+    """A map over the film, with the pasted box outlined, as a pixmap of the map's grid.
+
+    ``grey`` may already be on the map's grid (then ``image_shape`` is the film's, for the box).
+    """
     h, w = cam.shape
-    small = cv2.resize(grey, (w, h), interpolation=cv2.INTER_AREA)
+    small = grey if grey.shape == (h, w) else cv2.resize(grey, (w, h), interpolation=cv2.INTER_AREA)
     rgb = np.ascontiguousarray(blend_rgb(small, cam, "turbo", 0.55))
     img = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
-    gh, gw = grey.shape
+    gh, gw = image_shape or grey.shape
     painter = QPainter(img)
     pen = QPen(QColor("#ffffff"))
     pen.setWidthF(1.0)
@@ -261,11 +269,16 @@ class CheckPanel(QGroupBox):
         maps = result.maps.get(self.member.currentText()) or result.maps.get("ensemble", {})
         self.maps_grid.addWidget(QLabel("original"), 1, 0)
         self.maps_grid.addWidget(QLabel("composite"), 2, 0)
+        mh, mw = result.map_shape
+        films = [  # the two films on the maps' grid, once for every level
+            cv2.resize(g, (mw, mh), interpolation=cv2.INTER_AREA) for g in (t.pixels, comp.image)
+        ]
+        shape = (int(t.pixels.shape[0]), int(t.pixels.shape[1]))
         for col, (level, (before, after)) in enumerate(maps.items(), start=1):
             self.maps_grid.addWidget(QLabel(_level_name(level)), 0, col)
-            for row, (grey, cam) in enumerate(((t.pixels, before), (comp.image, after)), start=1):
+            for row, (grey, cam) in enumerate(((films[0], before), (films[1], after)), start=1):
                 tile = QLabel()
-                tile.setPixmap(map_tile(grey, cam, result.box))
+                tile.setPixmap(map_tile(grey, cam, result.box, shape))
                 self.maps_grid.addWidget(tile, row, col)
 
     def tiles(self) -> int:
