@@ -491,3 +491,23 @@ def test_a_lung_mask_folder_limits_placement_as_generate_does(
     generate(tmp_path / "plan.jsonl", library, films, out, workers=1, lung=masks)
     made = cv2.imread(str(out / "images" / f"{saved.args[1]}.png"), cv2.IMREAD_GRAYSCALE)
     assert np.array_equal(made, state.composition.image)
+
+
+def test_the_viewer_menu_gives_the_studio_the_viewer_s_model(
+    qtbot: Any, library: Path, tiny_model: Path
+) -> None:
+    from types import SimpleNamespace
+
+    from fpsm_core.resources import default_model_path
+    from viewer.patch_editor.launch import open_patch_editor
+
+    viewer = SimpleNamespace(state=SimpleNamespace(model=SimpleNamespace(
+        identity={"path": str(tiny_model)})))  # fmt: skip
+    window = open_patch_editor(None, library)
+    assert window.studio.model.model_path == str(default_model_path())  # no viewer: the demo
+    window.close()
+    window = open_patch_editor(viewer, library)
+    assert window.studio.model.model_path == str(tiny_model)
+    threads = window.threads()
+    window.close()
+    assert not any(t.isRunning() for t in threads)
