@@ -1,10 +1,11 @@
 """Screenshot of the composition studio for the docs (docs/img/studio.png).
 
-``QT_QPA_PLATFORM=offscreen python tools/studio_screenshot.py WORKDIR docs/img/studio.png``
-simulates a few films (512 px) with their labels and boxes in WORKDIR, imports their patches into a
+``QT_QPA_PLATFORM=offscreen python tools/studio_screenshot.py WORKDIR docs/img/studio.png
+[docs/img/studio_gallery.png]`` simulates a few films (512 px) with their labels and boxes in WORKDIR, imports their patches into a
 library there, opens the patch editor on its Studio tab, picks a normal target from the labels CSV,
 places a lung patch and its MixUp partner, runs "Check with the model" with the bundled demo
-ensemble, and saves the window.
+ensemble, and saves the window. With a second file it then scores a dozen patches (N = 4) with the
+same model and saves the gallery sorted by efficacy, each card with its badge.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 from pathlib import Path
 
 
-def main(work: str, out: str) -> int:
+def main(work: str, out: str, gallery: str | None = None) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -62,6 +63,25 @@ def main(work: str, out: str) -> int:
     def save() -> None:
         ok = window.grab().save(out, "PNG")
         status["code"] = 0 if ok else 1
+        if gallery is None or not ok:
+            window.close()
+            app.quit()
+            return
+        window.state.set_selection(window.state.ids[:12])
+        studio.score_panel.per_patch.setValue(4)
+        studio.score_panel.scored.connect(lambda _r: QTimer.singleShot(0, save_gallery))
+        studio.score_panel.button.click()
+
+    def save_gallery() -> None:
+        window.tabs.setCurrentIndex(0)
+        window.filter_bar.sort_combo.setCurrentText("efficacy")
+        window.filter_bar.descending.setChecked(True)
+        window.state.set_selection([])
+        QTimer.singleShot(1500, grab_gallery)
+
+    def grab_gallery() -> None:
+        ok = window.grab().save(str(gallery), "PNG")
+        status["code"] = 0 if ok else 1
         window.close()
         app.quit()
 
@@ -70,10 +90,10 @@ def main(work: str, out: str) -> int:
     studio.check_panel.check_shown.connect(on_check)
     studio.check_panel.check_failed.connect(lambda m: (print(m), save()))
     studio.list_targets(str(base / "labels.csv"))
-    QTimer.singleShot(120000, save)
+    QTimer.singleShot(600000, app.quit)  # give up after ten minutes
     app.exec()
     return status["code"]
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    sys.exit(main(*sys.argv[1:4]))
