@@ -121,6 +121,7 @@ def test_patches_are_never_pasted_onto_images_with_their_finding(
     assert rep.scored and all(s.n_images == 1 for s in rep.scored)  # the normal image, alone
 
 
+@pytest.mark.slow
 def test_scoring_resumes_after_a_kill(
     setup: dict[str, Path], tmp_path: Path, models: tuple[Path, Path]
 ) -> None:
@@ -226,6 +227,7 @@ def test_bootstrap_interval_brackets_the_mean() -> None:
     assert bootstrap_interval([0.5], np.random.default_rng(0)) == (0.5, 0.5)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (DEMO / "ensemble.json").is_file(), reason="no demo ensemble")
 def test_demo_ensemble_scores_cardiomegaly_patches_above_decoys(tmp_path: Path) -> None:
     """Heart patches of simulated cardiomegaly raise the demo's probability; the same boxes cut
