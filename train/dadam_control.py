@@ -8,6 +8,9 @@ are. A run trained on the control sees the same images, in the same number of st
 patient split (the ``synthetic`` flag is kept, so validation still leaves those rows out) as a run on
 the DADAM output, minus the pasted lesions and their labels. Any gain of DADAM over more training
 on the same data shows up as the difference between the two.
+
+``python -m train.dadam_control efficacy ...`` runs the three-arm comparison "efficacy-filtered
+DADAM vs all patches vs no paste" in one command (:mod:`train.dadam_efficacy`).
 """
 
 from __future__ import annotations
@@ -94,13 +97,18 @@ def write_control(dadam_dir: Path, out: Path) -> tuple[int, int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["efficacy"]:
+        from train.dadam_efficacy import main as efficacy_main
+
+        return efficacy_main(args_list[1:])
     p = argparse.ArgumentParser(
         prog="python -m train.dadam_control",
         description=__doc__.splitlines()[0] if __doc__ else None,
     )
     p.add_argument("dadam_dir", type=Path, help="folder written by `fpsm dadam generate`")
     p.add_argument("--out", type=Path, required=True, help="the control labels CSV to write")
-    args = p.parse_args(argv)
+    args = p.parse_args(args_list)
     try:
         n, replaced = write_control(args.dadam_dir, args.out)
     except (FpsmError, OSError, KeyError) as exc:

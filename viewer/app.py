@@ -70,7 +70,7 @@ def run_patch_editor(args: argparse.Namespace) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("fpsm-viewer")
     apply_theme(app)  # type: ignore[arg-type]
-    window = PatchEditorWindow(args.patch_editor, images=args.images)
+    window = PatchEditorWindow(args.patch_editor, images=args.images, model=args.model)
     _install_excepthook(window)
     window.show()
     status = {"code": 0}

@@ -3,7 +3,8 @@
 Subcommands follow the pipeline: ``import`` (boxes -> patch library; also COCO / YOLO / VOC),
 ``library`` (counts, curation, ``--list [--json]``), ``export`` (COCO / YOLO / VOC), ``cooc`` (correlation matrix and partners of a labels CSV), ``plan`` (targets -> JSONL
 manifest), ``generate`` (manifest -> augmented data set, resumable), ``report`` (counts and
-co-occurrence before/after, PNG + markdown). Every user mistake ends as one line.
+co-occurrence before/after, PNG + markdown), ``score`` (patch efficacy under a model, in
+``fpsm_core.cli.dadam_score``). Every user mistake ends as one line.
 """
 
 from __future__ import annotations
@@ -14,6 +15,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from fpsm_core.cli.dadam_score import (
+    add_plan_options,
+    efficacy_patches,
+    efficacy_records,
+    register_score,
+    report_efficacy,
+    run_score,
+)
 from fpsm_core.cli.options import fraction, number, whole
 
 
@@ -145,6 +154,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="use accepted patches only (default: all but rejected)",
     )
+    add_plan_options(pl)
     pl.set_defaults(step=run_plan)
 
     gen = sub.add_parser("generate", help="make the augmented data set a plan describes")
@@ -185,7 +195,11 @@ def register(subparsers: Any) -> None:
     rep.add_argument("--original", type=Path, required=True, help="base labels CSV")
     rep.add_argument("--augmented", type=Path, required=True, help="labels.csv from generate")
     rep.add_argument("--out", type=Path, required=True, help="folder for PNGs, JSON, markdown")
+    rep.add_argument("--library", type=Path, help="also report the library's patch efficacy")
     rep.set_defaults(step=run_report)
+
+    register_score(sub)
+    sub.choices["score"].set_defaults(step=run_score)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -337,9 +351,11 @@ def _list(lib: Any, args: argparse.Namespace) -> int:
         print(f"{'id':>7}  {'label':<26}{'state':<12}{'rating':>6}  {'size px':>9}  "
               f"{'size mm':>11}  {'dataset':<10}{'image':<24}box", file=out)  # fmt: skip
     for start in range(0, len(ids), 1000):  # pages keep memory flat on a large library
-        for p in lib.get_many(ids[start : start + 1000]):
+        page = ids[start : start + 1000]
+        scores = efficacy_records(lib, page) if args.json else {}
+        for p in lib.get_many(page):
             if args.json:
-                out.write(json.dumps(patch_record(p)) + "\n")
+                out.write(json.dumps(patch_record(p) | {"efficacy": scores.get(p.id, [])}) + "\n")
                 continue
             w, h = p.size_px
             mm = "-" if p.size_mm is None else f"{p.size_mm[0]:.1f}x{p.size_mm[1]:.1f}"
@@ -439,7 +455,7 @@ def run_plan(args: argparse.Namespace) -> int:
         with PatchLibrary(args.library, create=False) as lib:
             plan = make_plan(
                 table,
-                lib,
+                efficacy_patches(lib, args, states),
                 targets=targets,
                 budget=args.budget,
                 seed=args.seed,
@@ -450,7 +466,15 @@ def run_plan(args: argparse.Namespace) -> int:
                 sources={
                     "labels_csv": str(args.labels.resolve()),
                     "library": str(args.library.resolve()),
-                },
+                }
+                | (
+                    {
+                        "min_efficacy": str(args.min_efficacy),
+                        "efficacy_model": str(args.efficacy_model or ""),
+                    }
+                    if args.min_efficacy is not None
+                    else {}
+                ),
             )
         write_plan(plan, args.out)
     except UnknownLabelError as exc:
@@ -527,6 +551,7 @@ def run_report(args: argparse.Namespace) -> int:
 
     try:
         rep = write_report(args.original, args.augmented, args.out)
+        report_efficacy(args.library, Path(args.out))
     except _errors() as exc:
         raise _fail(exc) from None
     d = rep.distance

@@ -56,6 +56,8 @@ class PatchSpec:
         image_size: Source image (width, height).
         patch_id: Library id, for the record.
         in_lung: Place inside the lung field (default: by class, ``LUNG_FIELD_CLASSES``).
+        feather: Fraction of the margin the feathered edge spans (1 = all of it; 0 = hard edge).
+        match: Intensity matching of this patch (None: ``compose``'s ``match``).
     """
 
     pixels: np.ndarray
@@ -68,6 +70,8 @@ class PatchSpec:
     image_size: tuple[int, int] | None = None
     patch_id: int = -1
     in_lung: bool | None = None
+    feather: float = 1.0
+    match: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -104,26 +108,38 @@ class Composition:
 
 
 # -- feathering and blending ---------------------------------------------------------------------
-def _ramp(n: int, b0: int, b1: int) -> np.ndarray:
-    """1-D weights: smooth rise over [0, b0), 1 over the box, smooth fall over [b1, n)."""
+def _ramp(n: int, b0: int, b1: int, feather: float = 1.0) -> np.ndarray:
+    """1-D weights: smooth rise over [0, b0), 1 over the box, smooth fall over [b1, n).
+
+    ``feather`` < 1 shortens each ramp to that fraction of its length, next to the box (outside
+    it the weight is 0): 0 is a hard edge one pixel wide. 1 is the original ramp, bit for bit.
+    """
     side = max(b1 - b0, 1)
     least = max(2.0, 0.1 * side)  # always some ramp, even where the margin was cut by the border
     left = max(float(b0), least)
     right = max(float(n - b1), least)
     i = np.arange(n, dtype=np.float32) + np.float32(0.5)
-    t = np.minimum(np.minimum(i / left, (n - i) / right), 1.0)
+    if feather >= 1.0:
+        t = np.minimum(np.minimum(i / left, (n - i) / right), 1.0)
+    else:
+        f = max(float(feather), 0.0)
+        lo, ro = max(f * left, 1.0), max(f * right, 1.0)
+        t = np.minimum(np.minimum((i - (left - lo)) / lo, (n - i - (right - ro)) / ro), 1.0)
     t = np.clip(t, 0.0, 1.0)
     return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
 
 
 @lru_cache(maxsize=4096)
-def feather_weights(h: int, w: int, box: tuple[int, int, int, int]) -> np.ndarray:
+def feather_weights(
+    h: int, w: int, box: tuple[int, int, int, int], feather: float = 1.0
+) -> np.ndarray:
     """(h, w) float32 weights: 1 over the lesion box, smoothstep to 0 at the crop's edge.
 
-    Cached per shape and box, and returned read-only: do not modify.
+    ``feather`` (0-1) is the fraction of the margin the ramp spans (1: all of it, the default).
+    Cached per shape, box and feather, and returned read-only: do not modify.
     """
     x0, y0, x1, y1 = box
-    weights = np.outer(_ramp(h, y0, y1), _ramp(w, x0, x1))
+    weights = np.outer(_ramp(h, y0, y1, feather), _ramp(w, x0, x1, feather))
     weights.setflags(write=False)
     return weights
 
@@ -348,8 +364,9 @@ def compose(
             if (nw, nh) == (pw, ph)
             else cv2.resize(spec.pixels, (nw, nh), interpolation=interp)
         )
-        weights = feather_weights(nh, nw, (bx0, by0, bx1, by1))
-        offset = match_offset(pix, out[y : y + nh, x : x + nw], weights) if match else 0.0
+        weights = feather_weights(nh, nw, (bx0, by0, bx1, by1), float(spec.feather))
+        matched = match if spec.match is None else spec.match
+        offset = match_offset(pix, out[y : y + nh, x : x + nw], weights) if matched else 0.0
         blend_into(out, pix, weights, x, y, spec.alpha, offset)
         box = (x + bx0, y + by0, x + bx1, y + by1)
         if field is not None:  # the next lung lesion goes elsewhere

@@ -43,7 +43,7 @@ import cv2
 import numpy as np
 
 from fpsm_core.dadam.boxes import read_boxes
-from fpsm_core.dadam.composition import PatchSpec, compose
+from fpsm_core.dadam.composition import Composition, PatchSpec, compose
 from fpsm_core.dadam.errors import DadamError
 from fpsm_core.dadam.importer import load_display
 from fpsm_core.dadam.library import PatchLibrary, read_patch_png
@@ -54,7 +54,7 @@ from fpsm_core.dadam.paths import (
     remove_stale_temps,
     temp_name,
 )
-from fpsm_core.dadam.planner import Plan, PlanItem, read_plan
+from fpsm_core.dadam.planner import Plan, PlanItem, PlannedPatch, read_plan
 from fpsm_core.dadam.table import META_COLUMNS, LabelTable, read_labels_csv, write_labels_csv
 from fpsm_core.labels import LABEL_INDEX, LABELS
 
@@ -113,7 +113,11 @@ def _load_dest(path: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
 
 
 def _lung_mask_for(item: PlanItem, dest_path: Path) -> np.ndarray | None:
-    folder = _W.get("lung_dir")
+    return lung_mask_in(_W.get("lung_dir"), item, dest_path)
+
+
+def lung_mask_in(folder: str | Path | None, item: PlanItem, dest_path: Path) -> np.ndarray | None:
+    """The item's lung mask from a mask folder (``<dicom_id>.png`` or the image's own name)."""
     if not folder:
         return None
     for candidate in (
@@ -139,33 +143,14 @@ def make_item(item: PlanItem) -> dict[str, Any]:
         return {"kind": "failed", "id": item.id, "error": "its destination is outside --images"}
     try:
         dest, spacing = _load_dest(dest_path)
-        specs = []
-        for p in item.patches:
-            meta = _W["patches"][p.patch_id]
-            specs.append(
-                PatchSpec(
-                    pixels=_patch_pixels(meta["file"]),
-                    box=tuple(meta["box"]),  # type: ignore[arg-type]
-                    label=p.label,
-                    center=p.center,
-                    alpha=p.alpha,
-                    scale=p.scale,
-                    spacing_mm=tuple(meta["spacing_mm"]) if meta["spacing_mm"] else None,  # type: ignore[arg-type]
-                    image_size=tuple(meta["image_size"]),  # type: ignore[arg-type]
-                    patch_id=p.patch_id,
-                )
+        specs = [
+            planned_spec(
+                p, _patch_pixels(_W["patches"][p.patch_id]["file"]), _W["patches"][p.patch_id]
             )
+            for p in item.patches
+        ]
         mask = _lung_mask_for(item, dest_path)
-        if mask is not None and mask.shape != dest.shape:
-            mask = cv2.resize(mask, (dest.shape[1], dest.shape[0]), interpolation=cv2.INTER_NEAREST)
-        result = compose(
-            dest,
-            specs,
-            dest_spacing=spacing,
-            lung_mask=mask,
-            estimate_lungs=_W["lung"] == "estimate",
-            rng=np.random.default_rng(item.seed),
-        )
+        result = compose_item(item, dest, spacing, specs, mask, _W["lung"] == "estimate")
     except (ImageLoadError, DeidentificationError, DadamError, OSError) as exc:
         return {"kind": "failed", "id": item.id, "error": str(exc)}
     fmt = _W["image_format"]
@@ -197,10 +182,57 @@ def make_item(item: PlanItem) -> dict[str, Any]:
                 "scale": round(pl.scale, 5),
                 "offset": round(pl.offset, 3),
                 "placed_in": pl.placed_in,
+                **_planned_fields(planned),
             }
-            for pl in result.placements
+            for pl, planned in zip(result.placements, item.patches, strict=True)
         ],
     }
+
+
+def _planned_fields(p: PlannedPatch) -> dict[str, Any]:
+    """What the plan asked of a patch, kept in its record so the recipe can be read back alone."""
+    planned = p.to_json()
+    return {"center": planned["center"], "planned_scale": p.scale} | {
+        k: planned[k] for k in ("feather", "match") if k in planned
+    }
+
+
+def planned_spec(p: PlannedPatch, pixels: np.ndarray, meta: Mapping[str, Any]) -> PatchSpec:
+    """The ``PatchSpec`` of a planned patch, from its pixels and library record (``_patch_table``)."""
+    return PatchSpec(
+        pixels=pixels,
+        box=tuple(meta["box"]),  # type: ignore[arg-type]
+        label=p.label,
+        center=p.center,
+        alpha=p.alpha,
+        scale=p.scale,
+        spacing_mm=tuple(meta["spacing_mm"]) if meta["spacing_mm"] else None,  # type: ignore[arg-type]
+        image_size=tuple(meta["image_size"]),  # type: ignore[arg-type]
+        patch_id=p.patch_id,
+        feather=p.feather,
+        match=p.match,
+    )
+
+
+def compose_item(
+    item: PlanItem,
+    dest: np.ndarray,
+    spacing: tuple[float, float] | None,
+    specs: Sequence[PatchSpec],
+    mask: np.ndarray | None,
+    estimate_lungs: bool,
+) -> Composition:
+    """Compose one plan item exactly as ``generate`` does (its seed drives any re-placement)."""
+    if mask is not None and mask.shape != dest.shape:
+        mask = cv2.resize(mask, (dest.shape[1], dest.shape[0]), interpolation=cv2.INTER_NEAREST)
+    return compose(
+        dest,
+        specs,
+        dest_spacing=spacing,
+        lung_mask=mask,
+        estimate_lungs=estimate_lungs,
+        rng=np.random.default_rng(item.seed),
+    )
 
 
 def _write_image(path: Path, image: np.ndarray, fmt: str, compression: int, quality: int) -> None:

@@ -82,22 +82,48 @@ class PatchSource(Protocol):
 
 @dataclass(frozen=True)
 class PlannedPatch:
-    """One patch of a planned image: library id, class, planned centre (fractions), jitter, alpha."""
+    """One patch of a planned image: library id, class, planned centre (fractions), jitter, alpha.
+
+    ``feather`` and ``match`` (the studio's edge width and intensity matching) are written only
+    when they differ from the defaults, so the planner's own plans read as they always did.
+    """
 
     patch_id: int
     label: str
     center: tuple[float, float]
     scale: float
     alpha: float
+    feather: float = 1.0
+    match: bool = True
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "patch_id": self.patch_id,
             "label": self.label,
             "center": [self.center[0], self.center[1]],
             "scale": self.scale,
             "alpha": self.alpha,
         }
+        if self.feather != 1.0:
+            out["feather"] = self.feather
+        if not self.match:
+            out["match"] = False
+        return out
+
+    @staticmethod
+    def from_json(p: Mapping[str, Any]) -> PlannedPatch:
+        match = p.get("match", True)
+        if not isinstance(match, bool):
+            raise ValueError("match must be true or false")
+        return PlannedPatch(
+            int(p["patch_id"]),
+            str(p["label"]),
+            (float(p["center"][0]), float(p["center"][1])),
+            float(p["scale"]),
+            float(p["alpha"]),
+            float(p.get("feather", 1.0)),
+            match,
+        )
 
 
 @dataclass(frozen=True)
@@ -154,16 +180,7 @@ class PlanItem:
             dest_row=int(d["dest_row"]),
             dest={k: str(v) for k, v in d["dest"].items()},
             dest_labels=tuple(d["dest_labels"]),
-            patches=tuple(
-                PlannedPatch(
-                    int(p["patch_id"]),
-                    str(p["label"]),
-                    (float(p["center"][0]), float(p["center"][1])),
-                    float(p["scale"]),
-                    float(p["alpha"]),
-                )
-                for p in d["patches"]
-            ),
+            patches=tuple(PlannedPatch.from_json(p) for p in d["patches"]),
             labels=tuple(d["labels"]),
         )
 

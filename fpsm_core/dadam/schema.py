@@ -5,13 +5,16 @@ rating, notes, tags (table ``patch_tags``), a soft-delete flag, an ``edited`` fl
 last change, the patch's current box in source pixels with its source image (so a gallery filters
 and sorts on indexed columns without joining provenance), the number of distinct readers and a
 64-bit dHash of the crop; a ``batches`` + ``history`` pair (who, when, which field, old -> new, as
-JSON) that undo and redo read; and ``edits``, the provenance of hand-edited boxes.
+JSON) that undo and redo read; and ``edits``, the provenance of hand-edited boxes. Schema 3 adds
+``efficacy``: per patch, model (identity hash and name), seed, number of compositions and image set,
+the patch's efficacy score with its interval and in-box CAM energy (``fpsm dadam score``).
 
 Opening is careful because the file is the user's data: the version is read before anything is
 written (setting WAL rewrites the header, so a library from a newer fpsm is refused untouched); an
 empty (0-byte) or corrupt file is reported, never taken for a new library; a schema-1 library is
 copied with SQLite's backup API to ``library.sqlite.schema1.bak`` and then upgraded in place inside
-one ``BEGIN IMMEDIATE`` transaction, so a crash leaves either the old or the new schema.
+one ``BEGIN IMMEDIATE`` transaction, so a crash leaves either the old or the new schema (a
+schema-2 library likewise, to ``library.sqlite.schema2.bak``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 
 from fpsm_core.dadam.errors import DadamError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_NAME = "library.sqlite"
 DEFAULT_BUSY_TIMEOUT_S = 10.0
 
@@ -129,6 +132,30 @@ _UPGRADE_1_TO_2 = (
     "CREATE INDEX IF NOT EXISTS patches_live_source ON patches(deleted, dataset, image_id)",
     "CREATE INDEX IF NOT EXISTS patches_image ON patches(image_id)",
     "CREATE INDEX IF NOT EXISTS provenance_image ON provenance(dataset, image_id)",
+)
+
+
+# Schema 2 -> 3: patch efficacy scores. One row per (patch, model, seed, compositions, image set),
+# so re-scoring with another model, seed or image set keeps the earlier scores.
+_UPGRADE_2_TO_3 = (
+    """CREATE TABLE IF NOT EXISTS efficacy(
+        patch_id INTEGER NOT NULL REFERENCES patches(id),
+        model_id TEXT NOT NULL,
+        model_name TEXT NOT NULL,
+        seed INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        images_key TEXT NOT NULL,
+        label TEXT NOT NULL,
+        efficacy REAL NOT NULL,
+        lo REAL NOT NULL,
+        hi REAL NOT NULL,
+        energy REAL,
+        best_level INTEGER,
+        n_images INTEGER NOT NULL,
+        scored REAL NOT NULL,
+        PRIMARY KEY (patch_id, model_id, seed, n, images_key)
+    )""",
+    "CREATE INDEX IF NOT EXISTS efficacy_model ON efficacy(model_id, model_name)",
 )
 
 
@@ -280,7 +307,7 @@ def _create(db: sqlite3.Connection) -> None:
             for stmt in SCHEMA_1.split(";"):
                 if stmt.strip():
                     db.execute(stmt)
-            for stmt in _UPGRADE_1_TO_2:
+            for stmt in (*_UPGRADE_1_TO_2, *_UPGRADE_2_TO_3):
                 db.execute(stmt)
             db.execute("INSERT INTO meta(key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
     except BaseException:
@@ -294,10 +321,15 @@ def _upgrade(db: sqlite3.Connection, db_path: Path, version: int) -> None:
     backup(db, saved)
     db.execute("BEGIN IMMEDIATE")
     try:
-        if _version(db) == 1:  # re-read under the write lock: another process may have done it
+        now = _version(db)  # re-read under the write lock: another process may have done it
+        if now == 1:
             for stmt in _UPGRADE_1_TO_2:
                 db.execute(stmt)
             _backfill_2(db)
+        if now is not None and now < 3:
+            for stmt in _UPGRADE_2_TO_3:
+                db.execute(stmt)
+        if now is not None and now < SCHEMA_VERSION:
             db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
     except sqlite3.Error as exc:
         db.rollback()

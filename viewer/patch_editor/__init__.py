@@ -2,7 +2,8 @@
 
 A Qt-free session and state model (``model``, ``state``), small widgets bound to the state
 (``gallery``, ``panels``, ``source_view``, ``duplicates``), workers for thumbnails, source images
-and imports (``workers``), and the window that wires them (``window``). Open it with
+and imports (``workers``), the composition studio (``studio``, issue 16), and the window that
+wires them (``window``). Open it with
 ``fpsm-viewer --patch-editor LIBRARY`` or from the viewer's Tools menu. See docs/patch_editor.md.
 """
 

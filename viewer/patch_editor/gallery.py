@@ -108,9 +108,10 @@ class GalleryModel(QAbstractListModel):
                 return card.label
             tags = f"\ntags: {', '.join(card.tags)}" if card.tags else ""
             notes = f"\nnotes: {card.notes}" if card.notes else ""
+            eff = f"\nefficacy: {card.efficacy_text}" if card.efficacy_text else ""
             return (
                 f"patch {card.id}: {card.label}, {card.size_text}, {card.dataset}, "
-                f"{card.readers} reader(s), {card.state}{tags}{notes}"
+                f"{card.readers} reader(s), {card.state}{tags}{notes}{eff}"
             )
         return None
 
@@ -235,6 +236,13 @@ class CardDelegate(QStyledItemDelegate):
             text = "missing file" if failed else "…"
             painter.drawText(thumb_rect, Qt.AlignmentFlag.AlignCenter, text)
         fm = painter.fontMetrics()
+        if card.efficacy is not None:  # the studio's score (issue 16), top right of the thumbnail
+            badge = f"{card.efficacy:+.2f}"
+            bw = fm.horizontalAdvance(badge) + 6
+            brect = QRect(thumb_rect.right() - bw, thumb_rect.y(), bw, fm.height())
+            painter.fillRect(brect, QColor(0, 0, 0, 170))
+            painter.setPen(QColor(theme.OK if card.efficacy > 0 else theme.DANGER))
+            painter.drawText(brect, Qt.AlignmentFlag.AlignCenter, badge)
         y = thumb_rect.bottom() + 4
         line = fm.height()
         painter.setPen(label_colour(card.label))

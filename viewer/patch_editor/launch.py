@@ -8,6 +8,13 @@ from typing import Any
 _OPEN: list[Any] = []  # editors opened from the viewer stay alive until closed
 
 
+def viewer_model_path(parent: Any) -> str | None:
+    """The model the viewer has loaded (the studio checks with it), or None (the demo)."""
+    model = getattr(getattr(parent, "state", None), "model", None)
+    path = (getattr(model, "identity", None) or {}).get("path") if model is not None else None
+    return str(path) if path and Path(str(path)).exists() else None
+
+
 def open_patch_editor(parent: Any = None, library: str | Path | None = None) -> Any:
     """Ask for a library folder (unless given) and open the editor on it as its own window.
 
@@ -25,7 +32,7 @@ def open_patch_editor(parent: Any = None, library: str | Path | None = None) -> 
         )
         if not library:
             return None
-    window = PatchEditorWindow(library)
+    window = PatchEditorWindow(library, model=viewer_model_path(parent))
     window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     _OPEN.append(window)
     window.destroyed.connect(lambda *_: _OPEN.remove(window) if window in _OPEN else None)

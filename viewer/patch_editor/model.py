@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 STATES = ("unreviewed", "accepted", "rejected")
 DB_NAME = "library.sqlite"
-SORT_KEYS = ("date", "size", "label", "source", "rating")
+SORT_KEYS = ("date", "size", "label", "source", "rating", "efficacy")
 STATE_KEYS = {"a": "accepted", "r": "rejected", "u": "unreviewed"}
 CARD_CACHE = 4096
 
@@ -51,8 +51,11 @@ class GalleryFilter:
         max_size: Largest larger lesion side.
         min_readers: Least number of readers that marked the lesion (reader agreement).
         text: Case-insensitive text that must appear in the notes or tags.
-        sort: One of :data:`SORT_KEYS`.
+        sort: One of :data:`SORT_KEYS` ("efficacy": scored patches by efficacy, unscored last).
         descending: Reverse the order.
+        min_efficacy: Only patches whose stored efficacy is at least this (unscored ones out).
+        efficacy_model: Whose efficacy the gallery shows, sorts and filters by (a model's name
+            or id prefix; "": each patch's newest score, of any model).
     """
 
     labels: tuple[str, ...] = ()
@@ -64,6 +67,8 @@ class GalleryFilter:
     text: str = ""
     sort: str = "date"
     descending: bool = False
+    min_efficacy: float | None = None
+    efficacy_model: str = ""
 
     def with_(self, **changes: Any) -> GalleryFilter:
         """A copy with some fields changed (the state model replaces filters whole)."""
@@ -88,6 +93,8 @@ class PatchCard:
     notes: str = ""
     tags: tuple[str, ...] = ()
     edited: bool = False
+    efficacy: float | None = None
+    efficacy_text: str = ""
 
 
 @dataclass(frozen=True)
@@ -131,6 +138,16 @@ def card_size(patch: Patch) -> tuple[float, str]:
         w, h = patch.size_mm
         return max(w, h), f"{w:.0f}x{h:.0f} mm"
     return float(max(x1 - x0, y1 - y0)), f"{x1 - x0}x{y1 - y0} px"
+
+
+def _efficacy_fields(score: Any) -> dict[str, Any]:
+    if score is None:
+        return {}
+    return {
+        "efficacy": float(score.efficacy),
+        "efficacy_text": f"{score.efficacy:+.3f} [{score.lo:+.3f}, {score.hi:+.3f}] "
+        f"({score.model_name}, seed {score.seed}, N {score.n})",
+    }
 
 
 def user_name() -> str:
@@ -178,6 +195,8 @@ class EditorSession:
         self._rows: list[Patch] | None = None  # fallback filter cache (older cores only)
         self._undo: list[list[tuple[int, str]]] = []  # fallback undo (older cores only)
         self._redo: list[list[tuple[int, str]]] = []
+        self._efficacy: dict[int, Any] | None = None  # patch id -> newest Score (issue 16)
+        self.efficacy_model = ""
 
     # -- capabilities ------------------------------------------------------------------------
     def has(self, name: str) -> bool:
@@ -209,6 +228,11 @@ class EditorSession:
 
     def query_ids(self, flt: GalleryFilter) -> list[int]:
         """The ids the gallery lists for a filter, in order."""
+        if flt.efficacy_model != self.efficacy_model:
+            self.efficacy_model = flt.efficacy_model
+            self.efficacy_changed()
+        if flt.sort == "efficacy" or flt.min_efficacy is not None:
+            return self._efficacy_query(flt)
         if self.has("query_ids"):
             return list(self._call(lambda: self.library.query_ids(**self._query_kwargs(flt))))
         return self._call(lambda: self._fallback_query(flt))
@@ -271,6 +295,54 @@ class EditorSession:
         out.sort(reverse=flt.descending)
         return [i for _, i in out]
 
+    # -- efficacy (issue 16: the studio's scores, stored in the library) --------------------------
+    def efficacy(self) -> dict[int, Any]:
+        """Patch id -> its newest stored efficacy ``Score`` under :attr:`efficacy_model` ({} when
+        the library has none, or the core cannot score)."""
+        if self._efficacy is None:
+            self._efficacy = self._call(self._read_efficacy)
+        return self._efficacy
+
+    def efficacy_models(self) -> list[tuple[str, str, int]]:
+        """(name, id, patches scored) of every model with stored scores."""
+        try:
+            from fpsm_core.dadam.efficacy import scored_models
+        except ImportError:
+            return []
+        try:
+            return list(self._call(lambda: scored_models(self.library)))
+        except EditorError:
+            return []  # a library without the efficacy table (an older schema)
+
+    def efficacy_changed(self) -> None:
+        """Scores were written (maybe by another connection): read them again."""
+        self._efficacy = None
+        self._changed()
+
+    def _read_efficacy(self) -> dict[int, Any]:
+        try:
+            from fpsm_core.dadam.efficacy import stored_scores
+        except ImportError:
+            return {}
+        try:
+            scores = stored_scores(self.library, model=self.efficacy_model or None)
+        except sqlite3.OperationalError:
+            return {}  # no efficacy table: nothing was ever scored in this library
+        return {pid: ss[0] for pid, ss in scores.items()}
+
+    def _efficacy_query(self, flt: GalleryFilter) -> list[int]:
+        by_efficacy = flt.sort == "efficacy"
+        plain = flt.with_(min_efficacy=None)
+        ids = self.query_ids(plain.with_(sort="date", descending=False) if by_efficacy else plain)
+        scores = self.efficacy()
+        if flt.min_efficacy is not None:
+            ids = [i for i in ids if i in scores and scores[i].efficacy >= flt.min_efficacy]
+        if not by_efficacy:
+            return ids
+        scored = sorted((i for i in ids if i in scores), key=lambda i: (scores[i].efficacy, i),
+                        reverse=flt.descending)  # fmt: skip
+        return scored + [i for i in ids if i not in scores]
+
     def patch(self, patch_id: int) -> Patch:
         return self._call(lambda: self.library.get(patch_id))  # type: ignore[no-any-return]
 
@@ -323,6 +395,7 @@ class EditorSession:
             notes=str(getattr(p, "notes", "") or ""),
             tags=tuple(getattr(p, "tags", ()) or ()),
             edited=bool(getattr(p, "edited", False)),
+            **_efficacy_fields(self.efficacy().get(p.id)),
         )
 
     def counts(self) -> dict[str, dict[str, int]]:

@@ -72,6 +72,19 @@ class FilterBar(QWidget):
         self.sort_combo = QComboBox()
         self.sort_combo.addItems(list(SORT_KEYS))
         self.descending = QCheckBox("desc")
+        self.min_efficacy = QDoubleSpinBox()  # the studio's patch efficacy (issue 16)
+        self.min_efficacy.setRange(-1.01, 1.0)
+        self.min_efficacy.setSingleStep(0.01)
+        self.min_efficacy.setDecimals(2)
+        self.min_efficacy.setPrefix("eff ≥ ")
+        self.min_efficacy.setSpecialValueText("eff: any")
+        self.min_efficacy.setValue(-1.01)
+        self.min_efficacy.setToolTip(
+            "only patches whose efficacy (mean probability rise) is at least"
+        )
+        self.efficacy_model = QComboBox()
+        self.efficacy_model.setToolTip("whose efficacy scores the gallery shows")
+        self.efficacy_model.addItem("newest score", "")
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 2, 4, 2)
         for text, widget in (
@@ -84,6 +97,8 @@ class FilterBar(QWidget):
             ("", self.text),
             ("Sort", self.sort_combo),
             ("", self.descending),
+            ("", self.min_efficacy),
+            ("", self.efficacy_model),
         ):
             if text:
                 layout.addWidget(QLabel(text))
@@ -105,6 +120,13 @@ class FilterBar(QWidget):
         self.text.textChanged.connect(lambda t: state.update_filter(text=t.strip()))
         self.sort_combo.currentTextChanged.connect(lambda t: state.update_filter(sort=t))
         self.descending.toggled.connect(lambda on: state.update_filter(descending=bool(on)))
+        self.min_efficacy.valueChanged.connect(
+            lambda v: state.update_filter(min_efficacy=None if v < -1.0 else float(v))
+        )
+        self.efficacy_model.currentIndexChanged.connect(
+            lambda _i: state.update_filter(efficacy_model=self.efficacy_model.currentData() or "")
+        )
+        state.library_edited.connect(self._on_state_library_edited)
         state.filter_changed.connect(self._on_state_filter_changed)
         state.session_changed.connect(self._on_state_session_changed)
 
@@ -118,6 +140,24 @@ class FilterBar(QWidget):
         with blocked(self.dataset_combo):
             self.dataset_combo.clear()
             self.dataset_combo.addItems([ALL, *names])
+        self._fill_efficacy_models()
+
+    def _on_state_library_edited(self, ids: Any) -> None:
+        if ids is None:  # maybe new scores (or an undo): the scored models may have changed
+            self._fill_efficacy_models()
+
+    def _fill_efficacy_models(self) -> None:
+        session = self.state.session
+        models = session.efficacy_models() if session is not None else []
+        with blocked(self.efficacy_model):
+            current = self.efficacy_model.currentData()
+            self.efficacy_model.clear()
+            self.efficacy_model.addItem("newest score", "")
+            for name, mid, n in models:
+                self.efficacy_model.addItem(f"{name} ({mid[:8]}, {n})", mid)
+            i = self.efficacy_model.findData(current)
+            self.efficacy_model.setCurrentIndex(max(i, 0))
+        self.efficacy_model.setVisible(bool(models))
 
     def _on_state_filter_changed(self, flt: GalleryFilter) -> None:
         def pick(combo: QComboBox, values: tuple[str, ...]) -> None:
@@ -139,6 +179,8 @@ class FilterBar(QWidget):
             self.sort_combo.setCurrentText(flt.sort)
         with blocked(self.descending):
             self.descending.setChecked(flt.descending)
+        with blocked(self.min_efficacy):
+            self.min_efficacy.setValue(-1.01 if flt.min_efficacy is None else flt.min_efficacy)
 
 
 class CountsTable(QTableWidget):

@@ -3,9 +3,10 @@
 Layout: a banner for library problems above a ``QTabWidget`` of workspaces. "Gallery" (filter bar,
 virtualised thumbnails, curation panel and per-label counts), "Source" (the source image with its
 boxes) and "Duplicates". Further workspaces plug in with :meth:`PatchEditorWindow.add_workspace`
-(the composition studio of issue 16 goes there: it gets the same :class:`EditorState`, so it sees
-the current patch and selection and can call the session). Every change goes to the library at
-once through the core (there is no Save); Ctrl+Z / Ctrl+Shift+Z undo and redo through it.
+(the composition studio of issue 16, the "Studio" tab, is one: it gets the same
+:class:`EditorState`, so it sees the current patch and selection and calls the session). Every
+change goes to the library at once through the core (there is no Save); Ctrl+Z / Ctrl+Shift+Z undo
+and redo through it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from viewer.patch_editor.model import DB_NAME, EditorError, EditorSession
 from viewer.patch_editor.panels import CountsTable, CurationPanel, FilterBar
 from viewer.patch_editor.source_view import SourceViewWidget
 from viewer.patch_editor.state import EditorState
+from viewer.patch_editor.studio.widget import StudioWidget
 from viewer.patch_editor.workers import ThumbnailLoader
 
 
@@ -41,6 +43,7 @@ class PatchEditorWindow(QMainWindow):
     Args:
         library: Library folder to open (one that does not exist yet can be created from here).
         images: Extra folders where moved source images are looked for.
+        model: Checkpoint or ensemble the composition studio checks with (default: the demo).
 
     Signals:
         library_opened(Path): a library is open and listed.
@@ -55,6 +58,7 @@ class PatchEditorWindow(QMainWindow):
         library: str | Path | None = None,
         images: list[Path] | None = None,
         parent: QWidget | None = None,
+        model: str | Path | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("DADAM patch editor")
@@ -92,6 +96,8 @@ class PatchEditorWindow(QMainWindow):
         self.tabs.addTab(gallery_page, "Gallery")
         self.tabs.addTab(self.source_view, "Source")
         self.tabs.addTab(self.duplicates, "Duplicates")
+        self.studio = StudioWidget(self.state, model, self.images)
+        self.add_workspace(self.studio, "Studio")
         central = QWidget()
         cl = QVBoxLayout(central)
         cl.setContentsMargins(0, 0, 0, 0)
@@ -143,6 +149,7 @@ class PatchEditorWindow(QMainWindow):
         menu.addAction(a("gallery", "&Gallery", lambda: self.tabs.setCurrentIndex(0), "Ctrl+1"))
         menu.addAction(a("source", "&Source view", lambda: self.tabs.setCurrentIndex(1), "Ctrl+2"))
         menu.addAction(a("duplicates", "&Duplicates", self._on_duplicates_triggered, "Ctrl+3"))
+        menu.addAction(a("studio", "Composition s&tudio", self._on_studio_triggered, "Ctrl+4"))
 
     def add_workspace(self, widget: QWidget, title: str) -> int:
         """Add a workspace tab bound to :attr:`state` (the composition studio plugs in here)."""
@@ -206,6 +213,9 @@ class PatchEditorWindow(QMainWindow):
     def _on_select_all_triggered(self) -> None:
         self.gallery.view.selectAll()
 
+    def _on_studio_triggered(self) -> None:
+        self.tabs.setCurrentWidget(self.studio)
+
     def _on_duplicates_triggered(self) -> None:
         self.tabs.setCurrentWidget(self.duplicates)
         self.duplicates.find_groups()
@@ -250,6 +260,7 @@ class PatchEditorWindow(QMainWindow):
         self.thumbnails.shutdown()
         self.duplicates.shutdown()
         self.source_view.shutdown()
+        self.studio.shutdown()
         if self.state.session is not None:
             self.state.set_session(None)
 
@@ -260,6 +271,7 @@ class PatchEditorWindow(QMainWindow):
             self.thumbnails.decode_thread,
             self.duplicates.loader.decode_thread,
         ]
+        out += self.studio.threads()
         if self.dialog is not None:
             out.append(self.dialog.worker.worker_thread)
         return out

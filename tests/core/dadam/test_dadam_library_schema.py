@@ -70,7 +70,9 @@ def test_schema1_library_is_backed_up_then_upgraded_in_place(tmp_path: Path) -> 
         # Curation works on the upgraded library.
         assert lib.set_rating([1], 5).changed == 1 and lib.get(1).rating == 5
     with sqlite3.connect(db_path) as db:
-        assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == "2"
+        assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == str(
+            schema.SCHEMA_VERSION
+        )
     backup = tmp_path / "lib" / "library.sqlite.schema1.bak"
     with sqlite3.connect(backup) as old:
         assert old.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == "1"
@@ -115,7 +117,7 @@ def test_newer_schema_is_refused_and_left_unchanged(tmp_path: Path) -> None:
         db.execute("UPDATE meta SET value='7' WHERE key='schema'")
     before = db_path.read_bytes()
     for kwargs in ({}, {"readonly": True}):
-        with pytest.raises(DadamError, match=r"newer fpsm \(library schema 7; .*reads up to 2\)"):
+        with pytest.raises(DadamError, match=r"newer fpsm \(library schema 7; .*reads up to 3\)"):
             PatchLibrary(tmp_path / "lib", **kwargs)
     assert db_path.read_bytes() == before  # not even switched to WAL
     assert not list((tmp_path / "lib").glob("*.bak"))
