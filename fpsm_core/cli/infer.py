@@ -249,6 +249,10 @@ def _print_table(result: Any, top: int, out: TextIO) -> None:
         print(
             f"  {rank:2d}. {f.label:<{width}}  {f.probability:6.3f}{spread} {mark} {bar}", file=out
         )
+    legend = "* above its threshold"
+    if len(result.member_names) > 1:
+        legend += "; ± half the range of the members' probabilities"
+    print(f"  ({legend})", file=out)
     if result.untrained:
         print("  (untrained model: probabilities are meaningless)", file=out)
 
