@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 from viewer import dialogs
 from viewer.ai_panel import AIPanel
 from viewer.bind import bind_check
-from viewer.export import ViewExporter, write_view_png
+from viewer.export import ViewExporter
 from viewer.film_binding import FilmBinding
 from viewer.image_view import ImageViewWidget
 from viewer.level_strip import LevelStripWidget
@@ -56,7 +56,8 @@ PRESETS = {
 }
 # Menus by action name: "-" a separator, "presets" the window presets, "recent" the recent items.
 MENUS = {
-    "&File": "open open_folder open_model patch_editor recent - export_png export_json export_csv - quit",
+    "&File": "open open_folder open_model patch_editor recent - export_png export_json export_csv "
+    "export_phi - quit",
     "&View": "presets invert - fit one_to_one zoom_in zoom_out rotate_cw rotate_ccw flip_h flip_v "
     "reset_view - ruler clear_rulers tags",
     "&AI": "overlay next_level prev_level next_finding prev_finding rerun cancel triage",
@@ -199,6 +200,7 @@ class MainWindow(QMainWindow):
         a("export_csv", "Export findings as &CSV…", self.exporter.export_csv, "Ctrl+Shift+J")
         a("patch_editor", "DADAM patch editor…", lambda: open_patch_editor(self))
         a("quit", "&Quit", self.close, key.Quit)
+        self.actions_by_name["export_phi"] = self.exporter.phi_action
         for preset, (shortcut, text, label) in PRESETS.items():
             slot = lambda _c=False, p=preset: self.apply_preset(p)  # noqa: E731
             a(f"preset_{preset}", text, slot, shortcut, label)
@@ -486,4 +488,4 @@ class MainWindow(QMainWindow):
         return self.image_view.overlay_array()
 
     def export_view_png(self, path: str | Path) -> Path:
-        return write_view_png(self.image_view.graphics, path)
+        return self.exporter.write_png(path)

@@ -75,3 +75,62 @@ def test_info_counts_a_truncated_file_once_as_broken(tmp_path: Path, capsys) -> 
     assert "1 image(s)" in out.splitlines()[1] and "1 broken file(s)" in out.splitlines()[1]
     assert "truncated" in out
     assert "0 image(s) and 1 broken" in out or "1 image(s) and 1 broken" in out
+
+
+def _strings(ds) -> list[str]:
+    """Every text value of a DICOM data set, sequences included."""
+    out: list[str] = []
+    for elem in ds.iterall():
+        if elem.VR in ("LO", "LT", "ST", "UT", "SH", "UC") and elem.value is not None:
+            values = elem.value if elem.VM > 1 else [elem.value]
+            out += [str(v) for v in values]
+    return out
+
+
+def test_every_output_names_the_model_and_carries_its_disclaimer(tmp_path: Path, capsys) -> None:
+    """The README's promise, output by output: JSON lines, results.jsonl, predictions.csv (via
+    predictions.json beside it), the CAM archive, every overlay PNG and every DICOM object."""
+    import json
+
+    import numpy as np
+    import pydicom
+
+    from fpsm_core.explain.caption import read_png_text
+
+    disclaimer = "Research software, not for clinical use."
+    model = tiny_ensemble(tmp_path / "ens", n=2)
+    image = write_dicom(tmp_path / "chest.dcm", chest_like(96, 80, seed=1))
+    out = tmp_path / "out"
+    argv = ["infer", str(image), "--model", str(model), "--out", str(out), "--cams"]
+    argv += ["--cam-top", "1", "--dicom-out", str(out / "dicom"), "--dicom", "sc,sr,gsps,seg"]
+    assert main([*argv, "--json"]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    saved = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    for record in printed + saved:
+        assert record["model"]["name"] == "tiny" and record["model"]["disclaimer"] == disclaimer
+    side = json.loads((out / "predictions.json").read_text())
+    assert side["describes"] == "predictions.csv" and side["model"]["name"] == "tiny"
+    assert side["disclaimer"] == disclaimer
+    header = (out / "predictions.csv").read_text().splitlines()[0].split(",")
+    assert header[0] == "dicom_id" and side["labels"] == header[1:]  # the submission layout kept
+    with np.load(out / "chest_cams.npz", allow_pickle=False) as data:
+        assert str(data["model_name"]) == "tiny" and str(data["disclaimer"]) == disclaimer
+        assert json.loads(str(data["model"]))["name"] == "tiny"
+    pngs = sorted(out.glob("*.png"))
+    assert len(pngs) == 4  # one finding: three levels and fused
+    for png in pngs:
+        text = read_png_text(png)
+        assert text["Model"] == "tiny" and text["Disclaimer"] == disclaimer
+        assert "model tiny | fpsm " in text["Description"]
+        assert "patient" not in text["Description"]  # no identifier unless asked
+    objects = sorted((out / "dicom").rglob("*.dcm"))
+    assert len(objects) == 4
+    for path in objects:
+        ds = pydicom.dcmread(path)
+        assert "tiny" in ds.SeriesDescription
+        assert any(disclaimer in s for s in _strings(ds)), f"{path.name} has no disclaimer"
+
+    assert main([*argv, "--show-phi"]) == 0  # asked: the caption names patient and study
+    assert "patient TEST" in read_png_text(pngs[0])["Description"]
+    table = capsys.readouterr().out
+    assert "model: tiny [" in table and disclaimer in table

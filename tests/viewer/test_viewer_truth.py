@@ -487,3 +487,54 @@ def test_export_png_of_a_burned_in_film_asks_first_and_writes_nothing_unless_all
         window.exporter.export_png()
         assert target.is_file()
     assert len(asked) == 1 and "BurnedInAnnotation YES" in asked[0]
+
+
+def test_exported_view_png_carries_its_caption_strip_and_the_csv_its_model(
+    qtbot: Any, make_window: Any, dicom_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Defect 7: the view PNG names finding, probability, threshold, level, member, model and
+    disclaimer (strip and PNG text); the patient line only when asked; the CSV names the model."""
+    import csv
+
+    from PySide6.QtGui import QImage
+    from PySide6.QtWidgets import QFileDialog
+
+    from fpsm_core.explain.caption import read_png_text
+    from viewer.export import grab_rgb, write_findings_csv
+
+    target = tmp_path / "view.png"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), "PNG"))
+    window = make_window()
+    with qtbot.waitSignal(window.result_shown, timeout=TIMEOUT):
+        window.open_path(dicom_file)
+    window.state.set_level(3)
+    finding = window.state.selected_finding
+    with qtbot.waitSignal(window.exporter.saved):
+        qtbot.keyClick(window, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
+    lines = read_png_text(target)["Description"].splitlines()
+    side = "above" if finding.above_threshold else "below"
+    assert (
+        f"{finding.label}: probability {finding.probability:.1%}, {side} its threshold "
+        f"{finding.threshold:.1%}" in lines
+    )
+    assert "closed-form Grad-CAM | level 3 | member tiny (the only one)" in lines
+    assert any(line.startswith("model tiny | fpsm ") and "UNTRAINED" in line for line in lines)
+    assert "Research software, not for clinical use." in lines
+    assert not any("TEST" in line for line in lines)  # no identifier unless asked
+    grabbed = grab_rgb(window.image_view.graphics)
+    picture = QImage(str(target))
+    assert picture.height() > grabbed.shape[0] and picture.width() == grabbed.shape[1]
+
+    window.exporter.phi_action.trigger()  # File > Patient line on exported pictures
+    window.exporter.export_png()
+    assert any(
+        line.startswith("patient TEST")
+        for line in read_png_text(target)["Description"].splitlines()
+    )
+
+    with write_findings_csv(window.state.result, tmp_path / "f.csv").open() as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0][-2:] == ["model", "disclaimer"]
+    assert {tuple(r[-2:]) for r in rows[1:]} == {
+        ("tiny", "Research software, not for clinical use.")
+    }
