@@ -416,7 +416,7 @@ def test_window_level_of_integer_films_is_shown_without_decimals(film_view: Any)
 
 def test_worklist_keeps_file_names_readable_after_triage(qtbot: Any, tmp_path: Path) -> None:
     from viewer.workers import TriageItem
-    from viewer.worklist import COL_NAME, WorklistPanel
+    from viewer.worklist import COL_NAME, NAME_MIN, WorklistPanel
 
     panel = WorklistPanel(thumbnails=False)
     qtbot.addWidget(panel)
@@ -433,8 +433,50 @@ def test_worklist_keeps_file_names_readable_after_triage(qtbot: Any, tmp_path: P
     QApplication.processEvents()
     tree = panel.tree
     assert tree.textElideMode() == Qt.TextElideMode.ElideMiddle
-    assert tree.columnWidth(COL_NAME) >= 56 + 150
+    assert tree.columnWidth(COL_NAME) >= NAME_MIN  # beside the 56 px thumbnail
     assert panel._items[str(path)].toolTip(COL_NAME) == str(path)
+
+
+def test_worklist_shows_urgency_and_top_finding_in_a_320_px_dock(
+    qtbot: Any, tmp_path: Path
+) -> None:
+    """Item 9: at the dock's narrowest, the top urgent finding is on screen, not scrolled off."""
+    from viewer.workers import TriageItem
+    from viewer.worklist import COL_NAME, COL_SCORE, COL_TOP, COL_VIEW, NAME_MIN, WorklistPanel
+
+    panel = WorklistPanel(thumbnails=False)
+    qtbot.addWidget(panel)
+    panel.resize(320, 500)
+    panel.show()
+    qtbot.waitExposed(panel)
+    path = tmp_path / "1.2.840.113619.2.55.3.604688119.969.1268071029.320.dcm"
+    panel.add_files([path])
+    panel.set_triage_item(
+        TriageItem(
+            path,
+            1.2,
+            "Pneumothorax",
+            {"Pneumothorax": 0.89},
+            thresholds={"Pneumothorax": 0.74},
+            above=True,
+        )
+    )
+    tree = panel.tree
+    row = panel._items[str(path)]
+    qtbot.waitUntil(lambda: not tree.isColumnHidden(COL_TOP))
+    QApplication.processEvents()
+    width = sum(tree.columnWidth(c) for c in (COL_NAME, COL_VIEW, COL_SCORE, COL_TOP))
+    assert width <= tree.viewport().width()
+    assert tree.horizontalScrollBar().maximum() == 0
+    index = tree.indexFromItem(row, COL_TOP)
+    rect = tree.visualRect(index)
+    assert rect.left() >= 0 and rect.right() <= tree.viewport().width()
+    assert tree.columnWidth(COL_NAME) >= NAME_MIN
+    metrics = tree.fontMetrics()
+    assert tree.columnWidth(COL_SCORE) >= metrics.horizontalAdvance(row.text(COL_SCORE)) + 8
+    assert tree.columnWidth(COL_TOP) >= metrics.horizontalAdvance("Pneumot") + 8
+    assert row.text(COL_TOP).startswith("Pneumothorax 89%")
+    assert "Pneumothorax: 89.0% (threshold 74.0%)" in row.toolTip(COL_TOP)
 
 
 def test_first_run_opens_at_about_ninety_percent_of_the_screen(qtbot: Any, tmp_path: Path) -> None:
