@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from viewer import dialogs
 from viewer.ai_panel import AIPanel
 from viewer.bind import bind_check
+from viewer.contours import ContourBinding
 from viewer.export import ViewExporter
 from viewer.film_binding import FilmBinding
 from viewer.image_view import ImageViewWidget
@@ -118,6 +119,7 @@ class MainWindow(QMainWindow):
         self.image_view = ImageViewWidget()
         self.setCentralWidget(self.image_view)
         self.film = FilmBinding(self.state, self.image_view)
+        self.contours = ContourBinding(self.state, self.image_view)
         self.worklist = WorklistPanel(thumbnails=thumbnails)
         self.ai_panel = AIPanel(self.state)
         self.level_strip = LevelStripWidget(self.state)

@@ -22,6 +22,11 @@ Fields:
     colormap, opacity, threshold, overlay_visible: the CAM overlay's look.
     window: the film's (center, width); inverted: white shown as black.
     urgent: the findings triage ranks by, shown in red when above threshold.
+    overlay_style: ``"heatmap"`` (the colour map) or ``"contours"`` (outlines of the findings
+        above their thresholds, labelled, the film left readable).
+    ground_truth: the loaded boxes file (a ``GroundTruth``), or None.
+    grid_pair: the two (member, level) tiles of the members x levels grid whose difference is
+        shown, or None.
 """
 
 from __future__ import annotations
@@ -55,9 +60,13 @@ FIELDS = (
     "window",
     "inverted",
     "urgent",
+    "overlay_style",
+    "ground_truth",
+    "grid_pair",
 )
 # Objects compare by identity (a new result is a change even if its numbers repeat); values by ==.
-_BY_IDENTITY = frozenset({"image", "model", "result", "cams"})
+_BY_IDENTITY = frozenset({"image", "model", "result", "cams", "ground_truth"})
+OVERLAY_STYLES = ("heatmap", "contours")
 DEFAULTS: dict[str, Any] = {
     "image": None,
     "model": None,
@@ -73,6 +82,9 @@ DEFAULTS: dict[str, Any] = {
     "window": (0.0, 1.0),
     "inverted": False,
     "urgent": (),
+    "overlay_style": "heatmap",
+    "ground_truth": None,
+    "grid_pair": None,
 }
 
 
@@ -129,6 +141,9 @@ class ViewerState(QObject):
     window_changed = Signal(object)
     inverted_changed = Signal(bool)
     urgent_changed = Signal(object)
+    overlay_style_changed = Signal(str)
+    ground_truth_changed = Signal(object)
+    grid_pair_changed = Signal(object)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -288,3 +303,31 @@ class ViewerState(QObject):
 
     def set_urgent(self, labels: Sequence[str]) -> None:
         self._update(urgent=tuple(str(label) for label in labels))
+
+    # -- fields added for the AI display (contours, ground truth, members x levels grid) ---------
+    @property
+    def overlay_style(self) -> str:
+        return str(self._values["overlay_style"])
+
+    @property
+    def ground_truth(self) -> Any:
+        return self._values["ground_truth"]
+
+    @property
+    def grid_pair(self) -> tuple[tuple[int, LevelKey], tuple[int, LevelKey]] | None:
+        return self._values["grid_pair"]  # type: ignore[no-any-return]
+
+    def set_overlay_style(self, style: str) -> None:
+        """``heatmap`` or ``contours`` (anything else is ignored)."""
+        if style in OVERLAY_STYLES:
+            self._update(overlay_style=style)
+
+    def set_ground_truth(self, ground_truth: Any) -> None:
+        self._update(ground_truth=ground_truth)
+
+    def set_grid_pair(self, pair: tuple[tuple[int, LevelKey], tuple[int, LevelKey]] | None) -> None:
+        """The two grid tiles to compare, as ((member, level), (member, level)), or None."""
+        if pair is not None:
+            (m0, l0), (m1, l1) = pair
+            pair = ((int(m0), l0), (int(m1), l1))
+        self._update(grid_pair=pair)
