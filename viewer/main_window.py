@@ -32,7 +32,9 @@ from viewer.bind import bind_check
 from viewer.contours import ContourBinding
 from viewer.export import ViewExporter
 from viewer.film_binding import FilmBinding
+from viewer.ground_truth import GroundTruthBinding, GroundTruthPanel
 from viewer.image_view import ImageViewWidget
+from viewer.level_grid import LevelGridDialog
 from viewer.level_strip import LevelStripWidget
 from viewer.patch_editor.launch import open_patch_editor
 from viewer.session import ViewerSession
@@ -58,10 +60,10 @@ PRESETS = {
 # Menus by action name: "-" a separator, "presets" the window presets, "recent" the recent items.
 MENUS = {
     "&File": "open open_folder open_model patch_editor recent - export_png export_json export_csv "
-    "export_phi - quit",
+    "export_phi - load_ground_truth - quit",
     "&View": "presets invert - fit one_to_one zoom_in zoom_out rotate_cw rotate_ccw flip_h flip_v "
     "reset_view - ruler clear_rulers tags",
-    "&AI": "overlay next_level prev_level next_finding prev_finding rerun cancel triage",
+    "&AI": "overlay next_level prev_level next_finding prev_finding rerun cancel triage grid",
     "&Worklist": "next_image prev_image",
     "&Help": "shortcuts about",
 }
@@ -120,6 +122,9 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.image_view)
         self.film = FilmBinding(self.state, self.image_view)
         self.contours = ContourBinding(self.state, self.image_view)
+        self.gt_panel = GroundTruthPanel(self.state)
+        self.gt_boxes = GroundTruthBinding(self.state, self.image_view)
+        self.level_grid: LevelGridDialog | None = None
         self.worklist = WorklistPanel(thumbnails=thumbnails)
         self.ai_panel = AIPanel(self.state)
         self.level_strip = LevelStripWidget(self.state)
@@ -170,6 +175,9 @@ class MainWindow(QMainWindow):
         self.levels_dock = self._dock(
             title, "levelsDock", self.level_strip, area.BottomDockWidgetArea
         )
+        self.gt_dock = self._dock(
+            "Ground truth", "groundTruthDock", self.gt_panel, area.LeftDockWidgetArea
+        )
 
     def _action(
         self,
@@ -202,6 +210,8 @@ class MainWindow(QMainWindow):
         a("export_csv", "Export findings as &CSV…", self.exporter.export_csv, "Ctrl+Shift+J")
         a("patch_editor", "DADAM patch editor…", lambda: open_patch_editor(self))
         a("quit", "&Quit", self.close, key.Quit)
+        a("load_ground_truth", "Load &ground-truth boxes…", self.gt_panel.ask_and_load)
+        a("grid", "Members × levels &grid…", self.show_level_grid, "Ctrl+G")
         self.actions_by_name["export_phi"] = self.exporter.phi_action
         for preset, (shortcut, text, label) in PRESETS.items():
             slot = lambda _c=False, p=preset: self.apply_preset(p)  # noqa: E731
@@ -288,6 +298,8 @@ class MainWindow(QMainWindow):
         self.level_strip.tiles_drawn.connect(self.grid_drawn)
         self.exporter.saved.connect(self.show_status)
         self.exporter.failed.connect(self.show_error)
+        self.gt_panel.loaded.connect(self.show_status)
+        self.gt_panel.failed.connect(self.show_error)
         view.cursor_moved.connect(self._on_image_view_cursor_moved)
         view.ruler_measured.connect(
             lambda length, unit: self.show_status(f"Distance: {length:.1f} {unit}")
@@ -425,6 +437,13 @@ class MainWindow(QMainWindow):
         problem = self.tag_dialog.show_image(loaded.image, loaded.path)
         if problem:
             self.show_error(problem)
+
+    def show_level_grid(self) -> None:
+        """The members x levels grid of the selected finding (one window, raised if open)."""
+        if self.level_grid is None:
+            self.level_grid = LevelGridDialog(self.state, self)
+        self.level_grid.show()
+        self.level_grid.raise_()
 
     def show_shortcuts(self) -> None:
         dialog = dialogs.ShortcutsDialog(list(self.actions_by_name.values()), self)

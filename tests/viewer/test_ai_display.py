@@ -82,3 +82,109 @@ def test_outlines_follow_the_half_maximum_of_a_map() -> None:
     assert xs.min() == pytest.approx(105) and xs.max() == pytest.approx(195)
     assert ys.min() == pytest.approx(55) and ys.max() == pytest.approx(95)
     assert outlines(np.zeros((4, 4)), (8, 8)) == ()
+
+
+def _box_file(tmp_path: Path, image: Path, label: str, rows: list[str] | None = None) -> Path:
+    """A box file in the bundled sample's layout naming ``image``'s file."""
+    path = tmp_path / "ground_truth.csv"
+    lines = ["file,class_name,x_min,y_min,x_max,y_max", f"{image.name},{label},10,20,50,70"]
+    path.write_text("\n".join([*lines, *(rows or [])]) + "\n")
+    return path
+
+
+def test_ground_truth_boxes_on_the_film_and_metrics_per_level(
+    qtbot: Any, make_window: Any, dicom_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtWidgets import QFileDialog
+
+    from fpsm_core.explain import FUSED, energy_in_box, pointing_game, scale_boxes
+    from viewer import cam_display
+
+    window = make_window()
+    result = _open(qtbot, window, dicom_file)
+    label = window.state.selected_finding.label
+    boxes = _box_file(
+        tmp_path, dicom_file, label, ["other.dcm,Mass,1,1,5,5", "x.dcm,Nodule,a,1,2,3"]
+    )
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(boxes), "CSV"))
+    panel = window.gt_panel
+    with qtbot.waitSignal(panel.loaded) as loaded:
+        qtbot.mouseClick(panel.load_button, Qt.MouseButton.LeftButton)
+    assert "2 box(es) on 2 image(s)" in loaded.args[0] and "1 row(s) not used" in loaded.args[0]
+    assert window.gt_boxes.rects() == [(10.0, 20.0, 50.0, 70.0)]  # this image's box only
+    s = window.state
+    grid = cam_display.overlay_shape(result.image_shape)
+    region = scale_boxes([(10, 20, 50, 70)], result.image_shape, grid)
+    expected = []
+    for key in (FUSED, *s.cams.levels_of(s.member)):
+        values = s.cams.map(s.finding, key, grid, member=s.member)
+        hit = "hit" if bool(pointing_game(values, region)) else "miss"
+        expected.append(
+            (
+                "Fused" if key == FUSED else f"Level {key}",
+                hit,
+                f"{float(energy_in_box(values, region)):.1%}",
+            )
+        )
+    assert panel.rows() == expected
+
+    # Another finding, with no box on this image: no scores, and the panel says why.
+    other = next(f for f in result.findings if f.label not in (label, "No Finding"))
+    s.set_finding(other.index)
+    assert panel.rows() == [] and f"None of {other.label}" in panel.image_label.text()
+
+
+def test_a_bad_box_file_is_one_sentence_and_keeps_what_was_loaded(
+    qtbot: Any, make_window: Any, dicom_file: Path, tmp_path: Path
+) -> None:
+    window = make_window()
+    _open(qtbot, window, dicom_file)
+    good = _box_file(tmp_path, dicom_file, window.state.selected_finding.label)
+    assert window.gt_panel.load(good)
+    kept = window.state.ground_truth
+    bad = tmp_path / "bad.csv"
+    bad.write_text("hello,world\n1,2\n")
+    with qtbot.waitSignal(window.error_shown) as error:
+        assert not window.gt_panel.load(bad)
+    assert "bad.csv" in error.args[0] and "\n" not in error.args[0]
+    assert window.state.ground_truth is kept
+
+
+def test_the_grid_tiles_are_every_members_map_at_every_level(
+    qtbot: Any, make_window: Any, tmp_path: Path, dicom_file: Path
+) -> None:
+    from fpsm_core.explain import ENSEMBLE, FUSED
+    from tests.core.helpers import tiny_ensemble
+
+    model = tiny_ensemble(tmp_path / "ens", n=2)
+    window = make_window(model)
+    _open(qtbot, window, dicom_file)
+    window.show_level_grid()
+    dialog = window.level_grid
+    qtbot.waitExposed(dialog)
+    s = window.state
+    assert set(dialog.values) == {
+        (m, lv) for m in (ENSEMBLE, 0, 1) for lv in (FUSED, *s.cams.levels_of(m))
+    }
+    shape = next(iter(dialog.values.values())).shape
+    for (member, level), values in dialog.values.items():
+        np.testing.assert_array_equal(values, s.cams.map(s.finding, level, shape, member=member))
+
+    a, b = (0, 4), (1, 2)
+    with qtbot.waitSignal(dialog.grid_drawn):
+        qtbot.mouseClick(dialog.tiles[a], Qt.MouseButton.LeftButton)
+    assert s.grid_pair is None  # one tile chosen: A, waiting for B
+    with qtbot.waitSignal(s.grid_pair_changed):
+        qtbot.mouseClick(dialog.tiles[b], Qt.MouseButton.LeftButton)
+    assert s.grid_pair == (a, b)
+    np.testing.assert_allclose(dialog.difference, dialog.values[a] - dialog.values[b])
+    assert "A − B = m0 L4 − m1 L2" in dialog.diff_label.text()
+
+    # The grid follows the state: another finding redraws every tile.
+    other = next(
+        f.index for f in s.result.findings if f.index != s.finding and f.label != "No Finding"
+    )
+    with qtbot.waitSignal(dialog.grid_drawn):
+        s.set_finding(other)
+    for (member, level), values in dialog.values.items():
+        np.testing.assert_array_equal(values, s.cams.map(other, level, shape, member=member))
