@@ -79,7 +79,9 @@ class LevelGridDialog(QDialog):
         self._grid = QGridLayout()
         self._grid.setSpacing(4)
         layout.addLayout(self._grid)
-        self.hint = QLabel("Click a tile (A), then another (B), to see A − B.")
+        self.hint = QLabel(
+            "Click a tile (A, red border), then another (B, blue border), to see A − B."
+        )
         self.hint.setStyleSheet(f"color: {theme.TEXT_DIM};")
         layout.addWidget(self.hint)
         self.diff_image = QLabel()
