@@ -235,9 +235,10 @@ class GroundTruthPanel(QWidget):
         if scores:
             self.scores_shown.emit()
 
-    def rows(self) -> list[tuple[str, str, str]]:
+    def rows(self) -> list[tuple[str, ...]]:
         """The table as text (for tests and scripts)."""
-        return [
-            tuple(self.table.item(i, j).text() for j in range(3))  # type: ignore[misc]
-            for i in range(self.table.rowCount())
-        ]
+        out = []
+        for i in range(self.table.rowCount()):
+            cells = (self.table.item(i, j) for j in range(3))
+            out.append(tuple(c.text() if c is not None else "" for c in cells))
+        return out
