@@ -122,11 +122,15 @@ def view_caption(state: ViewerState, *, show_phi: bool = False) -> captions.Capt
         shown = "heatmap hidden: the film alone"
     elif state.cams is None:
         shown = "no heatmap for this result"
+    method = "closed-form Grad-CAM"
+    if state.overlay_style == "contours":
+        method = "contours of the findings above their thresholds, closed-form Grad-CAM"
     return captions.caption_for(
         result,
         state.finding,
         level=state.level,
         member=state.member,
+        method=method,
         image=image,
         show_phi=show_phi,
         shown=shown,

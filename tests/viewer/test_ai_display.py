@@ -55,6 +55,9 @@ def test_contours_outline_only_findings_above_their_thresholds(
     assert (
         "contours of the findings above their thresholds" in window.image_view.caption_label.text()
     )
+    from viewer.export import view_caption
+
+    assert any(line.startswith("contours of the findings") for line in view_caption(s).lines)
 
     with qtbot.waitSignal(window.overlay_drawn):
         qtbot.mouseClick(style.buttons["heatmap"], Qt.MouseButton.LeftButton)
