@@ -7,7 +7,8 @@ thresholded at :data:`CONTOUR_LEVEL` of its own peak, the half-maximum outline C
 studies use (the same level as the DICOM exports' regions, ``fpsm_core.export.evidence``); every
 blob of at least :data:`MIN_AREA` of the largest is outlined in the finding's colour (the
 selected finding thicker), and the largest one is labelled "Finding 87%", moved down where it
-would cover an earlier label. :func:`finding_contours` is the plain-numpy part;
+would cover an earlier label. On a film outside the model's training distribution the outlines
+are grey and dotted and the labels start with "?", as the heatmap is greyed there. :func:`finding_contours` is the plain-numpy part;
 :class:`ContourBinding` draws it on an :class:`~viewer.image_view.ImageViewWidget` whenever the
 state's ``overlay_style`` is ``"contours"`` (the heatmap is one click away in the AI panel).
 """
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, QPointF, Signal
+from PySide6.QtCore import QObject, QPointF, Qt, Signal
 from PySide6.QtGui import QColor, QPainterPath, QPen, QPolygonF
 from PySide6.QtWidgets import QButtonGroup, QGraphicsPathItem, QHBoxLayout, QPushButton, QWidget
 
@@ -176,8 +177,9 @@ class ContourBinding(QObject):
         if wanted and s.result is not None and s.cams is not None:
             self.contours = finding_contours(s.result, s.cams, s.level, s.member)
             taken: list[tuple[float, float, float]] = []
+            flagged = s.result.input.flagged
             for contour in self.contours:
-                self._draw(contour, contour.index == s.finding, taken)
+                self._draw(contour, contour.index == s.finding, taken, flagged)
         self.contours_drawn.emit(len(self.contours))
 
     def _clear(self) -> None:
@@ -190,11 +192,19 @@ class ContourBinding(QObject):
         self.contours = []
 
     def _draw(
-        self, contour: FindingContour, selected: bool, taken: list[tuple[float, float, float]]
+        self,
+        contour: FindingContour,
+        selected: bool,
+        taken: list[tuple[float, float, float]],
+        flagged: bool = False,
     ) -> None:
-        colour = QColor(*contour.colour)
+        # A film outside what the model knows: grey dotted outlines, "?" labels (as the heatmap
+        # is greyed), so they do not read like findings.
+        colour = QColor(160, 160, 160) if flagged else QColor(*contour.colour)
         pen = QPen(colour)
         pen.setWidthF(3.0 if selected else 1.6)
+        if flagged:
+            pen.setStyle(Qt.PenStyle.DotLine)
         pen.setCosmetic(True)  # two screen pixels at any zoom
         for polygon in contour.polygons:
             path = QPainterPath()
@@ -206,25 +216,23 @@ class ContourBinding(QObject):
             item.setParentItem(self._view.frame)  # image coordinates: follows zoom, rotation
             self._items.append(item)
         top = contour.polygons[0]
-        i = int(np.argmin(top[:, 1]))  # the outline's top point
+        i = int(np.argmin(top[:, 1]))  # the outline's top point: the label hangs just inside
         x, y = float(top[i, 0]), float(top[i, 1])
         # Labels keep their screen size: in image pixels one is this tall at the current zoom.
         height = LABEL_HEIGHT_PX / max(self._view.screen_per_image(), 1e-6)
         width = height * 0.45 * len(contour.text)
-        y = max(y, height)  # the label (drawn above its point) stays on the film
         while any(abs(y - ty) < height and abs(x - tx) < max(width, tw) for tx, ty, tw in taken):
             y += height
         taken.append((x, y, width))
-        label = pg.TextItem(
-            contour.text, color=colour, fill=pg.mkBrush(0, 0, 0, 170), anchor=(0.5, 1.0)
-        )
+        text = f"? {contour.text}" if flagged else contour.text
+        label = pg.TextItem(text, color=colour, fill=pg.mkBrush(0, 0, 0, 170), anchor=(0.5, 0.0))
         label.setParentItem(self._view.frame)
         label.setPos(x, y)
         label.setZValue(21)
         self._items.append(label)
 
     def labels(self) -> list[str]:
-        """The texts of the labels drawn (for tests and scripts)."""
+        """The texts of the labels drawn (for tests and scripts; "? " first on a flagged film)."""
         return [item.toPlainText() for item in self._items if isinstance(item, pg.TextItem)]
 
 

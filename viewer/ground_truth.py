@@ -171,6 +171,7 @@ class GroundTruthPanel(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setMinimumHeight(185)  # fused and three levels stay readable
         layout.addWidget(self.table, 1)
         self.load_button.clicked.connect(self.ask_and_load)
         self.clear_button.clicked.connect(lambda: state.set_ground_truth(None))

@@ -44,7 +44,8 @@ def test_contours_outline_only_findings_above_their_thresholds(
     assert drawn.args == [len(shown)]
     assert [c.label for c in shown] == [f.label for f in above if c_has_blob(window, f)]
     assert not {c.label for c in shown} & {f.label for f in below}
-    assert window.contours.labels() == [f"{c.label} {c.probability:.0%}" for c in shown]
+    mark = "? " if result.input.flagged else ""  # a film the model does not know: grey, "?"
+    assert window.contours.labels() == [f"{mark}{c.label} {c.probability:.0%}" for c in shown]
     s = window.state
     grid = (64, 64)
     for c in finding_contours(result, s.cams, s.level, s.member, grid):
