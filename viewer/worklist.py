@@ -54,8 +54,8 @@ NAME_WIDTH = THUMB_SIZE + 150  # the image column's width when there is room for
 # In a narrow dock (the panel's 320 px minimum) every column stays on screen: the name keeps at
 # least ~14 characters beside its thumbnail (elided in the middle), the urgency its number, the
 # top urgent finding at least its first word (elided at the end; the tooltip has it all).
-NAME_MIN = THUMB_SIZE + 90
-TOP_WIDTH, TOP_MIN = 150, 76
+NAME_MIN = THUMB_SIZE + 80
+TOP_WIDTH, TOP_MIN = 150, 68
 VIEW_WIDTH, SCORE_WIDTH = 32, 54
 FLAG = "\u25b2 "  # marks a score whose finding crossed its threshold
 NONE_ABOVE = "no urgent finding above its threshold"
@@ -164,21 +164,34 @@ class WorklistPanel(QWidget):
         QTimer.singleShot(0, self._fit_columns)  # once the layout has resized the tree
 
     def _fit_columns(self) -> None:
-        """Share the width: the image column takes what the others leave, never less than
-        NAME_WIDTH while the top urgent column is hidden; after triage, when both do not fit at
+        """Share the width: the image column takes what the others leave (never less than
+        NAME_MIN) while the top urgent column is hidden; after triage, when both do not fit at
         their usual widths, the name and the top finding share the room down to NAME_MIN and
         TOP_MIN, so the urgency and its finding never hide behind a sideways scroll."""
-        room = self.tree.viewport().width() - VIEW_WIDTH - SCORE_WIDTH
-        self.tree.setColumnWidth(COL_VIEW, VIEW_WIDTH)
-        self.tree.setColumnWidth(COL_SCORE, SCORE_WIDTH)
+        # View and Urgency as wide as their headers (never clipped to "Vie", "Urgenc").
+        header = self.tree.header()
+        metrics = header.fontMetrics()
+        width = self.tree.viewport().width()
+        view = max(VIEW_WIDTH, metrics.horizontalAdvance("View") + 14)
+        score = max(SCORE_WIDTH, metrics.horizontalAdvance("Urgency") + 14)
+        if width - view - score < NAME_MIN + TOP_MIN:  # too narrow: headers may clip, not data
+            view, score = (
+                VIEW_WIDTH,
+                max(SCORE_WIDTH, metrics.horizontalAdvance("\u25b2 9.99") + 12),
+            )
+        room = width - view - score
+        self.tree.setColumnWidth(COL_VIEW, view)
+        self.tree.setColumnWidth(COL_SCORE, score)
         if self.tree.isColumnHidden(COL_TOP):
-            self.tree.setColumnWidth(COL_NAME, max(NAME_WIDTH, room))
+            self.tree.setColumnWidth(COL_NAME, max(NAME_MIN, room))
             return
-        if room >= NAME_WIDTH + TOP_WIDTH:
-            name, top = room - TOP_WIDTH, TOP_WIDTH
-        else:
-            top = max(TOP_MIN, room - NAME_WIDTH)
-            name = max(NAME_MIN, room - top)
+        if room >= NAME_MIN + TOP_MIN:
+            # The finding keeps its usual width while the name can stay at NAME_MIN or more;
+            # below that the name stops at NAME_MIN and the finding takes the rest.
+            name = min(max(NAME_MIN, room - TOP_WIDTH), room - TOP_MIN)
+        else:  # a large font: both give up the same share, nothing scrolls
+            name = round(room * NAME_MIN / (NAME_MIN + TOP_MIN))
+        top = room - name
         self.tree.setColumnWidth(COL_NAME, name)
         self.tree.setColumnWidth(COL_TOP, top)
 
