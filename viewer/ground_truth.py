@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from fpsm_core.explain import FUSED
+from fpsm_core.explain import FUSED, ExplainError
 from fpsm_core.explain.ground_truth import (
     FORMATS,
     GroundTruthBox,
@@ -68,7 +68,10 @@ def finding_scores(state: ViewerState) -> tuple[list[GroundTruthBox], list[Level
     if not boxes:
         return [], []
     grid = cam_display.overlay_shape(cams.result.image_shape)
-    return boxes, level_scores(cams, finding.index, boxes, state.member, grid)
+    try:
+        return boxes, level_scores(cams, finding.index, boxes, state.member, grid)
+    except ExplainError:  # every box outside the film: drawn, but nothing to score
+        return boxes, []
 
 
 class GroundTruthBinding(QObject):
@@ -222,6 +225,8 @@ class GroundTruthPanel(QWidget):
         chosen, scores = finding_scores(s)
         if finding is not None and not chosen:
             text += f" None of {finding.label}: select a boxed finding to score its maps."
+        elif finding is not None and not scores:
+            text += f" The {finding.label} boxes lie outside the film: nothing to score."
         self.image_label.setText(text)
         self.table.setRowCount(len(scores))
         for i, score in enumerate(scores):

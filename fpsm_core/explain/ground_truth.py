@@ -167,6 +167,19 @@ def load_ground_truth(path: str | Path, format: str = "auto") -> GroundTruth:
     return GroundTruth(source, kind, tuple(boxes), tuple(skipped))
 
 
+def _at_least_one_cell(box: Sequence[float]) -> tuple[float, float, float, float]:
+    """A box narrower than one map cell becomes the cell holding its centre (a small nodule on
+    a coarse grid must still be a region, not an empty one)."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    if x1 - x0 < 1:
+        x0 = float(np.floor((x0 + x1) / 2))
+        x1 = x0 + 1
+    if y1 - y0 < 1:
+        y0 = float(np.floor((y0 + y1) / 2))
+        y1 = y0 + 1
+    return x0, y0, x1, y1
+
+
 @dataclass(frozen=True)
 class LevelScore:
     """The pointing game and energy in box of one map (``level`` a level number or FUSED)."""
@@ -186,6 +199,9 @@ def level_scores(
 ) -> list[LevelScore]:
     """Pointing hit and energy in box of the finding's fused map and each level's, for a member.
 
+    Raises:
+        fpsm_core.explain.ExplainError: the boxes lie outside the image.
+
     Args:
         cams: the result's maps; class_index: the finding.
         boxes: the finding's ground-truth boxes on this image (their union is the region).
@@ -195,7 +211,7 @@ def level_scores(
     """
     shape = tuple(image_shape or cams.result.image_shape)
     corners = [b.corners if isinstance(b, GroundTruthBox) else tuple(b) for b in boxes]
-    region = scale_boxes(corners, shape, grid)
+    region = [_at_least_one_cell(box) for box in scale_boxes(corners, shape, grid)]
     out = []
     keys: list[LevelKey] = [FUSED, *cams.levels_of(member)]
     for key in keys:

@@ -45,3 +45,32 @@ def test_box_file_errors_are_one_sentence(tmp_path: Path) -> None:
         load_ground_truth(bad)
     with pytest.raises(GroundTruthError, match="unknown box format"):
         load_ground_truth(bad, "pdf")
+
+
+def test_level_scores_are_the_metrics_on_the_maps_and_tiny_boxes_still_count(
+    tmp_path: Path,
+) -> None:
+    from fpsm_core.explain import ENSEMBLE, FUSED, ResultCams, energy_in_box, pointing_game
+    from fpsm_core.explain.ground_truth import GroundTruthBox, level_scores
+    from fpsm_core.inference import InferenceService
+    from tests.core.helpers import chest_like, tiny_checkpoint, write_dicom
+
+    model = tiny_checkpoint(tmp_path / "m", untrained=True)
+    image = write_dicom(tmp_path / "chest.dcm", chest_like(96, 80, seed=3))
+    result = next(iter(InferenceService(model, device="cpu").predict_paths([image], cams=True)))
+    cams = ResultCams(result)
+    k = result.findings[0].index
+    grid = (24, 20)  # a quarter of the 96 x 80 film
+    box = GroundTruthBox("chest.dcm", result.findings[0].label, 8, 12, 40, 60)
+    scores = level_scores(cams, k, [box], ENSEMBLE, grid)
+    assert [s.level for s in scores] == [FUSED, *cams.levels_of(ENSEMBLE)]
+    for s in scores:
+        values = cams.map(k, s.level, grid)
+        region = [(2.0, 3.0, 10.0, 15.0)]  # the box on the quarter grid
+        assert s.hit == bool(pointing_game(values, region))
+        assert s.energy == pytest.approx(float(energy_in_box(values, region)))
+    # A 2 px box is under one cell of the grid: it becomes the cell holding its centre.
+    tiny = GroundTruthBox("chest.dcm", box.label, 41, 41, 43, 43)
+    (fused, *_) = level_scores(cams, k, [tiny], ENSEMBLE, grid)
+    cell = cams.map(k, FUSED, grid)[10:11, 10:11]
+    assert fused.energy == pytest.approx(float(cell.sum() / cams.map(k, FUSED, grid).sum()))
