@@ -44,6 +44,7 @@ from fpsm_core.explain import ENSEMBLE, FUSED, LevelShare, level_shares
 from viewer import theme
 from viewer.bind import Binding, bind_check, bind_combo, bind_slider, guard_wheel
 from viewer.cam_display import COLORMAPS
+from viewer.contours import OverlayStyleWidget
 from viewer.prevalence import prevalence_tiers
 from viewer.state import CASE_LABEL, ViewerState
 
@@ -363,6 +364,8 @@ class AIPanel(QWidget):
         form = QFormLayout(cam_box)
         self.overlay_check = QCheckBox("Show heatmap")
         form.addRow(self.overlay_check)
+        self.style_widget = OverlayStyleWidget(state)  # heatmap | contours, one click
+        form.addRow("Show as", self.style_widget)
         self.level_combo = QComboBox()
         form.addRow("Level", self.level_combo)
         self.member_combo = QComboBox()

@@ -43,6 +43,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads", type=int, default=None, help="torch CPU threads (default: all cores but one)"
     )
     p.add_argument(
+        "--ground-truth",
+        metavar="BOXES",
+        type=Path,
+        help="a box file for the open images (VinDr, NIH, ChestX-Det, COCO, fpsm sim's boxes.csv, "
+        "the sample's ground_truth.csv), drawn on the film and scored per level",
+    )
+    p.add_argument(
+        "--overlay",
+        choices=("heatmap", "contours"),
+        help="show the findings as the heatmap or as contours (default: as last time)",
+    )
+    p.add_argument(
         "--patch-editor",
         metavar="LIBRARY",
         type=Path,
@@ -138,6 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     window = MainWindow(args.model, args.device, torch_threads=args.threads)
     _install_excepthook(window)
+    if args.overlay:
+        window.state.set_overlay_style(args.overlay)
+    if args.ground_truth is not None and not window.gt_panel.load(args.ground_truth):
+        print(f"fpsm-viewer: {window.last_error}", file=sys.stderr)
     if args.screenshot:
         window.resize(*SCREENSHOT_SIZE)
     window.show()

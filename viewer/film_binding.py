@@ -41,6 +41,8 @@ def overlay_caption(state: ViewerState) -> str:
         parts.append("no heatmap")
     else:
         level = state.level
+        if state.overlay_style == "contours":
+            parts.append("contours of the findings above their thresholds")
         parts.append("fused levels" if level == FUSED else f"level {level}")
         names = list(result.member_names)
         if state.member == ENSEMBLE:
@@ -80,6 +82,7 @@ class FilmBinding(QObject):
             state.opacity_changed,
             state.threshold_changed,
             state.overlay_visible_changed,
+            state.overlay_style_changed,
         ):
             signal.connect(self._on_state_overlay_changed)
         view.window_changed.connect(self._on_view_window_changed)
@@ -91,6 +94,7 @@ class FilmBinding(QObject):
             state.level_changed,
             state.member_changed,
             state.overlay_visible_changed,
+            state.overlay_style_changed,
         ):
             signal.connect(self._on_state_caption_changed)
 
@@ -119,14 +123,14 @@ class FilmBinding(QObject):
         """Draw the selected finding's map as the state says, unless that is what is shown."""
         s = self._state
         look = (s.image, s.cams, s.finding, s.level, s.member, s.colormap, s.opacity, s.threshold)
-        key = (*look, s.overlay_visible)
+        key = (*look, s.overlay_visible, s.overlay_style)
         if key == self._drawn:
             return  # one call changed several fields: the first signal already drew the result
         self._drawn = key
         if s.cams is None or s.finding is None or s.image is None:
             self._view.set_overlay(None)
             return
-        if s.overlay_visible:
+        if s.overlay_visible and s.overlay_style == "heatmap":  # contours: viewer.contours
             shape = cam_display.overlay_shape(s.cams.result.image_shape)
             values = s.cams.map(s.finding, s.level, shape, member=s.member)
             dimmed = s.result is not None and s.result.input.flagged

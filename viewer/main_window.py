@@ -30,10 +30,13 @@ from viewer import dialogs
 from viewer.ai_panel import AIPanel
 from viewer.annotations.wiring import install_annotations
 from viewer.bind import bind_check
+from viewer.contours import ContourBinding
 from viewer.dicom_out import DicomOutController
-from viewer.export import ViewExporter, write_view_png
+from viewer.export import ViewExporter
 from viewer.film_binding import FilmBinding
+from viewer.ground_truth import GroundTruthBinding, GroundTruthPanel
 from viewer.image_view import ImageViewWidget
+from viewer.level_grid import LevelGridDialog
 from viewer.level_strip import LevelStripWidget
 from viewer.pacs_query import QueryPacsController
 from viewer.patch_editor.launch import open_patch_editor
@@ -59,11 +62,11 @@ PRESETS = {
 }
 # Menus by action name: "-" a separator, "presets" the window presets, "recent" the recent items.
 MENUS = {
-    "&File": "open open_folder query_pacs open_model patch_editor recent - export_png export_json export_csv "
-    "- export_dicom send_pacs - quit",
+    "&File": "open open_folder query_pacs open_model patch_editor recent - export_png export_json "
+    "export_csv export_phi - export_dicom send_pacs - load_ground_truth - quit",
     "&View": "presets invert - fit one_to_one zoom_in zoom_out rotate_cw rotate_ccw flip_h flip_v "
     "reset_view - ruler clear_rulers tags",
-    "&AI": "overlay next_level prev_level next_finding prev_finding rerun cancel triage",
+    "&AI": "overlay next_level prev_level next_finding prev_finding rerun cancel triage grid",
     "&Worklist": "next_image prev_image",
     "&Help": "shortcuts about",
 }
@@ -121,6 +124,10 @@ class MainWindow(QMainWindow):
         self.image_view = ImageViewWidget()
         self.setCentralWidget(self.image_view)
         self.film = FilmBinding(self.state, self.image_view)
+        self.contours = ContourBinding(self.state, self.image_view)
+        self.gt_panel = GroundTruthPanel(self.state)
+        self.gt_boxes = GroundTruthBinding(self.state, self.image_view)
+        self.level_grid: LevelGridDialog | None = None
         self.worklist = WorklistPanel(thumbnails=thumbnails)
         self.ai_panel = AIPanel(self.state)
         self.level_strip = LevelStripWidget(self.state)
@@ -177,6 +184,9 @@ class MainWindow(QMainWindow):
         self.levels_dock = self._dock(
             title, "levelsDock", self.level_strip, area.BottomDockWidgetArea
         )
+        self.gt_dock = self._dock(
+            "Ground truth", "groundTruthDock", self.gt_panel, area.LeftDockWidgetArea
+        )
 
     def _action(
         self,
@@ -217,6 +227,9 @@ class MainWindow(QMainWindow):
         a("send_pacs", "Send to PAC&S…", lambda: self.dicom_out.open("send"), "Ctrl+Shift+S")
         a("query_pacs", "&Query PACS…", lambda: self.pacs_query.open(), "Ctrl+Shift+Q")
         a("quit", "&Quit", self.close, key.Quit)
+        a("load_ground_truth", "Load &ground-truth boxes…", self.gt_panel.ask_and_load)
+        a("grid", "Members × levels &grid…", self.show_level_grid, "Ctrl+G")
+        self.actions_by_name["export_phi"] = self.exporter.phi_action
         for preset, (shortcut, text, label) in PRESETS.items():
             slot = lambda _c=False, p=preset: self.apply_preset(p)  # noqa: E731
             a(f"preset_{preset}", text, slot, shortcut, label)
@@ -305,6 +318,8 @@ class MainWindow(QMainWindow):
         self.level_strip.tiles_drawn.connect(self.grid_drawn)
         self.exporter.saved.connect(self.show_status)
         self.exporter.failed.connect(self.show_error)
+        self.gt_panel.loaded.connect(self.show_status)
+        self.gt_panel.failed.connect(self.show_error)
         view.cursor_moved.connect(self._on_image_view_cursor_moved)
         view.ruler_measured.connect(
             lambda length, unit: self.show_status(f"Distance: {length:.1f} {unit}")
@@ -436,6 +451,13 @@ class MainWindow(QMainWindow):
         if problem:
             self.show_error(problem)
 
+    def show_level_grid(self) -> None:
+        """The members x levels grid of the selected finding (one window, raised if open)."""
+        if self.level_grid is None:
+            self.level_grid = LevelGridDialog(self.state, self)
+        self.level_grid.show()
+        self.level_grid.raise_()
+
     def show_shortcuts(self) -> None:
         dialog = dialogs.ShortcutsDialog(list(self.actions_by_name.values()), self)
         dialog.show()
@@ -503,4 +525,4 @@ class MainWindow(QMainWindow):
         return self.image_view.overlay_array()
 
     def export_view_png(self, path: str | Path) -> Path:
-        return write_view_png(self.image_view.graphics, path)
+        return self.exporter.write_png(path)

@@ -68,6 +68,7 @@ class ViewerSettings:
         state.set_colormap(str(self.store.value("cam/colormap", COLORMAPS[0])))
         state.set_opacity(_percent(self.store.value("cam/opacity"), 40) / 100.0)
         state.set_threshold(_percent(self.store.value("cam/threshold"), 25) / 100.0)
+        state.set_overlay_style(str(self.store.value("cam/style", "heatmap")))
 
     def save(self, window: QMainWindow, state: ViewerState) -> None:
         """Remember the window layout and the overlay look (on close)."""
@@ -77,6 +78,7 @@ class ViewerSettings:
         s.setValue("cam/colormap", state.colormap)
         s.setValue("cam/opacity", round(state.opacity * 100))
         s.setValue("cam/threshold", round(state.threshold * 100))
+        s.setValue("cam/style", state.overlay_style)
         s.sync()
 
     # -- triage ------------------------------------------------------------------------------

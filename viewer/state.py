@@ -23,6 +23,11 @@ Fields:
     window: the film's (center, width); inverted: white shown as black.
     urgent: the findings triage ranks by, shown in red when above threshold.
     tool: the measuring/annotation tool the left button draws with (``TOOLS``; "none" pans).
+    overlay_style: ``"heatmap"`` (the colour map) or ``"contours"`` (outlines of the findings
+        above their thresholds, labelled, the film left readable).
+    ground_truth: the loaded boxes file (a ``GroundTruth``), or None.
+    grid_pair: the two (member, level) tiles of the members x levels grid whose difference is
+        shown, or None.
 """
 
 from __future__ import annotations
@@ -57,9 +62,13 @@ FIELDS = (
     "inverted",
     "urgent",
     "tool",
+    "overlay_style",
+    "ground_truth",
+    "grid_pair",
 )
 # Objects compare by identity (a new result is a change even if its numbers repeat); values by ==.
-_BY_IDENTITY = frozenset({"image", "model", "result", "cams"})
+_BY_IDENTITY = frozenset({"image", "model", "result", "cams", "ground_truth"})
+OVERLAY_STYLES = ("heatmap", "contours")
 DEFAULTS: dict[str, Any] = {
     "image": None,
     "model": None,
@@ -76,6 +85,9 @@ DEFAULTS: dict[str, Any] = {
     "inverted": False,
     "urgent": (),
     "tool": "none",
+    "overlay_style": "heatmap",
+    "ground_truth": None,
+    "grid_pair": None,
 }
 # The left button's tools on the film: "none" pans and selects, the others draw (see
 # fpsm_core.annotations.model for the points each takes); "calibrate" draws a line of known length.
@@ -147,6 +159,9 @@ class ViewerState(QObject):
     inverted_changed = Signal(bool)
     urgent_changed = Signal(object)
     tool_changed = Signal(str)
+    overlay_style_changed = Signal(str)
+    ground_truth_changed = Signal(object)
+    grid_pair_changed = Signal(object)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -315,3 +330,31 @@ class ViewerState(QObject):
         """Choose the film's left-button tool (unknown names are ignored)."""
         if tool in TOOLS:
             self._update(tool=tool)
+
+    # -- fields added for the AI display (contours, ground truth, members x levels grid) ---------
+    @property
+    def overlay_style(self) -> str:
+        return str(self._values["overlay_style"])
+
+    @property
+    def ground_truth(self) -> Any:
+        return self._values["ground_truth"]
+
+    @property
+    def grid_pair(self) -> tuple[tuple[int, LevelKey], tuple[int, LevelKey]] | None:
+        return self._values["grid_pair"]  # type: ignore[no-any-return]
+
+    def set_overlay_style(self, style: str) -> None:
+        """``heatmap`` or ``contours`` (anything else is ignored)."""
+        if style in OVERLAY_STYLES:
+            self._update(overlay_style=style)
+
+    def set_ground_truth(self, ground_truth: Any) -> None:
+        self._update(ground_truth=ground_truth)
+
+    def set_grid_pair(self, pair: tuple[tuple[int, LevelKey], tuple[int, LevelKey]] | None) -> None:
+        """The two grid tiles to compare, as ((member, level), (member, level)), or None."""
+        if pair is not None:
+            (m0, l0), (m1, l1) = pair
+            pair = ((int(m0), l0), (int(m1), l1))
+        self._update(grid_pair=pair)

@@ -27,6 +27,8 @@ from PySide6.QtWidgets import (
     QMenu,
     QProgressBar,
     QPushButton,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QToolButton,
     QTreeWidget,
     QTreeWidgetItem,
@@ -48,7 +50,13 @@ AboveRole = Qt.ItemDataRole.UserRole + 4
 HumanRole = Qt.ItemDataRole.UserRole + 5  # outside what the model knows: a human reads it
 NEEDS_HUMAN = "needs a human"
 COL_NAME, COL_VIEW, COL_SCORE, COL_TOP = range(4)
-NAME_WIDTH = THUMB_SIZE + 150  # the image column never gets narrower than this
+NAME_WIDTH = THUMB_SIZE + 150  # the image column's width when there is room for it
+# In a narrow dock (the panel's 320 px minimum) every column stays on screen: the name keeps at
+# least ~14 characters beside its thumbnail (elided in the middle), the urgency its number, the
+# top urgent finding at least its first word (elided at the end; the tooltip has it all).
+NAME_MIN = THUMB_SIZE + 80
+TOP_WIDTH, TOP_MIN = 150, 68
+VIEW_WIDTH, SCORE_WIDTH = 32, 54
 FLAG = "\u25b2 "  # marks a score whose finding crossed its threshold
 NONE_ABOVE = "no urgent finding above its threshold"
 URGENCY_RULE = (
@@ -107,9 +115,11 @@ class WorklistPanel(QWidget):
         self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         header = self.tree.header()
         header.setStretchLastSection(False)
-        for col, width in ((COL_NAME, NAME_WIDTH), (COL_VIEW, 40), (COL_SCORE, 58), (COL_TOP, 150)):
+        widths = ((COL_NAME, NAME_WIDTH), (COL_VIEW, VIEW_WIDTH), (COL_SCORE, SCORE_WIDTH))
+        for col, width in (*widths, (COL_TOP, TOP_WIDTH)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
             self.tree.setColumnWidth(col, width)
+        self.tree.setItemDelegateForColumn(COL_TOP, _ElideRightDelegate(self.tree))
         self.tree.setHeaderLabels(["Image", "View", "Urgency", "Top urgent"])
         self.tree.setColumnHidden(COL_TOP, True)  # shown once triage has scored something
         layout.addWidget(self.tree, stretch=1)
@@ -154,15 +164,36 @@ class WorklistPanel(QWidget):
         QTimer.singleShot(0, self._fit_columns)  # once the layout has resized the tree
 
     def _fit_columns(self) -> None:
-        """The image column takes the room the others leave, but never less than NAME_WIDTH
-        (a narrow panel scrolls sideways instead of squeezing the file names to nothing)."""
-        others = sum(
-            self.tree.columnWidth(col)
-            for col in (COL_VIEW, COL_SCORE, COL_TOP)
-            if not self.tree.isColumnHidden(col)
-        )
-        room = self.tree.viewport().width() - others
-        self.tree.setColumnWidth(COL_NAME, max(NAME_WIDTH, room))
+        """Share the width: the image column takes what the others leave (never less than
+        NAME_MIN) while the top urgent column is hidden; after triage, when both do not fit at
+        their usual widths, the name and the top finding share the room down to NAME_MIN and
+        TOP_MIN, so the urgency and its finding never hide behind a sideways scroll."""
+        # View and Urgency as wide as their headers (never clipped to "Vie", "Urgenc").
+        header = self.tree.header()
+        metrics = header.fontMetrics()
+        width = self.tree.viewport().width()
+        view = max(VIEW_WIDTH, metrics.horizontalAdvance("View") + 14)
+        score = max(SCORE_WIDTH, metrics.horizontalAdvance("Urgency") + 14)
+        if width - view - score < NAME_MIN + TOP_MIN:  # too narrow: headers may clip, not data
+            view, score = (
+                VIEW_WIDTH,
+                max(SCORE_WIDTH, metrics.horizontalAdvance("\u25b2 9.99") + 12),
+            )
+        room = width - view - score
+        self.tree.setColumnWidth(COL_VIEW, view)
+        self.tree.setColumnWidth(COL_SCORE, score)
+        if self.tree.isColumnHidden(COL_TOP):
+            self.tree.setColumnWidth(COL_NAME, max(NAME_MIN, room))
+            return
+        if room >= NAME_MIN + TOP_MIN:
+            # The finding keeps its usual width while the name can stay at NAME_MIN or more;
+            # below that the name stops at NAME_MIN and the finding takes the rest.
+            name = min(max(NAME_MIN, room - TOP_WIDTH), room - TOP_MIN)
+        else:  # a large font: both give up the same share, nothing scrolls
+            name = round(room * NAME_MIN / (NAME_MIN + TOP_MIN))
+        top = room - name
+        self.tree.setColumnWidth(COL_NAME, name)
+        self.tree.setColumnWidth(COL_TOP, top)
 
     # -- content -----------------------------------------------------------------------------
     def clear(self) -> None:
@@ -421,6 +452,14 @@ class WorklistPanel(QWidget):
             return
         if path:
             self.image_activated.emit(path)
+
+
+class _ElideRightDelegate(QStyledItemDelegate):
+    """Elides a column's text at its end (the tree elides names in the middle)."""
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: Any) -> None:  # noqa: N802
+        super().initStyleOption(option, index)
+        option.textElideMode = Qt.TextElideMode.ElideRight
 
 
 def urgency_text(item: TriageItem) -> str:

@@ -20,12 +20,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from fpsm_core.cli.options import plain_help
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "calibrate",
         help="fit the input gate and the probability calibration of a model",
-        description=__doc__,
+        description=plain_help(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", metavar="CKPT_OR_ENSEMBLE", help="checkpoint .json or ensemble folder")
@@ -34,7 +36,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--format", default="auto", help="table format (auto, cxrlt, nih, generic...)")
     p.add_argument("--heldout", type=Path, metavar="CSV", help="a separate held-out table")
     p.add_argument("--val-fraction", type=float, default=0.2, help="held-out share (default 0.2)")
-    p.add_argument("--split", default="patient", choices=("patient", "random"))
+    p.add_argument(
+        "--split",
+        default="patient",
+        choices=("patient", "random"),
+        help="hold out whole patients (default) or random images",
+    )
     p.add_argument("--split-seed", type=int, default=0, help="split seed (default 0)")
     p.add_argument(
         "--max-train", type=int, default=1200, help="training images for the gate (default 1200)"
@@ -46,7 +53,9 @@ def register(subparsers: Any) -> None:
         help="held-out quantile of the gate threshold (default 0.99: ~1%% false alarms)",
     )
     p.add_argument("--rank", type=int, default=64, help="gate covariance rank (default 64)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument(
+        "--batch-size", type=int, default=16, help="images per forward pass (default 16)"
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps")
     p.add_argument(
         "--out", type=Path, metavar="DIR", help="copy the model here and write into the copy"

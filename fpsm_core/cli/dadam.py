@@ -78,10 +78,31 @@ def register(subparsers: Any) -> None:
     imp.set_defaults(step=run_import)
 
     lib = sub.add_parser("library", help="patch counts per class and state; curation; listing")
-    lib.add_argument("library", type=Path)
-    lib.add_argument("--accept", type=int, nargs="+", default=[], metavar="ID")
-    lib.add_argument("--reject", type=int, nargs="+", default=[], metavar="ID")
-    lib.add_argument("--unreview", type=int, nargs="+", default=[], metavar="ID")
+    lib.add_argument("library", type=Path, help="the patch library folder")
+    lib.add_argument(
+        "--accept",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="ID",
+        help="mark these patches accepted",
+    )
+    lib.add_argument(
+        "--reject",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="ID",
+        help="mark these patches rejected",
+    )
+    lib.add_argument(
+        "--unreview",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="ID",
+        help="mark these patches unreviewed again",
+    )
     lib.add_argument("--list", action="store_true", help="list every patch (after the changes)")
     lib.add_argument("--label", action="append", help="with --list: only this class (repeatable)")
     lib.add_argument(
@@ -98,8 +119,10 @@ def register(subparsers: Any) -> None:
     lib.set_defaults(step=run_library)
 
     exp = sub.add_parser("export", help="write the library's boxes as COCO, YOLO or VOC")
-    exp.add_argument("library", type=Path)
-    exp.add_argument("--format", required=True, choices=("coco", "yolo", "voc"))
+    exp.add_argument("library", type=Path, help="the patch library folder")
+    exp.add_argument(
+        "--format", required=True, choices=("coco", "yolo", "voc"), help="annotation layout"
+    )
     exp.add_argument("--out", type=Path, required=True, help="output folder")
     exp.add_argument(
         "--state",
@@ -118,7 +141,7 @@ def register(subparsers: Any) -> None:
 
     pl = sub.add_parser("plan", help="plan synthetic images to reach per-class targets")
     pl.add_argument("--labels", type=Path, required=True, help="base labels CSV (CXR-LT layout)")
-    pl.add_argument("--library", type=Path, required=True)
+    pl.add_argument("--library", type=Path, required=True, help="the patch library folder")
     pl.add_argument("--out", type=Path, required=True, help="plan file to write (JSONL)")
     pl.add_argument(
         "--target",
@@ -161,7 +184,7 @@ def register(subparsers: Any) -> None:
     gen.add_argument("--plan", type=Path, required=True, help="plan file (fpsm dadam plan --out)")
     gen.add_argument("--library", type=Path, required=True, help="the patch library folder")
     gen.add_argument("--images", type=Path, required=True, help="root of the labels CSV's paths")
-    gen.add_argument("--out", type=Path, required=True)
+    gen.add_argument("--out", type=Path, required=True, help="output folder of the data set")
     gen.add_argument("--labels", type=Path, help="base labels CSV (default: the plan's)")
     gen.add_argument(
         "--workers",
@@ -181,7 +204,9 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="pseudonymous subject/study ids (synthetic only)",
     )
-    gen.add_argument("--allow-burned-in", action="store_true")
+    gen.add_argument(
+        "--allow-burned-in", action="store_true", help="use images with BurnedInAnnotation YES"
+    )
     gen.add_argument(
         "--image-format",
         default="auto",

@@ -44,7 +44,8 @@ def register(subparsers: Any) -> None:
         "--out",
         type=Path,
         metavar="DIR",
-        help="also write results.jsonl and predictions.csv (CXR-LT submission layout)",
+        help="also write results.jsonl, predictions.csv (CXR-LT submission layout) and "
+        "predictions.json (the model and disclaimer of predictions.csv)",
     )
     p.add_argument(
         "--batch-size", type=whole(1, 1024), default=4, help="images per forward pass (default 4)"
@@ -71,6 +72,12 @@ def register(subparsers: Any) -> None:
         "--allow-burned-in",
         action="store_true",
         help="write CAM overlays of images whose header says BurnedInAnnotation YES",
+    )
+    p.add_argument(
+        "--show-phi",
+        action="store_true",
+        help="put a patient/study line (patient ID and name, study UID) on the CAM overlays' "
+        "captions (hidden by default)",
     )
     dicom_options.add_options(p)  # --dicom-out DIR [--dicom KINDS] [--deidentify]
     p.set_defaults(func=run)
@@ -149,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
     csv_writer = csv.writer(out_csv) if out_csv else None
     if csv_writer:
         csv_writer.writerow(["dicom_id", *service.labels])
+        _write_model_sidecar(args.out / "predictions.json", service)
 
     if not args.json:
         _print_banner(service, sys.stdout)
@@ -213,7 +221,22 @@ def _write_cams(result: Any, args: argparse.Namespace, service: Any) -> Any:
         method=args.cam_method,
         top_k=args.cam_top,
         allow_burned_in=getattr(args, "allow_burned_in", False),
+        show_phi=getattr(args, "show_phi", False),
     )
+
+
+def _write_model_sidecar(path: Path, service: Any) -> None:
+    """predictions.csv keeps the CXR-LT submission layout (no room for more columns), so the
+    model that made it and its disclaimer go beside it."""
+    model = service.ensemble.describe()
+    record = {
+        "describes": "predictions.csv",
+        "model": model.identity(),
+        "disclaimer": model.disclaimer or "Research software, not for clinical use.",
+        "labels": list(model.labels),
+        "thresholds": [round(float(x), 6) for x in model.thresholds],
+    }
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
 
 def _print_banner(service: Any, out: TextIO) -> None:
@@ -249,6 +272,10 @@ def _print_table(result: Any, top: int, out: TextIO) -> None:
         print(
             f"  {rank:2d}. {f.label:<{width}}  {f.probability:6.3f}{spread} {mark} {bar}", file=out
         )
+    legend = "* above its threshold"
+    if len(result.member_names) > 1:
+        legend += "; ± half the range of the members' probabilities"
+    print(f"  ({legend})", file=out)
     if result.untrained:
         print("  (untrained model: probabilities are meaningless)", file=out)
 

@@ -79,10 +79,12 @@ def _folder(args: argparse.Namespace) -> int:
         print(json.dumps(_index_dict(index, args.show_phi), indent=2))
         return 1 if index.errors else 0
     n_series = sum(len(s.series) for s in index.studies)
+    # A broken file whose header placed it in a series is listed there too: count it once, broken.
+    n_images = sum(1 for img in index.images if not img.error)
     print(f"Folder: {index.root if args.show_phi else args.path}")
     print(
         f"  {len(index.patients)} patient(s), {len(index.studies)} study(ies), {n_series} "
-        f"series, {len(index.images)} image(s), {len(index.non_images)} non-image DICOM "
+        f"series, {n_images} image(s), {len(index.non_images)} non-image DICOM "
         f"object(s), {len(index.errors)} broken file(s)"
     )
     cache = index.cache_path or "off"
@@ -100,9 +102,12 @@ def _folder(args: argparse.Namespace) -> int:
                 if args.show_phi
                 else f"study {s_i}"
             )
+            good = sum(1 for img in study.images if not img.error)
+            broken = len(study.images) - good
             print(
                 f"  {who}: {what} - {len(study.series)} series, "
-                f"{len(study.images)} image(s), views {', '.join(views)}"
+                f"{good} image(s){f' and {broken} broken' if broken else ''}, "
+                f"views {', '.join(views)}"
             )
     for note in index.warnings:
         print(f"  warning: {note if args.show_phi else _scrub(note, index)}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from collections.abc import Callable
 
 from fpsm_core.errors import shorten
@@ -91,3 +92,9 @@ def _real_range(low: float | None, high: float | None, low_open: bool, high_open
     if high is not None:
         return f"a number {'below' if high_open else 'of at most'} {high:g}"
     return "a finite number"
+
+
+def plain_help(text: str | None) -> str:
+    """A reStructuredText docstring as ``--help`` should print it: ``literal`` and :role:`x` as x."""
+    out = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", text or "")
+    return re.sub(r"``([^`]+)``", r"\1", out).strip()

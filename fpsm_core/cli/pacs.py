@@ -34,7 +34,7 @@ def register(subparsers: Any) -> None:
         find.add_argument(f"--{flag}", dest=keyword, help=f"match {keyword}")
     send = sub.add_parser("send", help="C-STORE DICOM files to a node")
     _node_options(send)
-    send.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    send.add_argument("files", nargs="+", type=Path, metavar="FILE", help="DICOM files to send")
     p.set_defaults(func=run)
 
 

@@ -13,13 +13,21 @@ from typing import Any
 
 from fpsm_core.cli.main import CLIError
 
+# What --help prints: plain text (the module docstring is reStructuredText for the API docs).
+DESCRIPTION = """\
+Write a simulated chest radiograph data set with ground-truth labels and boxes.
+
+Images go to OUT/images/, labels to OUT/labels.csv (CXR-LT layout), boxes to
+OUT/boxes.csv (VinDr layout) and the settings to OUT/sim_config.json. The same
+seed gives the same data set; progress and the rendering rate go to stderr."""
+
 
 def register(subparsers: Any) -> None:
     """Add the ``sim`` subcommand."""
     p = subparsers.add_parser(
         "sim",
         help="simulate chest radiographs with ground-truth findings",
-        description=__doc__,
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--n", type=int, required=True, help="number of images")

@@ -8,8 +8,9 @@ plain arrays only (no pickles: ``np.load(..., allow_pickle=False)`` reads them).
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from fpsm_core.explain import caption as captions
 from fpsm_core.explain.errors import ExplainError
 from fpsm_core.explain.normalise import resize_maps
-from fpsm_core.explain.result_cams import ResultCams
+from fpsm_core.explain.result_cams import ENSEMBLE, FUSED, LevelKey, ResultCams
 from fpsm_core.preprocess import unletterbox
 
 
@@ -74,11 +76,13 @@ def write_cam_outputs(
     alpha: float = 0.5,
     colormap: int = cv2.COLORMAP_JET,
     arrays: Mapping[str, np.ndarray] | None = None,
+    caption: Callable[[int, LevelKey], captions.Caption] | None = None,
 ) -> CamFiles:
     """Write ``<stem>_cams.npz`` and overlays of the top findings, per level and fused.
 
     Overlays are ``<stem>_<rank>_<label>_L<level>.png`` and ``<stem>_<rank>_<label>_fused.png``
-    (rank from 01), the map resized over the whole image.
+    (rank from 01), the map resized over the whole image; with ``caption`` each has its caption
+    strip below the image and the same text in its PNG text chunks.
 
     Args:
         out_dir: created if missing.
@@ -93,6 +97,7 @@ def write_cam_outputs(
         alpha: overlay opacity of the colour map.
         colormap: an OpenCV colour map.
         arrays: extra arrays to store in the archive (no object arrays).
+        caption: (row k, level number or ``FUSED``) -> the overlay's caption.
 
     Returns:
         The paths written.
@@ -147,12 +152,17 @@ def write_cam_outputs(
     written = []
     for rank, k in enumerate(order[: max(0, top_k)], 1):
         prefix = f"{stem}_{rank:02d}_{slug(labels[k])}"
-        items = [(f"L{lv}", maps[k, i]) for i, lv in enumerate(levels)]
+        items: list[tuple[str, LevelKey, np.ndarray]] = [
+            (f"L{lv}", lv, maps[k, i]) for i, lv in enumerate(levels)
+        ]
         if fused is not None:
-            items.append(("fused", fused[k]))
-        for suffix, cam in items:
+            items.append(("fused", FUSED, fused[k]))
+        for suffix, key, cam in items:
             path = out / f"{prefix}_{suffix}.png"
-            if not cv2.imwrite(str(path), overlay(base, cam, alpha, colormap)):
+            picture = overlay(base, cam, alpha, colormap)
+            if caption is not None:
+                captions.write_png(path, picture, caption(int(k), key))
+            elif not cv2.imwrite(str(path), picture):
                 raise ExplainError(f"cannot write the overlay {path}.")
             written.append(path)
     return CamFiles(npz=npz_path, overlays=tuple(written))
@@ -187,6 +197,7 @@ def write_result_cams(
     alpha: float = 0.5,
     stem: str | None = None,
     allow_burned_in: bool = False,
+    show_phi: bool = False,
 ) -> dict[str, Any]:
     """Write the CAM files of one inference result; returns a JSON-ready record of them.
 
@@ -195,7 +206,9 @@ def write_result_cams(
     level maps and fused maps on the finest level's grid, cropped to the image (letterbox padding
     removed); ``raw_m<i>_L<level>`` (each member's raw maps on the model input grid, for exact
     recomputation), ``shares`` (C, L: positive logit share per level), ``letterbox`` (scale,
-    offset_x, offset_y, width, height of member 0) and ``probabilities``. Other methods run the
+    offset_x, offset_y, width, height of member 0), ``probabilities`` and what made them:
+    ``model_name``, ``disclaimer`` and ``model`` (the result's model identity as JSON). Every
+    overlay carries a caption strip (:mod:`fpsm_core.explain.caption`). Other methods run the
     grad-cam package on each member for the ``top_k`` findings only (maps at the input size,
     averaged over members per level; fused = mean of the levels' maps).
 
@@ -211,6 +224,7 @@ def write_result_cams(
         stem: file name prefix; default the image file's stem (give a unique one when several
             inputs share a file name, e.g. DICOMs named IM0001 in different folders).
         allow_burned_in: write pixels of an image whose header says BurnedInAnnotation YES.
+        show_phi: add the patient/study line to the overlays' captions (hidden by default).
 
     Raises:
         fpsm_core.io.deid.DeidentificationError: burned-in annotation, not allowed.
@@ -234,6 +248,19 @@ def write_result_cams(
         [box.scale, box.offset_x, box.offset_y, box.width, box.height], dtype=np.float64
     )
 
+    identity = model_arrays(result)
+
+    def caption(k: int, level: LevelKey) -> captions.Caption:
+        return captions.caption_for(
+            result,
+            k,
+            level=level,
+            member=ENSEMBLE,
+            method="closed-form Grad-CAM" if method == "closed-form" else f"{method} (grad-cam)",
+            image=image,
+            show_phi=show_phi,
+        )
+
     if method == "closed-form":
         if result.cams is None:
             raise ExplainError("this result has no closed-form CAMs; run inference with cams=True.")
@@ -256,11 +283,24 @@ def write_result_cams(
                 "letterbox": letterbox,
                 "probabilities": probs,
                 "method": np.asarray(method),
+                **identity,
             },
+            caption=caption,
         )
     else:
         files = _write_package_cams(
-            result, service, image, disp, out_dir, stem, method, top_k, alpha, letterbox
+            result,
+            service,
+            image,
+            disp,
+            out_dir,
+            stem,
+            method,
+            top_k,
+            alpha,
+            letterbox,
+            caption,
+            identity,
         )
     return {
         "method": method,
@@ -280,6 +320,8 @@ def _write_package_cams(
     top_k: int,
     alpha: float,
     letterbox: np.ndarray,
+    caption: Callable[[int, LevelKey], captions.Caption],
+    identity: Mapping[str, np.ndarray],
 ) -> CamFiles:
     import torch
 
@@ -324,5 +366,17 @@ def _write_package_cams(
             "letterbox": letterbox,
             "probabilities": probs,
             "method": np.asarray(method),
+            **identity,
         },
+        caption=lambda k, level: caption(int(top[k]), level),
     )
+
+
+def model_arrays(result: Any) -> dict[str, np.ndarray]:
+    """What a CAM archive records of the model that made it: name, disclaimer, identity JSON."""
+    model = dict(getattr(result, "model", {}) or {})
+    return {
+        "model_name": np.asarray(str(model.get("name") or "")),
+        "disclaimer": np.asarray(str(model.get("disclaimer") or "") or captions.NOT_CLINICAL),
+        "model": np.asarray(json.dumps(model, sort_keys=True)),
+    }

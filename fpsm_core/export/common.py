@@ -35,15 +35,27 @@ def source_reference(source: ExportSource) -> Dataset:
     return item
 
 
-def finish(ds: Dataset, source: ExportSource, description: str, *, image: bool) -> Dataset:
+def disclaimer_text(disclaimer: str) -> str:
+    """The model's disclaimer, or the project's before it when it does not say so itself."""
+    text = (disclaimer or "").strip()
+    if not text:
+        return NOT_CLINICAL
+    return text if "not for clinical use" in text.lower() else f"{NOT_CLINICAL} {text}"
+
+
+def finish(
+    ds: Dataset, source: ExportSource, description: str, *, image: bool, disclaimer: str = ""
+) -> Dataset:
     """Stamp what highdicom leaves out: descriptions, and for images content date and body part.
 
     Args:
-        image: the object is an image (SC, SEG), whose IODs have a General Image module.
+        image: the object is an image (SC, SEG), whose IODs have a General Image module; its
+            Image Comments carry the model's disclaimer (:func:`disclaimer_text`).
     """
     now = dt.datetime.now()
     ds.SeriesDescription = description[:64]
     if image:
+        ds.ImageComments = disclaimer_text(disclaimer)[:10240]
         if "ContentDate" not in ds:
             ds.ContentDate = now.strftime("%Y%m%d")
             ds.ContentTime = now.strftime("%H%M%S")

@@ -16,7 +16,13 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from fpsm_core.export.common import COLOURS, MANUFACTURER, NOT_CLINICAL, finish, series_number
+from fpsm_core.export.common import (
+    COLOURS,
+    MANUFACTURER,
+    disclaimer_text,
+    finish,
+    series_number,
+)
 from fpsm_core.export.evidence import Region
 from fpsm_core.export.source import ExportSource, describe_model
 
@@ -46,7 +52,7 @@ def _voi(source: ExportSource) -> list[hd.pr.SoftcopyVOILUTTransformation]:
 
 def presentation_state(result: Any, source: ExportSource, regions: dict[str, Region]) -> Dataset:
     """The GSPS data set for one result."""
-    name, version, _, _ = describe_model(result)
+    name, version, _, disclaimer = describe_model(result)
     ref = source.dataset
     graphics: list[hd.pr.GraphicObject] = []
     texts: list[hd.pr.TextObject] = []
@@ -74,7 +80,7 @@ def presentation_state(result: Any, source: ExportSource, regions: dict[str, Reg
         )
     texts.append(
         hd.pr.TextObject(
-            text_value=f"AI: {name} ({version}). {NOT_CLINICAL}"[:64],
+            text_value=f"AI: {name} ({version}). {disclaimer_text(disclaimer)}"[:1024],
             units=hd.pr.AnnotationUnitsValues.DISPLAY,
             bounding_box=(0.01, 0.01, 0.99, 0.05),
         )

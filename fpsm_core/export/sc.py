@@ -141,7 +141,7 @@ def secondary_capture(
     pixels = render(result, source, ev, regions)
     spacing = source.pixel_spacing()
     film_scale = min(1.0, MAX_SIDE / max(source.rows, source.columns))
-    name, _, _, _ = describe_model(result)
+    name, _, _, disclaimer = describe_model(result)
     sc_spacing = (spacing[0] / film_scale, spacing[1] / film_scale) if spacing is not None else None
     sc = hd.sc.SCImage.from_ref_dataset(
         ref_dataset=source.dataset,
@@ -163,4 +163,4 @@ def secondary_capture(
     sc.DerivationDescription = (
         f"Film with the fused Grad-CAM of the top findings and the ranked findings of {name}"
     )[:1024]
-    return finish(sc, source, f"AI result {name} (SC)", image=True)
+    return finish(sc, source, f"AI result {name} (SC)", image=True, disclaimer=disclaimer)

@@ -27,7 +27,7 @@ ABNORMAL = CodedConcept("49755003", "SCT", "Morphologically abnormal structure")
 
 def segmentation(result: Any, source: ExportSource, ev: Evidence, top_k: int = 3) -> Dataset:
     """The Segmentation data set for one result's per-level CAMs."""
-    name, version, _, _ = describe_model(result)
+    name, version, _, disclaimer = describe_model(result)
     algorithm = hd.AlgorithmIdentificationSequence(name=name[:64], family=codes.AI, version=version)
     descriptions: list[hd.seg.SegmentDescription] = []
     planes: list[np.ndarray] = []
@@ -66,4 +66,4 @@ def segmentation(result: Any, source: ExportSource, ev: Evidence, top_k: int = 3
         content_description=f"Per-level Grad-CAMs of {name}"[:64],
         omit_empty_frames=False,
     )
-    return finish(seg, source, f"AI result {name} (SEG)", image=True)
+    return finish(seg, source, f"AI result {name} (SEG)", image=True, disclaimer=disclaimer)

@@ -20,17 +20,19 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from fpsm_core.export import codes
-from fpsm_core.export.common import MANUFACTURER, finish, series_number
+from fpsm_core.export.common import MANUFACTURER, disclaimer_text, finish, series_number
 from fpsm_core.export.evidence import Evidence, Region
 from fpsm_core.export.source import ExportSource, describe_model
 
 
 def _algorithm(result: Any) -> hd.sr.AlgorithmIdentification:
-    name, version, members, _ = describe_model(result)
+    name, version, members, disclaimer = describe_model(result)
     params = [
         f"member {n}: levels {'+'.join(map(str, lv))}"
         for n, lv in zip(members, getattr(result, "member_levels", ()), strict=False)
     ]
+    # TID 1500 has no free-text slot at its root: the disclaimer travels with the algorithm.
+    params.append(f"disclaimer: {disclaimer_text(disclaimer)}")
     return hd.sr.AlgorithmIdentification(name=name, version=version, parameters=params or None)
 
 

@@ -416,7 +416,7 @@ def test_window_level_of_integer_films_is_shown_without_decimals(film_view: Any)
 
 def test_worklist_keeps_file_names_readable_after_triage(qtbot: Any, tmp_path: Path) -> None:
     from viewer.workers import TriageItem
-    from viewer.worklist import COL_NAME, WorklistPanel
+    from viewer.worklist import COL_NAME, NAME_MIN, WorklistPanel
 
     panel = WorklistPanel(thumbnails=False)
     qtbot.addWidget(panel)
@@ -433,8 +433,50 @@ def test_worklist_keeps_file_names_readable_after_triage(qtbot: Any, tmp_path: P
     QApplication.processEvents()
     tree = panel.tree
     assert tree.textElideMode() == Qt.TextElideMode.ElideMiddle
-    assert tree.columnWidth(COL_NAME) >= 56 + 150
+    assert tree.columnWidth(COL_NAME) >= NAME_MIN  # beside the 56 px thumbnail
     assert panel._items[str(path)].toolTip(COL_NAME) == str(path)
+
+
+def test_worklist_shows_urgency_and_top_finding_in_a_320_px_dock(
+    qtbot: Any, tmp_path: Path
+) -> None:
+    """Item 9: at the dock's narrowest, the top urgent finding is on screen, not scrolled off."""
+    from viewer.workers import TriageItem
+    from viewer.worklist import COL_NAME, COL_SCORE, COL_TOP, COL_VIEW, NAME_MIN, WorklistPanel
+
+    panel = WorklistPanel(thumbnails=False)
+    qtbot.addWidget(panel)
+    panel.resize(320, 500)
+    panel.show()
+    qtbot.waitExposed(panel)
+    path = tmp_path / "1.2.840.113619.2.55.3.604688119.969.1268071029.320.dcm"
+    panel.add_files([path])
+    panel.set_triage_item(
+        TriageItem(
+            path,
+            1.2,
+            "Pneumothorax",
+            {"Pneumothorax": 0.89},
+            thresholds={"Pneumothorax": 0.74},
+            above=True,
+        )
+    )
+    tree = panel.tree
+    row = panel._items[str(path)]
+    qtbot.waitUntil(lambda: not tree.isColumnHidden(COL_TOP))
+    QApplication.processEvents()
+    width = sum(tree.columnWidth(c) for c in (COL_NAME, COL_VIEW, COL_SCORE, COL_TOP))
+    assert width <= tree.viewport().width()
+    assert tree.horizontalScrollBar().maximum() == 0
+    index = tree.indexFromItem(row, COL_TOP)
+    rect = tree.visualRect(index)
+    assert rect.left() >= 0 and rect.right() <= tree.viewport().width()
+    assert tree.columnWidth(COL_NAME) >= NAME_MIN
+    metrics = tree.fontMetrics()
+    assert tree.columnWidth(COL_SCORE) >= metrics.horizontalAdvance(row.text(COL_SCORE)) + 8
+    assert tree.columnWidth(COL_TOP) >= metrics.horizontalAdvance("Pneumot") + 8
+    assert row.text(COL_TOP).startswith("Pneumothorax 89%")
+    assert "Pneumothorax: 89.0% (threshold 74.0%)" in row.toolTip(COL_TOP)
 
 
 def test_first_run_opens_at_about_ninety_percent_of_the_screen(qtbot: Any, tmp_path: Path) -> None:
@@ -487,3 +529,54 @@ def test_export_png_of_a_burned_in_film_asks_first_and_writes_nothing_unless_all
         window.exporter.export_png()
         assert target.is_file()
     assert len(asked) == 1 and "BurnedInAnnotation YES" in asked[0]
+
+
+def test_exported_view_png_carries_its_caption_strip_and_the_csv_its_model(
+    qtbot: Any, make_window: Any, dicom_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Defect 7: the view PNG names finding, probability, threshold, level, member, model and
+    disclaimer (strip and PNG text); the patient line only when asked; the CSV names the model."""
+    import csv
+
+    from PySide6.QtGui import QImage
+    from PySide6.QtWidgets import QFileDialog
+
+    from fpsm_core.explain.caption import read_png_text
+    from viewer.export import grab_rgb, write_findings_csv
+
+    target = tmp_path / "view.png"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), "PNG"))
+    window = make_window()
+    with qtbot.waitSignal(window.result_shown, timeout=TIMEOUT):
+        window.open_path(dicom_file)
+    window.state.set_level(3)
+    finding = window.state.selected_finding
+    with qtbot.waitSignal(window.exporter.saved):
+        qtbot.keyClick(window, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
+    lines = read_png_text(target)["Description"].splitlines()
+    side = "above" if finding.above_threshold else "below"
+    assert (
+        f"{finding.label}: probability {finding.probability:.1%}, {side} its threshold "
+        f"{finding.threshold:.1%}" in lines
+    )
+    assert "closed-form Grad-CAM | level 3 | member tiny (the only one)" in lines
+    assert any(line.startswith("model tiny | fpsm ") and "UNTRAINED" in line for line in lines)
+    assert "Research software, not for clinical use." in lines
+    assert not any("TEST" in line for line in lines)  # no identifier unless asked
+    grabbed = grab_rgb(window.image_view.graphics)
+    picture = QImage(str(target))
+    assert picture.height() > grabbed.shape[0] and picture.width() == grabbed.shape[1]
+
+    window.exporter.phi_action.trigger()  # File > Patient line on exported pictures
+    window.exporter.export_png()
+    assert any(
+        line.startswith("patient TEST")
+        for line in read_png_text(target)["Description"].splitlines()
+    )
+
+    with write_findings_csv(window.state.result, tmp_path / "f.csv").open() as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0][-2:] == ["model", "disclaimer"]
+    assert {tuple(r[-2:]) for r in rows[1:]} == {
+        ("tiny", "Research software, not for clinical use.")
+    }

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from fpsm_core.explain import ExplainError, overlay, write_cam_outputs, write_result_cams
+from fpsm_core.explain.caption import MIN_WIDTH, read_png_text
 from fpsm_core.labels import LABELS
 from fpsm_core.model import create_fpsm
 
@@ -128,7 +129,14 @@ def test_closed_form_result_cams_end_to_end(service, tmp_path):
     top = [LABELS[i] for i in np.argsort(-result.probabilities, kind="stable")[:2]]
     assert len(record["overlays"]) == 2 * 4
     assert record["overlays"][0].endswith(f"image_01_{top[0].lower().replace(' ', '_')}_L4.png")
-    assert cv2.imread(record["overlays"][-1]).shape == (80, 100, 3)
+    png = cv2.imread(record["overlays"][-1])
+    # The film on top (at least MIN_WIDTH wide, so the caption below it stays readable).
+    assert png.shape[0] > 80 and png.shape[1] == max(100, MIN_WIDTH)
+    text = read_png_text(record["overlays"][-1])
+    assert text["Model"] == "two members" and "not for clinical use" in text["Disclaimer"]
+    lines = text["Description"].splitlines()
+    assert "closed-form Grad-CAM | fused levels | ensemble mean of 2 members" in lines
+    assert any(line.startswith(f"{top[1]}: probability ") for line in lines)
 
 
 def test_package_method_result_cams(service, tmp_path):
