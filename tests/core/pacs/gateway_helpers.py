@@ -45,7 +45,9 @@ class GatewayProcess:
             try:
                 line = self._q.get(timeout=timeout)
             except queue.Empty:
-                raise AssertionError(f"gateway did not print {text!r}:\n" + "\n".join(self.lines))
+                raise AssertionError(
+                    f"gateway did not print {text!r}:\n" + "\n".join(self.lines)
+                ) from None
             if line is None:
                 raise AssertionError(
                     f"gateway exited ({self.proc.wait()}) before {text!r}:\n"

@@ -8,8 +8,7 @@ from typing import Any
 import pydicom
 import pytest
 
-from fpsm_core.pacs import Node, PacsError, RetrieveCancelled, find, retrieve, store
-from fpsm_core.pacs import dicomweb
+from fpsm_core.pacs import Node, PacsError, RetrieveCancelled, dicomweb, find, retrieve, store
 from tests.core.pacs.pacs_fixtures import orthanc  # noqa: F401  (fixture)
 from tests.core.pacs.test_pacs import SAMPLES, node
 
