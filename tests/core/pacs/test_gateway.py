@@ -166,6 +166,12 @@ def test_a_full_queue_refuses_with_out_of_resources(model: Path, tmp_path: Path)
         with pytest.raises(PacsError, match=r"refused to store .*film1\.dcm \(status 0xA700\)"):
             store(Node("gw", "FPSMGW", "127.0.0.1", port), films[1:])
         assert any("the queue holds 1 jobs, its limit" in ln for ln in lines)
+        # a DX data set without pixel data does not match its class: 0xA900, whatever the queue
+        empty = pydicom.dcmread(films[1])
+        del empty.PixelData
+        empty.save_as(tmp_path / "empty.dcm")
+        with pytest.raises(PacsError, match=r"refused to store .*empty\.dcm \(status 0xA900\)"):
+            store(Node("gw", "FPSMGW", "127.0.0.1", port), [tmp_path / "empty.dcm"])
         with pytest.raises(PacsError, match="rejected the association .*'WRONG'"):
             store(Node("gw", "WRONG", "127.0.0.1", port), films[1:])
     finally:

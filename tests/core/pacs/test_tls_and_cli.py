@@ -132,3 +132,34 @@ def test_cli_get_by_c_get_c_move_and_wado_and_find_send_over_dicomweb(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "rejected the association" in err
     assert not (tmp_path / "w").exists() or list((tmp_path / "w").iterdir()) == []
+
+
+def test_listen_options_and_status_errors_are_one_sentence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fpsm_core.cli.main import main
+
+    q = ["--queue", str(tmp_path / "q")]
+    assert main(["listen", "--outputs", "sc,pdf", *q]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--outputs 'sc,pdf': unknown output kind pdf" in err
+    assert main(["listen", "--forward-to", "PACS@host", *q]) == 2
+    assert "'PACS@host' is not a node name or AET@HOST:PORT" in capsys.readouterr().err
+    assert main(["listen", "--status", *q]) == 2
+    assert "holds no gateway queue" in capsys.readouterr().err
+
+
+def test_one_gateway_per_queue_folder(tmp_path: Path) -> None:
+    from fpsm_core.pacs.queue import JobQueue, QueueError
+
+    first = JobQueue(tmp_path / "q")
+    try:
+        with pytest.raises(QueueError, match="is in use by another running gateway"):
+            JobQueue(tmp_path / "q")
+        assert first.admit("1.2.3", "1.2.840.10008.5.1.4.1.1.1.1", b"x" * 10) == 1
+        assert first.admit("1.2.3", "1.2.840.10008.5.1.4.1.1.1.1", b"x" * 10) is None
+    finally:
+        first.close()
+    reader = JobQueue(tmp_path / "q", lock=False)  # --status while a gateway runs
+    assert reader.status().counts["queued"] == 1
+    reader.close()
