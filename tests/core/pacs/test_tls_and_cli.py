@@ -163,3 +163,20 @@ def test_one_gateway_per_queue_folder(tmp_path: Path) -> None:
     reader = JobQueue(tmp_path / "q", lock=False)  # --status while a gateway runs
     assert reader.status().counts["queued"] == 1
     reader.close()
+
+
+def test_inline_forward_node_and_sizes() -> None:
+    import argparse
+
+    from fpsm_core.cli.listen import _size
+    from fpsm_core.pacs import parse_node
+
+    assert parse_node("PACS01@10.0.0.5:104") == Node(
+        "PACS01@10.0.0.5:104", "PACS01", "10.0.0.5", 104
+    )
+    for bad in ("PACS01@host", "@host:104", "PACS@host:0", "PACS@host:x"):
+        with pytest.raises(PacsError, match="is not a node name or AET@HOST:PORT"):
+            parse_node(bad)
+    assert _size("500M") == 500 << 20 and _size("2G") == 2 << 30 and _size("1.5GiB") == 3 << 29
+    with pytest.raises(argparse.ArgumentTypeError, match="expected a size such as 500M"):
+        _size("-1G")
