@@ -68,10 +68,11 @@ class OrthancUnavailable(RuntimeError):
 
 
 @contextmanager
-def running_orthanc(root: Path) -> Iterator[dict[str, Any]]:
+def running_orthanc(root: Path, extra: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
     """A real Orthanc on 127.0.0.1 with free ports and its storage in ``root``; stopped after.
 
-    Used by the ``orthanc`` fixture and by ``bench/bench_pacs.py``.
+    Used by the ``orthanc`` fixture, the DICOM TLS test (``extra`` = the DicomTls options) and
+    ``bench/bench_pacs.py``.
     """
     import json
     import time
@@ -103,7 +104,7 @@ def running_orthanc(root: Path) -> Iterator[dict[str, Any]]:
         },
         "Plugins": [str(DICOMWEB_PLUGIN)] if DICOMWEB_PLUGIN.exists() else [],
         "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
-    }
+    } | (extra or {})
     cfg = root / "orthanc.json"
     cfg.write_text(json.dumps(config), encoding="utf-8")
     log = (root / "orthanc.log").open("w")

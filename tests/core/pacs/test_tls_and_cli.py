@@ -65,6 +65,33 @@ def test_an_untrusted_certificate_is_one_sentence(tls_gateway: Any) -> None:
         echo(plain)
 
 
+def test_dicom_tls_against_a_real_orthanc(tmp_path: Path) -> None:
+    """Orthanc with DicomTlsEnabled: echo, store and find over TLS; plain TCP is refused."""
+    from fpsm_core.pacs import find, store
+    from tests.core.pacs.pacs_fixtures import OrthancUnavailable, running_orthanc
+
+    cert, key = _self_signed(tmp_path)
+    tls = {
+        "DicomTlsEnabled": True,
+        "DicomTlsCertificate": str(cert),
+        "DicomTlsPrivateKey": str(key),
+        "DicomTlsTrustedCertificates": str(cert),
+        "DicomTlsRemoteCertificateRequired": False,
+    }
+    try:
+        with running_orthanc(tmp_path / "orthanc", tls) as info:
+            secure = Node("tls", "ORTHANC", "127.0.0.1", info["port"], tls=TlsOptions(ca_file=cert))
+            echo(secure)
+            assert store(secure, SAMPLES[:1]) == [
+                pydicom.dcmread(SAMPLES[0], stop_before_pixels=True).SOPInstanceUID
+            ]
+            assert len(find(secure, "STUDY")) == 1
+            with pytest.raises(PacsError, match=r"^cannot reach plain"):
+                echo(Node("plain", "ORTHANC", "127.0.0.1", info["port"], timeout_s=3))
+    except OrthancUnavailable as exc:
+        pytest.skip(str(exc))
+
+
 def test_nodes_file_with_url_tls_and_https(tmp_path: Path) -> None:
     ca = tmp_path / "ca.pem"
     ca.write_text("x")
