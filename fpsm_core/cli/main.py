@@ -31,7 +31,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("fpsm_core.cli.train", "train an FPSM model from a YAML config"),
     "dadam": ("fpsm_core.cli.dadam", "DADAM patch library and augmented data sets"),
     "calibrate": ("fpsm_core.cli.calibrate", "fit a model's input gate and calibration"),
-    "pacs": ("fpsm_core.cli.pacs", "query and send to a PACS (DIMSE)"),
+    "pacs": ("fpsm_core.cli.pacs", "query, retrieve from and send to a PACS (DIMSE, DICOMweb)"),
+    "listen": ("fpsm_core.cli.listen", "auto-triage gateway: C-STORE in, DICOM results out"),
 }
 
 

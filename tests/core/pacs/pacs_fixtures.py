@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,17 +63,27 @@ def free_port() -> int:
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 
 
-@pytest.fixture(scope="module")
-def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """A real Orthanc on 127.0.0.1 with free ports and a temporary storage; stopped after."""
+class OrthancUnavailable(RuntimeError):
+    """Orthanc is not installed or did not start; the message says which."""
+
+
+@contextmanager
+def running_orthanc(root: Path, extra: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    """A real Orthanc on 127.0.0.1 with free ports and its storage in ``root``; stopped after.
+
+    Used by the ``orthanc`` fixture, the DICOM TLS test (``extra`` = the DicomTls options) and
+    ``bench/bench_pacs.py``.
+    """
     import json
     import time
     import urllib.request
 
     exe = shutil.which("Orthanc")
     if exe is None:
-        pytest.skip("Orthanc is not installed (apt-get install orthanc orthanc-dicomweb)")
-    root = tmp_path_factory.mktemp("orthanc")
+        raise OrthancUnavailable(
+            "Orthanc is not installed (apt-get install orthanc orthanc-dicomweb)"
+        )
+    root.mkdir(parents=True, exist_ok=True)
     dicom_port, http_port, move_port = free_port(), free_port(), free_port()
     gateway_port = free_port()
     config = {
@@ -85,33 +96,32 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         "RemoteAccessAllowed": False,
         "AuthenticationEnabled": False,
         "DicomCheckCalledAet": True,
-        # Our AE as a modality: C-MOVE destination "FPSM" is our storage SCP on move_port.
-        # The auto-triage gateway (fpsm listen) as a modality Orthanc pushes studies to.
+        # Our AE as a modality: C-MOVE destination "FPSM" is our storage SCP on move_port;
+        # the auto-triage gateway (fpsm listen) is one Orthanc pushes studies to.
         "DicomModalities": {
             "fpsm": ["FPSM", "127.0.0.1", move_port],
             "gateway": ["FPSMGW", "127.0.0.1", gateway_port],
         },
         "Plugins": [str(DICOMWEB_PLUGIN)] if DICOMWEB_PLUGIN.exists() else [],
         "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
-    }
+    } | (extra or {})
     cfg = root / "orthanc.json"
     cfg.write_text(json.dumps(config), encoding="utf-8")
     log = (root / "orthanc.log").open("w")
     proc = subprocess.Popen([exe, str(cfg)], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{http_port}"
-    for _ in range(300):  # up to ~30 s for a cold start on a shared machine
-        if proc.poll() is not None:
-            pytest.skip(f"Orthanc exited at start (see {root / 'orthanc.log'})")
-        try:
-            with urllib.request.urlopen(f"{url}/system", timeout=1) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        proc.terminate()
-        pytest.skip("Orthanc did not answer /system within 30 s")
     try:
+        for _ in range(300):  # up to ~30 s for a cold start on a shared machine
+            if proc.poll() is not None:
+                raise OrthancUnavailable(f"Orthanc exited at start (see {root / 'orthanc.log'})")
+            try:
+                with urllib.request.urlopen(f"{url}/system", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise OrthancUnavailable("Orthanc did not answer /system within 30 s")
         yield {
             "aet": "ORTHANC",
             "port": dicom_port,
@@ -129,3 +139,13 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A real Orthanc on 127.0.0.1 with free ports and a temporary storage; stopped after."""
+    try:
+        with running_orthanc(tmp_path_factory.mktemp("orthanc")) as info:
+            yield info
+    except OrthancUnavailable as exc:
+        pytest.skip(str(exc))

@@ -8,8 +8,7 @@ from typing import Any
 import pydicom
 import pytest
 
-from fpsm_core.pacs import Node, PacsError, RetrieveCancelled, find, retrieve, store
-from fpsm_core.pacs import dicomweb
+from fpsm_core.pacs import Node, PacsError, RetrieveCancelled, dicomweb, find, retrieve, store
 from tests.core.pacs.pacs_fixtures import orthanc  # noqa: F401  (fixture)
 from tests.core.pacs.test_pacs import SAMPLES, node
 
@@ -45,13 +44,22 @@ def test_retrieve_at_study_series_and_image_level(
     assert [s.study_uid for s in index.studies] == [src.StudyInstanceUID]
     # series and image level into a fresh cache
     series = retrieve(
-        pacs, tmp_path / "s", src.StudyInstanceUID, src.SeriesInstanceUID,
-        method=method, bind="127.0.0.1",  # type: ignore[arg-type]
+        pacs,
+        tmp_path / "s",
+        src.StudyInstanceUID,
+        src.SeriesInstanceUID,
+        method=method,
+        bind="127.0.0.1",  # type: ignore[arg-type]
     )
     assert {_header(f).SeriesInstanceUID for f in series.files} == {src.SeriesInstanceUID}
     one = retrieve(
-        pacs, tmp_path / "i", src.StudyInstanceUID, src.SeriesInstanceUID, src.SOPInstanceUID,
-        method=method, bind="127.0.0.1",  # type: ignore[arg-type]
+        pacs,
+        tmp_path / "i",
+        src.StudyInstanceUID,
+        src.SeriesInstanceUID,
+        src.SOPInstanceUID,
+        method=method,
+        bind="127.0.0.1",  # type: ignore[arg-type]
     )
     assert [f.name for f in one.files] == [f"{src.SOPInstanceUID}.dcm"]
     assert pydicom.dcmread(one.files[0]).pixel_array.shape == (src.Rows, src.Columns)
@@ -73,8 +81,13 @@ def test_move_to_an_unknown_destination_is_one_sentence(
     pacs = node(orthanc, our_aet="STRANGER", move_port=orthanc["move_port"])
     store(pacs, SAMPLES[:1])
     with pytest.raises(PacsError, match="know our AE title 'STRANGER'"):
-        retrieve(pacs, tmp_path / "m", _header(SAMPLES[0]).StudyInstanceUID, method="move",
-                 bind="127.0.0.1")
+        retrieve(
+            pacs,
+            tmp_path / "m",
+            _header(SAMPLES[0]).StudyInstanceUID,
+            method="move",
+            bind="127.0.0.1",
+        )
     assert list((tmp_path / "m").iterdir()) == []
     with pytest.raises(PacsError, match="needs the port our storage SCP listens on"):
         retrieve(node(orthanc), tmp_path / "m", "1.2.3", method="move")
@@ -91,13 +104,21 @@ def test_find_by_name_accession_date_range_modality_and_body_part(
     ]
     assert src.StudyInstanceUID in {
         s.StudyInstanceUID
-        for s in find(pacs, "STUDY", StudyDate=f"{src.StudyDate}-{src.StudyDate}",
-                      ModalitiesInStudy=src.Modality)
+        for s in find(
+            pacs,
+            "STUDY",
+            StudyDate=f"{src.StudyDate}-{src.StudyDate}",
+            ModalitiesInStudy=src.Modality,
+        )
     }
     assert find(pacs, "STUDY", StudyDate="19000101-19000102") == []
     if "BodyPartExamined" in src:
-        series = find(pacs, "SERIES", StudyInstanceUID=src.StudyInstanceUID,
-                      BodyPartExamined=str(src.BodyPartExamined))
+        series = find(
+            pacs,
+            "SERIES",
+            StudyInstanceUID=src.StudyInstanceUID,
+            BodyPartExamined=str(src.BodyPartExamined),
+        )
         assert [s.SeriesInstanceUID for s in series] == [src.SeriesInstanceUID]
 
 
@@ -108,11 +129,14 @@ def test_dicomweb_search_retrieve_and_store(orthanc: dict[str, Any], tmp_path: P
     assert sent == [src.SOPInstanceUID]
     studies = dicomweb.search(web, "STUDY", PatientID=str(src.PatientID))
     assert [s.StudyInstanceUID for s in studies] == [src.StudyInstanceUID]
-    series = dicomweb.search(web, "SERIES", StudyInstanceUID=src.StudyInstanceUID, Modality=src.Modality)
+    series = dicomweb.search(
+        web, "SERIES", StudyInstanceUID=src.StudyInstanceUID, Modality=src.Modality
+    )
     assert [s.SeriesInstanceUID for s in series] == [src.SeriesInstanceUID]
     seen: list[tuple[int, int]] = []
-    got = dicomweb.retrieve(web, tmp_path / "w", src.StudyInstanceUID,
-                            progress=lambda d, t: seen.append((d, t)))
+    got = dicomweb.retrieve(
+        web, tmp_path / "w", src.StudyInstanceUID, progress=lambda d, t: seen.append((d, t))
+    )
     assert [_header(f).SOPInstanceUID for f in got.files] == [src.SOPInstanceUID]
     assert seen[-1] == (1, 1)
     assert pydicom.dcmread(got.files[0]).pixel_array.shape == (src.Rows, src.Columns)
