@@ -285,6 +285,14 @@ def find(
             query, StudyRootQueryRetrieveInformationModelFind
         ):
             if not status:
+                # The empty status comes before the association's thread has noted the abort.
+                assoc.join(timeout=2.0)
+                if assoc.is_aborted:
+                    # Orthanc, for one, aborts a query from a calling AE title it does not list.
+                    raise PacsError(
+                        f"{node} aborted the C-FIND (does it allow queries from our AE title "
+                        f"'{node.our_aet}'? Orthanc needs it in DicomModalities)."
+                    )
                 raise PacsError(f"{node} stopped answering the C-FIND.")
             if status.Status in (0xFF00, 0xFF01) and identifier is not None:
                 out.append(identifier)

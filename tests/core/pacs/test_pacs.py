@@ -112,3 +112,15 @@ def test_get_brings_the_study_back_whole(orthanc: dict[str, Any], tmp_path: Path
     with pytest.raises(PacsError, match="has no instances of study 1.2.3.4"):
         get(pacs, tmp_path / "cache", "1.2.3.4")
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [src.StudyInstanceUID]
+
+
+def test_a_query_the_pacs_does_not_allow_from_our_ae_title_says_so(
+    orthanc: dict[str, Any],  # noqa: F811
+) -> None:
+    """Orthanc aborts a C-FIND from an AE title it does not list: name that, not 'stopped'."""
+    stranger = Node("orthanc", orthanc["aet"], "127.0.0.1", orthanc["port"], our_aet="STRANGER")
+    with pytest.raises(PacsError) as err:
+        find(stranger, "STUDY", PatientID="*")
+    text = str(err.value)
+    assert "aborted the C-FIND" in text and "'STRANGER'" in text, text
+    assert text.count(". ") == 0 and text.endswith(".")
