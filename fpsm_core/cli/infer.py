@@ -217,6 +217,7 @@ class _Run:
             batch_size=args.batch_size,
             workers=args.workers,
             threads=args.threads,
+            shrink=not ranks.distributed,  # every rank pads to one shape, as the merge expects
         )
         import torch
 

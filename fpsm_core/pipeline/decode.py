@@ -74,9 +74,16 @@ class DecodedBatch:
 
 
 class Collate:
-    """Stacks a batch per distinct member contract (picklable, for spawned workers)."""
+    """Stacks a batch per distinct member contract (picklable, for spawned workers).
 
-    def __init__(self, keys: Sequence[PreprocessKey]) -> None:
+    With ``pad_to`` every stacked tensor has that many rows, the missing ones zero: every forward
+    then runs at one batch shape, so a file's numbers do not depend on how many readable files
+    share its batch (CPU kernels are chosen per shape; a sharded run equals a single one) and
+    cuDNN autotunes once. Results are taken from the real rows only.
+    """
+
+    def __init__(self, keys: Sequence[PreprocessKey], pad_to: int = 0) -> None:
+        self.pad_to = pad_to
         distinct: list[PreprocessKey] = []
         for key in keys:
             if key not in distinct:
@@ -89,7 +96,11 @@ class Collate:
         stacked: list[torch.Tensor] = []
         if ready:
             for member in self.first_member:
-                stacked.append(torch.from_numpy(np.stack([it.tensors[member] for it in ready])))
+                arrays = [it.tensors[member] for it in ready]
+                pad = self.pad_to - len(arrays)
+                if pad > 0:
+                    arrays.extend([np.zeros_like(arrays[0])] * pad)
+                stacked.append(torch.from_numpy(np.stack(arrays)))
         for it in ready:
             it.tensors = []  # the stacked copy is what travels; do not pickle the inputs twice
         return DecodedBatch(items=list(items), stacked=stacked, member_slot=self.member_slot)

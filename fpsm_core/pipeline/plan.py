@@ -17,7 +17,8 @@ Rules (measured on the 2-core development machine, figures in ``docs/benchmarks.
   16 GiB of device memory and never under 8 (not yet measured on a GPU: ``bench/gpu_check.py``
   sweeps 1/16/64). MPS: 16.
 - **Tiny jobs** (no more files than one batch) decode in the calling process: starting a worker
-  costs more than it saves.
+  costs more than it saves; unless told otherwise (an explicit batch size, a torchrun rank) their
+  batch shrinks to the number of files, since the pipeline pads every batch to the plan's size.
 """
 
 from __future__ import annotations
@@ -82,10 +83,16 @@ def plan_run(
     threads: int | None = None,
     cores: int | None = None,
     load: float | None = None,
+    shrink: bool = True,
 ) -> RunPlan:
-    """The plan for ``files`` images on ``device_type``; explicit values win over the rules."""
+    """The plan for ``files`` images on ``device_type``; explicit values win over the rules.
+
+    ``shrink`` lets a job smaller than one default batch run at its own size (see the rules).
+    """
     cores = usable_cores() if cores is None else max(1, cores)
     batch = batch_size or default_batch_size(device_type, input_size, memory_gib)
+    if batch_size is None and shrink and 0 < files < batch:
+        batch = files
     if workers is None:
         if files <= batch:
             workers = 0

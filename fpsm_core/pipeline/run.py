@@ -46,7 +46,7 @@ def decoded_batches(
 ) -> Iterator[DecodedBatch]:
     """The files as decoded batches, in order; decoding runs ahead in ``plan.workers`` processes."""
     dataset = DecodeDataset(paths, service.preprocess_keys())
-    collate = Collate(dataset.keys)
+    collate = Collate(dataset.keys, pad_to=plan.batch_size)
     if not paths:
         return
     if plan.workers == 0:
