@@ -7,9 +7,10 @@ and channels_last on CUDA, pinned inputs copied with ``non_blocking``) and yield
 :class:`~fpsm_core.inference.Result` or :class:`~fpsm_core.inference.LoadFailure` in input order,
 one batch at a time. The CLI's ``fpsm infer`` and the viewer's triage both run through it.
 
-Workers start with ``fork`` where that is safe (Linux, called from a process with one Python
-thread); from a process with other threads (the viewer) a ``forkserver`` that has imported the
-decode module once forks them, so a second triage starts its workers in milliseconds.
+Workers start with ``fork`` where that is safe (Linux, called from the main thread of a process
+with no other Python thread); from any other thread (the viewer's triage thread) a ``forkserver``
+that has imported the decode module once forks them (no Qt state is copied into a worker, and a
+second triage starts its workers in milliseconds); ``spawn`` elsewhere.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ _DECODE_MODULE = "fpsm_core.pipeline.decode"
 
 def worker_context() -> Any:
     """The multiprocessing context for decode workers (see the module docstring)."""
-    if sys.platform.startswith("linux") and threading.active_count() == 1:
+    alone = threading.active_count() == 1 and threading.current_thread() is threading.main_thread()
+    if sys.platform.startswith("linux") and alone:
         return multiprocessing.get_context("fork")
     if sys.platform != "win32":
         ctx = multiprocessing.get_context("forkserver")

@@ -84,6 +84,35 @@ def test_cancel_stops_before_the_next_batch_and_the_workers_end(
     assert multiprocessing.active_children() == []
 
 
+def test_from_another_thread_the_workers_come_from_a_forkserver(
+    films: tuple[Path, list[Path]],
+) -> None:
+    import threading
+
+    from fpsm_core.pipeline.run import worker_context
+
+    model, paths = films
+    service = InferenceService(model, device="cpu")
+    seen: dict[str, object] = {}
+
+    def triage_thread() -> None:  # as the viewer's triage worker calls it
+        seen["method"] = worker_context().get_start_method()
+        seen["out"] = list(run_pipeline(service, paths, RunPlan(3, 1, 1)))
+
+    thread = threading.Thread(target=triage_thread)
+    thread.start()
+    thread.join()
+    assert seen["method"] == "forkserver"
+    out = seen["out"]
+    assert isinstance(out, list) and [r.path for r in out] == [str(p) for p in paths]
+    direct = service.predict([load_image(p) for p in paths])
+    np.testing.assert_allclose(
+        np.stack([r.probabilities for r in out]),
+        np.stack([r.probabilities for r in direct]),
+        atol=1e-6,
+    )
+
+
 def test_the_plan_follows_the_device_rules() -> None:
     cpu = plan_run("cpu", 400, cores=2, load=0.0)
     assert cpu == RunPlan(batch_size=8, workers=1, threads=1)
