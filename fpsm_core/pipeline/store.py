@@ -148,6 +148,26 @@ def _connect(path: Path) -> sqlite3.Connection:
     return db
 
 
+def _open_read(path: Path) -> sqlite3.Connection | None:
+    """A store opened read-only (another rank may be writing it); None while it has no table yet."""
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+        db.execute(
+            "SELECT path, size, mtime_ns, model, options, ok, error, record FROM files LIMIT 1"
+        )
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return None  # a rank has just created it
+        raise StoreError(
+            f"'{path}' is not an fpsm output store ({exc}); use another --out folder."
+        ) from None
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(
+            f"'{path}' is not an fpsm output store ({exc}); use another --out folder."
+        ) from None
+    return db
+
+
 def store_files(out: Path) -> list[Path]:
     """Every output store in ``out`` (the single-process one and every rank's)."""
     return sorted(p for p in out.glob("results*.sqlite") if p.is_file())
@@ -162,7 +182,9 @@ def finished(out: Path, paths: Iterable[str], *, model: str, options: str) -> di
     wanted = {p: FileStamp.of(p) for p in paths}
     found: dict[str, Row] = {}
     for db_path in store_files(out):
-        db = _connect(db_path)
+        db = _open_read(db_path)
+        if db is None:
+            continue
         try:
             for row in _rows(db, model, options):
                 path, size, mtime_ns = row[0], row[1], row[2]

@@ -59,7 +59,9 @@ def test_infer_runs_over_a_cxr_lt_list(tmp_path: Path, capsys: pytest.CaptureFix
     rng = np.random.default_rng(1)
     for name in ("b", "a"):
         cv2.imwrite(str(tmp_path / "images" / f"{name}.png"), rng.integers(0, 255, (40, 40)))
-    (tmp_path / "test.csv").write_text("dicom_id,path\nb,images/b.png\na,images/a.png\nc,images/c.png\n")
+    (tmp_path / "test.csv").write_text(
+        "dicom_id,path\nb,images/b.png\na,images/a.png\nc,images/c.png\n"
+    )
     status = main(["infer", str(tmp_path / "test.csv"), "--model", str(model), "--json"])
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert status == 1  # c.png does not exist: one sentence, the rest go on

@@ -134,3 +134,25 @@ def test_the_allocator_is_tuned_on_glibc() -> None:
     if sys.platform.startswith("linux"):
         assert tuning.tuned, tuning.note
     assert tune_allocator() is tuning  # once per process
+
+
+def test_progress_in_a_log_is_lines_with_rate_and_time_left() -> None:
+    import io
+
+    from fpsm_core.pipeline import Progress
+
+    log = io.StringIO()  # not a terminal: plain lines, no bar
+    bar = Progress(400, stream=log, every_s=0.0)
+    bar.update_to(100, 400)
+    bar.update_to(400, 400)
+    bar.close()
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("100/400 files, ") and " files/s, ETA " in lines[0]
+    assert lines[1].startswith("400/400 files in ")
+
+    quiet = io.StringIO()
+    short = Progress(3, stream=quiet)  # a run shorter than the interval says nothing
+    short.update_to(3, 3)
+    short.close()
+    assert quiet.getvalue() == ""
