@@ -9,7 +9,8 @@ Side by side in one run, on the same films and model (the bundled demo ensemble 
    b. the **pipeline rate**: ``run_pipeline`` over the files (decode in worker processes, forwards,
       probabilities, ranking, result assembly), all results consumed;
    c. a bare-forward batch sweep (1/4/8/16) on the first 32 films, for the CPU batch-size rule;
-   the bare rate is measured before and after the pipeline and the better one is the reference;
+   the bare pass and the pipeline alternate over fifths of the films (load that comes and goes
+   falls on both alike);
    with minor page faults and system time per image and the peak RSS.
 2. ``fpsm infer FILMS --out DIR`` under ``torchrun --nproc_per_node 1`` and ``2`` (1 thread per
    rank), wall time from launch (imports and model loading included) to the merged output.
@@ -84,35 +85,47 @@ def _child(args: argparse.Namespace) -> None:
     items = [prepare_item(load_image(p), keys) for p in paths]  # decoded before the clock
     models = [m.model for m in service.ensemble.members]
 
-    def bare(batch: int, count: int) -> float:
+    def bare_seconds(batch: int, chunk_items: list) -> float:
         with torch.inference_mode():
-            x = [
-                torch.from_numpy(np.stack([it.tensors[m] for it in items[:batch]]))
-                for m in range(len(models))
-            ]
-            for m, model in enumerate(models):  # warm-up at this shape
-                model.forward_all(x[m])
             t0 = time.perf_counter()
-            for start in range(0, count - count % batch, batch):
-                chunk = items[start : start + batch]
+            for start in range(0, len(chunk_items) - len(chunk_items) % batch, batch):
+                chunk = chunk_items[start : start + batch]
                 for m, model in enumerate(models):
                     model.forward_all(torch.from_numpy(np.stack([it.tensors[m] for it in chunk])))
-            return (count - count % batch) / (time.perf_counter() - t0)
+            return time.perf_counter() - t0
 
-    f0, s0 = _usage()
-    bare_before = bare(plan.batch_size, len(items))
-    f1, s1 = _usage()
+    def bare(batch: int, count: int) -> float:
+        bare_seconds(batch, items[:batch])  # warm-up at this shape
+        return (count - count % batch) / bare_seconds(batch, items[:count])
+
+    bare_seconds(plan.batch_size, items[: plan.batch_size])  # warm-up at this shape
     list(run_pipeline(service, paths[: plan.batch_size * 2], plan))  # warm-up: workers, shapes
-    t0 = time.perf_counter()
-    done = sum(1 for _ in run_pipeline(service, paths, plan))
-    pipe_rate = done / (time.perf_counter() - t0)
-    f2, s2 = _usage()
-    # The bare rate again after the pipeline; the better of the two is the reference, so load
-    # that came and went cannot flatter the pipeline.
-    bare_rate = max(bare_before, bare(plan.batch_size, len(items)))
+    # Interleaved rounds: the bare pass and the pipeline over the same fifth of the films, in
+    # turn, so load from other processes that comes and goes falls on both alike.
+    rounds = 5  # 400 films: 5 x 80, whole batches of 8 in both
+    size = len(paths) // rounds
+    bare_s = pipe_s = 0.0
+    bare_faults = pipe_faults = 0
+    bare_sys = pipe_sys = 0.0
+    for r in range(rounds):
+        part = slice(r * size, (r + 1) * size)
+        f0, s0 = _usage()
+        bare_s += bare_seconds(plan.batch_size, items[part])
+        f1, s1 = _usage()
+        t0 = time.perf_counter()
+        done = sum(1 for _ in run_pipeline(service, paths[part], plan))
+        pipe_s += time.perf_counter() - t0
+        f2, s2 = _usage()
+        assert done == size
+        bare_faults, bare_sys = bare_faults + f1 - f0, bare_sys + s1 - s0
+        pipe_faults, pipe_sys = pipe_faults + f2 - f1, pipe_sys + s2 - s1
+    n = size * rounds
+    bare_rate, pipe_rate = n / bare_s, n / pipe_s
+    f0 = s0 = 0
+    f1, s1 = bare_faults, bare_sys
+    f2, s2 = bare_faults + pipe_faults, bare_sys + pipe_sys
     items = items[:32]
     sweep = {b: bare(b, len(items)) for b in (1, 4, 8, 16)}
-    n = len(paths)
     print(
         json.dumps(
             {

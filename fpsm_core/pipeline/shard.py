@@ -68,6 +68,10 @@ def join(ranks: Ranks, device_type: str) -> None:
     import torch.distributed as dist
 
     if not dist.is_initialized():
+        if device_type == "cuda":
+            import torch
+
+            torch.cuda.set_device(ranks.local_rank)  # NCCL's barriers run on this rank's GPU
         backend = "nccl" if device_type == "cuda" else "gloo"
         dist.init_process_group(
             backend=backend,
