@@ -3,10 +3,11 @@
 A forward pass allocates and frees tensors of several MiB. Past ``M_MMAP_THRESHOLD`` (128 KiB at
 first, adapted upwards to at most 32 MiB) glibc serves each from a fresh ``mmap`` and unmaps it on
 free, and ``M_TRIM_THRESHOLD`` returns the top of the heap, so every batch faults its working set in
-again: measured here ~9,000 minor page faults and ~20 ms of system time per image. Raising both
+again: ~9,000-14,000 minor page faults and ~20-26 ms of system time per image here. Raising both
 thresholds once at start-up (``mallopt`` through ctypes, the in-process equivalent of
 ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_``) keeps the freed pages in the heap for the
-next batch. The price is the heap's high-water mark staying resident (a few tens of MiB).
+next batch: measured over 400 films, 1-560 faults and 0.2-1.7 ms of system time per image. The price
+is the heap's high-water mark staying resident (20-80 MiB here).
 Chosen over a caching allocator from PyPI (jemalloc/tcmalloc via ``LD_PRELOAD``) because it needs
 nothing installed and no re-exec; figures in ``docs/benchmarks.md``. ``FPSM_MALLOC=default`` turns
 it off (the benchmark's baseline). Other C libraries (musl, macOS, Windows) are left as they are.

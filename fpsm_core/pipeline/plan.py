@@ -8,12 +8,13 @@ Rules (measured on the 2-core development machine, figures in ``docs/benchmarks.
   intra-op thread that loses its core stalls every parallel region. On CUDA/MPS one thread feeds
   the device.
 - **Workers.** Decoding and preprocessing run in worker processes. On CPU a quarter of the cores
-  (at least 1) decode: a 512-2,800 px film decodes and prepares in 3-60 ms, against 50+ ms of
-  forward per image for the demo ensemble, so one worker keeps up on small machines. On CUDA every
+  (at least 1) decode: a 512 px film decodes and prepares in ~3 ms and a 2,000 px CR loads in ~60,
+  against 50+ ms of forward per image for the demo ensemble, so one worker keeps up on small
+  machines. On CUDA every
   core but one decodes (at most 8): the device outruns any one decoder.
-- **Batch.** CPU: 8. With the allocator tuned (:mod:`.allocator`) the per-image forward rate is
-  flat from 4 to 16 and falls beyond (activations leave the caches); 8 leaves room for the
-  pipeline's prefetch. CUDA: 64 images at 512 px, scaled by (512 / input size)^2, halved below
+- **Batch.** CPU: 8. The bare forward's images/s were flat from batch 4 to 8 and fell at 16
+  (activations leave the caches), with the allocator tuned (:mod:`.allocator`) or not; 8 amortises
+  the per-batch cost and keeps the prefetched batches small. CUDA: 64 images at 512 px, scaled by (512 / input size)^2, halved below
   16 GiB of device memory and never under 8 (not yet measured on a GPU: ``bench/gpu_check.py``
   sweeps 1/16/64). MPS: 16.
 - **Tiny jobs** (no more files than one batch) decode in the calling process: starting a worker
