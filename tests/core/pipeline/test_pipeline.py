@@ -84,6 +84,7 @@ def test_cancel_stops_before_the_next_batch_and_the_workers_end(
     assert multiprocessing.active_children() == []
 
 
+@pytest.mark.slow
 def test_from_another_thread_the_workers_come_from_a_forkserver(
     films: tuple[Path, list[Path]],
 ) -> None:

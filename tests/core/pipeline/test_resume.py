@@ -53,6 +53,7 @@ def _store_rows(out: Path) -> list[str]:
         return [r[0] for r in db.execute("SELECT path FROM files")]
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_without_redoing_or_duplicating(
     archive: tuple[Path, Path], tmp_path: Path
 ) -> None:

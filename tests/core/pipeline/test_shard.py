@@ -35,6 +35,7 @@ def _records(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_merge_into_the_single_process_output(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
