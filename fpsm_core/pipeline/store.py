@@ -64,6 +64,9 @@ class FileStamp:
         return cls(size=int(st.st_size), mtime_ns=int(st.st_mtime_ns))
 
 
+_MISSING = FileStamp(size=-1, mtime_ns=-1)
+
+
 @dataclass(frozen=True)
 class Row:
     """One finished file."""
@@ -102,8 +105,8 @@ class ResultStore:
         probabilities: Sequence[float] | None = None,
     ) -> None:
         """Record a finished file (replacing an older row of the same path). Not yet committed."""
-        if stamp is None:  # vanished or never there: keep the failure, never match it on resume
-            stamp = FileStamp(size=-1, mtime_ns=-1)
+        if stamp is None:  # vanished or never there: matched again only while it stays missing
+            stamp = _MISSING
         self._db.execute(
             "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -176,8 +179,9 @@ def store_files(out: Path) -> list[Path]:
 def finished(out: Path, paths: Iterable[str], *, model: str, options: str) -> dict[str, Row]:
     """The rows, across every store in ``out``, that still hold for ``paths``.
 
-    A row holds when the file's size and mtime are what they were, and it was made by the same
-    model with the same output options. A missing file's failure never holds (it is retried).
+    A row holds when the file's size and mtime are what they were (a file that is still missing
+    matches the failure recorded when it was missing), and it was made by the same model with the
+    same output options.
     """
     wanted = {p: FileStamp.of(p) for p in paths}
     found: dict[str, Row] = {}
@@ -188,8 +192,10 @@ def finished(out: Path, paths: Iterable[str], *, model: str, options: str) -> di
         try:
             for row in _rows(db, model, options):
                 path, size, mtime_ns = row[0], row[1], row[2]
-                stamp = wanted.get(path)
-                if stamp is None or (size, mtime_ns) != (stamp.size, stamp.mtime_ns):
+                if path not in wanted:
+                    continue
+                stamp = wanted[path] or _MISSING  # a file still missing matches its failure
+                if (size, mtime_ns) != (stamp.size, stamp.mtime_ns):
                     continue
                 found.setdefault(path, _row(row))
         finally:

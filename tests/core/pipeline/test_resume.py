@@ -135,3 +135,32 @@ def test_a_store_that_is_not_ours_is_one_sentence(
     err = capsys.readouterr().err.strip()
     assert status == 2 and "\n" not in err
     assert "results.sqlite' is not an fpsm output store" in err
+
+
+def test_a_missing_file_is_a_failure_in_the_outputs_and_the_status(
+    archive: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model, images = archive
+    missing = tmp_path / "gone.png"
+    out = tmp_path / "out"
+    argv = [
+        "infer",
+        str(images / "f000.png"),
+        str(missing),
+        "--model",
+        str(model),
+        "--out",
+        str(out),
+    ]
+    for _ in range(2):  # the first run, then a resumed one with nothing left to do
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert "1 of 2 files could not be read." in err
+        records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+        assert [Path(r["path"]).name for r in records] == ["f000.png", "gone.png"]
+        assert "gone.png" in records[1]["error"]
+    assert "failed in an earlier run: Cannot load" in err and "gone.png" in err
+    cv2.imwrite(str(missing), np.zeros((40, 40), dtype=np.uint8))  # it turns up: done this time
+    assert main(argv) == 0
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert "findings" in records[1]
