@@ -22,7 +22,7 @@ import torch
 from fpsm_core.device import pick_device
 from fpsm_core.errors import FpsmError
 from fpsm_core.model.ensemble import Ensemble, load_model, mean_probabilities
-from fpsm_core.preprocess import Letterbox, prepare
+from fpsm_core.preprocess import Letterbox, Preprocessing, prepare
 from fpsm_core.trust.checks import Reason, check_image
 from fpsm_core.trust.features import pooled
 from fpsm_core.trust.runtime import InputVerdict, describe, load_ensemble_trust
@@ -162,7 +162,12 @@ class LoadFailure:
 
 
 @dataclass
-class _Prepared:
+class Prepared:
+    """An image ready for the forward pass: each member's input tensor, letterbox and checks.
+
+    Mutable on purpose: the pipeline drops ``tensors`` once it has stacked them into a batch.
+    """
+
     path: str | None
     shape: tuple[int, int]
     tensors: list[np.ndarray]
@@ -171,6 +176,41 @@ class _Prepared:
     load_ms: float = 0.0
     preprocess_ms: float = 0.0
     checks_ms: float = 0.0
+
+
+PreprocessKey = tuple[Preprocessing, int]
+
+
+def prepare_item(image: Any, keys: Sequence[PreprocessKey]) -> Prepared:
+    """Window, resize and normalise ``image`` for each member's input contract; run the checks.
+
+    Members that share a contract share one tensor. Needs no model (the pipeline's decode workers
+    call it).
+    """
+    t0 = time.perf_counter()
+    pixels = np.asarray(image.pixels)
+    window = tuple(image.window)
+    tensors: list[np.ndarray] = []
+    boxes: list[Letterbox] = []
+    cache: dict[Any, tuple[np.ndarray, Letterbox]] = {}
+    for key in keys:
+        if key not in cache:
+            cache[key] = prepare(pixels, window, key[0], key[1])  # type: ignore[arg-type]
+        tensor, box = cache[key]
+        tensors.append(tensor)
+        boxes.append(box)
+    path = getattr(image, "path", None)
+    t1 = time.perf_counter()
+    reasons = check_image(image)
+    return Prepared(
+        path=str(path) if path is not None else None,
+        shape=(int(pixels.shape[0]), int(pixels.shape[1])),
+        tensors=tensors,
+        boxes=boxes,
+        reasons=reasons,
+        preprocess_ms=(t1 - t0) * 1e3,
+        checks_ms=(time.perf_counter() - t1) * 1e3,
+    )
 
 
 class InferenceService:
@@ -247,7 +287,7 @@ class InferenceService:
         path_list = [Path(p) for p in paths]
         total = len(path_list)
         done = 0
-        batch: list[_Prepared] = []
+        batch: list[Prepared] = []
 
         def flush() -> Iterator[Result]:
             nonlocal batch
@@ -283,40 +323,46 @@ class InferenceService:
                 progress(done, total)
 
     # -- internals --------------------------------------------------------------------------
-    def _prepare(self, image: Any) -> _Prepared:
-        t0 = time.perf_counter()
-        pixels = np.asarray(image.pixels)
-        window = tuple(image.window)
-        tensors: list[np.ndarray] = []
-        boxes: list[Letterbox] = []
-        cache: dict[Any, tuple[np.ndarray, Letterbox]] = {}
-        for member in self.ensemble.members:
-            key = (member.meta.preprocessing, member.model.in_chans)
-            if key not in cache:
-                cache[key] = prepare(
-                    pixels, window, member.meta.preprocessing, member.model.in_chans
-                )  # type: ignore[arg-type]
-            tensor, box = cache[key]
-            tensors.append(tensor)
-            boxes.append(box)
-        path = getattr(image, "path", None)
-        t1 = time.perf_counter()
-        reasons = check_image(image)
-        return _Prepared(
-            path=str(path) if path is not None else None,
-            shape=(int(pixels.shape[0]), int(pixels.shape[1])),
-            tensors=tensors,
-            boxes=boxes,
-            reasons=reasons,
-            preprocess_ms=(t1 - t0) * 1e3,
-            checks_ms=(time.perf_counter() - t1) * 1e3,
+    def _prepare(self, image: Any) -> Prepared:
+        return prepare_item(image, self.preprocess_keys())
+
+    def preprocess_keys(self) -> tuple[PreprocessKey, ...]:
+        """Each member's input contract (preprocessing, channels), in member order.
+
+        Plain, picklable data: the batch pipeline's decode workers prepare images from it without
+        the model.
+        """
+        return tuple(
+            (member.meta.preprocessing, int(member.model.in_chans))
+            for member in self.ensemble.members
         )
 
+    def predict_prepared(
+        self,
+        items: Sequence[Prepared],
+        *,
+        cams: bool = False,
+        stacked: Sequence[torch.Tensor] | None = None,
+    ) -> list[Result]:
+        """Results for images already decoded and prepared (by :func:`prepare_item`).
+
+        Args:
+            items: the prepared images, one forward batch.
+            cams: keep the closed-form level CAMs.
+            stacked: per member, the items' input tensors already stacked (and pinned on CUDA) by
+                the pipeline; None stacks them here.
+        """
+        if stacked is None:
+            return self._run(items, cams=cams)
+        return self._run_batch(items, list(stacked), cams=cams)
+
     def _forward_member(
-        self, index: int, batch: np.ndarray, cams: bool
+        self, index: int, batch: np.ndarray | torch.Tensor, cams: bool
     ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray] | None, np.ndarray | None]:
         model = self.ensemble.members[index].model
-        x = torch.from_numpy(batch).to(self.device, non_blocking=True)
+        x = batch if isinstance(batch, torch.Tensor) else torch.from_numpy(batch)
+        # From pinned memory (the pipeline pins on CUDA) the copy overlaps the previous batch.
+        x = x.to(self.device, non_blocking=True)
         if self._cuda:
             x = x.contiguous(memory_format=torch.channels_last)
         with (
@@ -340,49 +386,62 @@ class InferenceService:
         probs = self.trust.member_probabilities(index, logits)
         return probs, level_logits.cpu().numpy(), raw, scores
 
-    def _run(self, items: Sequence[_Prepared], *, cams: bool) -> list[Result]:
-        if not items:
-            return []
+    def _run(self, items: Sequence[Prepared], *, cams: bool) -> list[Result]:
         results: list[Result] = []
         for start in range(0, len(items), self.batch_size):
             chunk = items[start : start + self.batch_size]
-            member_probs, member_levels, member_cams, forward_ms = [], [], [], []
-            member_scores: list[np.ndarray | None] = []
-            for m in range(len(self.ensemble.members)):
-                batch = np.stack([it.tensors[m] for it in chunk])
-                if self._cuda:
-                    torch.cuda.synchronize()
-                t0 = time.perf_counter()
-                probs, levels, raw, scores = self._forward_member(m, batch, cams)
-                forward_ms.append((time.perf_counter() - t0) * 1e3)
-                member_scores.append(scores)
-                member_probs.append(probs)
-                member_levels.append(levels)
-                member_cams.append(raw)
-            per_image_forward = sum(forward_ms) / len(chunk)
-            for b, item in enumerate(chunk):
-                gated = all(s is not None for s in member_scores)
-                verdict = self.trust.verdict(
-                    [float(s[b]) for s in member_scores if s is not None] if gated else None,
-                    item.reasons,
+            stacked = [
+                np.stack([it.tensors[m] for it in chunk]) for m in range(len(self.ensemble.members))
+            ]
+            results.extend(self._run_batch(chunk, stacked, cams=cams))
+        return results
+
+    def _run_batch(
+        self,
+        chunk: Sequence[Prepared],
+        stacked: Sequence[np.ndarray | torch.Tensor],
+        *,
+        cams: bool,
+    ) -> list[Result]:
+        if not chunk:
+            return []
+        results: list[Result] = []
+        member_probs, member_levels, member_cams, forward_ms = [], [], [], []
+        member_scores: list[np.ndarray | None] = []
+        for m in range(len(self.ensemble.members)):
+            if self._cuda:
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            probs, levels, raw, scores = self._forward_member(m, stacked[m], cams)
+            forward_ms.append((time.perf_counter() - t0) * 1e3)
+            member_scores.append(scores)
+            member_probs.append(probs)
+            member_levels.append(levels)
+            member_cams.append(raw)
+        per_image_forward = sum(forward_ms) / len(chunk)
+        for b, item in enumerate(chunk):
+            gated = all(s is not None for s in member_scores)
+            verdict = self.trust.verdict(
+                [float(s[b]) for s in member_scores if s is not None] if gated else None,
+                item.reasons,
+            )
+            results.append(
+                self._assemble(
+                    item,
+                    [p[b] for p in member_probs],
+                    [lv[b] for lv in member_levels],
+                    [tuple(level[b] for level in raw) for raw in member_cams if raw is not None]
+                    if cams
+                    else None,
+                    per_image_forward,
+                    verdict,
                 )
-                results.append(
-                    self._assemble(
-                        item,
-                        [p[b] for p in member_probs],
-                        [lv[b] for lv in member_levels],
-                        [tuple(level[b] for level in raw) for raw in member_cams if raw is not None]
-                        if cams
-                        else None,
-                        per_image_forward,
-                        verdict,
-                    )
-                )
+            )
         return results
 
     def _assemble(
         self,
-        item: _Prepared,
+        item: Prepared,
         probs: list[np.ndarray],
         levels: list[np.ndarray],
         cams: list[tuple[np.ndarray, ...]] | None,

@@ -337,11 +337,17 @@ class TriageWorker(QObject):
             label: float(service.ensemble.thresholds[service.labels.index(label)])
             for label in wanted
         }
+        from fpsm_core.pipeline import plan_run, run_pipeline
+
+        # The batch pipeline of `fpsm infer`: files decode in worker processes while this thread
+        # runs the model; the torch threads stay what the viewer set.
+        plan = plan_run(service.device.type, len(paths), threads=self._threads)
         cancelled = False
         try:
-            for item in service.predict_paths(
+            for item in run_pipeline(
+                service,
                 paths,
-                cams=False,
+                plan,
                 progress=lambda done, total: self.progressed.emit(done, total),
                 cancel=self.cancel_event.is_set,
             ):

@@ -241,13 +241,16 @@ def test_folder_worklist_triage_cancel_then_full_run_sorts_by_urgency(
     assert "Unreadable files" in worklist.study_titles()
     assert worklist.urgent() == ["Pneumomediastinum", "Pneumoperitoneum", "Pneumothorax"]
 
-    # Cancel in the middle of the run: the worker stops before the next batch. Triage runs on
-    # its own copy of the model, loaded when it starts, so the cancel goes in at the class.
-    from fpsm_core.inference import InferenceService
+    # Cancel in the middle of the run: the worker stops before the next batch. Triage runs the
+    # batch pipeline on its own copy of the model; the cancel goes in where the worker calls it,
+    # with one film per batch so that there is a next batch to stop before.
+    import dataclasses
 
-    original = InferenceService.predict_paths
+    import fpsm_core.pipeline as pipeline
 
-    def cancel_after_first(service: Any, paths: Any, **kwargs: Any) -> Any:
+    original = pipeline.run_pipeline
+
+    def cancel_after_first(service: Any, paths: Any, plan: Any, **kwargs: Any) -> Any:
         progress = kwargs["progress"]
 
         def progress_then_cancel(done: int, total: int) -> None:
@@ -255,16 +258,16 @@ def test_folder_worklist_triage_cancel_then_full_run_sorts_by_urgency(
             window.hub.triage_worker.cancel_event.set()
 
         kwargs["progress"] = progress_then_cancel
-        return original(service, paths, **kwargs)
+        return original(service, paths, dataclasses.replace(plan, batch_size=1), **kwargs)
 
-    InferenceService.predict_paths = cancel_after_first  # type: ignore[method-assign]
+    pipeline.run_pipeline = cancel_after_first  # type: ignore[assignment]
     try:
         with qtbot.waitSignal(window.triage_done, timeout=TIMEOUT) as blocker:
             window.actions_by_name["triage"].trigger()
             assert not worklist.triage_button.isEnabled()
         assert blocker.args == [True]
     finally:
-        InferenceService.predict_paths = original  # type: ignore[method-assign]
+        pipeline.run_pipeline = original  # type: ignore[assignment]
     assert window.hub.triage_worker.service is not window.hub.inference_worker.service
     scored = [s for _, s in worklist.urgency_order() if s >= 0]
     assert len(scored) == 1
