@@ -39,7 +39,12 @@ def register_score(sub: Any) -> None:
     )
     sc.add_argument("--workers", type=whole(1, 64), help="CPU threads of the forward passes")
     sc.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, mps")
-    sc.add_argument("--lung", default="estimate", choices=("estimate", "template"))
+    sc.add_argument(
+        "--lung",
+        default="estimate",
+        choices=("estimate", "template"),
+        help="where pasted lung findings may go: the estimated lung field (default) or the template",
+    )
     sc.add_argument("--json", action="store_true", help="one JSON object per scored patch")
 
 
