@@ -403,7 +403,16 @@ def _model_identity(service: Any) -> dict[str, Any]:
 
 def _output_options(args: argparse.Namespace) -> dict[str, Any]:
     """The options that change what a file's outputs are (a change redoes every file)."""
-    names = ("cams", "cam_method", "cam_top", "allow_burned_in", "dicom_out", "dicom", "deidentify")
+    names = (
+        "cams",
+        "cam_method",
+        "cam_top",
+        "allow_burned_in",
+        "show_phi",
+        "dicom_out",
+        "dicom",
+        "deidentify",
+    )
     return {name: str(getattr(args, name, None)) for name in names}
 
 
