@@ -42,13 +42,24 @@ def _client(node: Node) -> Any:
                 raise PacsError(f"the TLS file {p} does not exist.")
         if node.https.ca_file is not None:
             session.verify = str(node.https.ca_file)
+            # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's verify (set
+            # on many hospital machines); the node's own bundle must win. Proxies from the
+            # environment are kept by copying them in before environment lookups are switched off.
+            session.proxies.update(requests.utils.get_environ_proxies(node.url))
+            session.trust_env = False
         if node.https.cert_file is not None:
             session.cert = (
                 (str(node.https.cert_file), str(node.https.key_file))
                 if node.https.key_file
                 else str(node.https.cert_file)
             )
-    return DICOMwebClient(node.url, session=session, timeout=node.timeout_s)
+    client = DICOMwebClient(node.url, session=session, timeout=node.timeout_s)
+    # dicomweb-client retries every failed request, exceptions included (a refused TLS
+    # handshake too), 5 times with waits of 2, 4, 8 and 16 s: half a minute before a user learns
+    # that a certificate is not trusted. Three attempts 0.5 and 1 s apart still ride out a busy
+    # server's 429/503.
+    client.set_http_retry_params(retry=True, max_attempts=3, wait_exponential_multiplier=250)
+    return client
 
 
 @contextmanager

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -207,3 +209,95 @@ def test_inline_forward_node_and_sizes() -> None:
     assert _size("500M") == 500 << 20 and _size("2G") == 2 << 30 and _size("1.5GiB") == 3 << 29
     with pytest.raises(argparse.ArgumentTypeError, match="expected a size such as 500M"):
         _size("-1G")
+
+
+@contextmanager
+def tls_proxy(cert: Path, key: Path, backend_port: int) -> Iterator[int]:
+    """An HTTPS front for a plain HTTP server on 127.0.0.1, as a hospital's TLS proxy would be.
+
+    (Debian's Orthanc crashes on its own HTTPS; DICOMweb servers are often behind nginx anyway.)
+    Each accepted TLS connection is piped byte for byte to the backend; yields the HTTPS port.
+    """
+    import socket
+    import ssl
+    import threading
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert), str(key))
+    server = socket.create_server(("127.0.0.1", 0))
+    port = int(server.getsockname()[1])
+    stop = threading.Event()
+
+    def pipe(src: Any, dst: Any) -> None:
+        try:
+            while chunk := src.recv(65536):
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def serve(raw: Any) -> None:
+        try:
+            client = context.wrap_socket(raw, server_side=True)
+        except (OSError, ssl.SSLError):
+            raw.close()  # a client that does not trust us ends here
+            return
+        backend = socket.create_connection(("127.0.0.1", backend_port))
+        threading.Thread(target=pipe, args=(backend, client), daemon=True).start()
+        pipe(client, backend)
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                raw, _ = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(raw,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield port
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
+
+
+def test_dicomweb_over_https_with_our_ca_bundle(
+    orthanc: dict[str, Any],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """STOW, QIDO and WADO over real HTTPS (Orthanc's DICOMweb behind a TLS front) with the
+    node's CA bundle; without it, the server's certificate is one sentence."""
+    from fpsm_core.pacs import dicomweb
+    from tests.core.pacs.pacs_fixtures import DICOMWEB_PLUGIN
+
+    if not DICOMWEB_PLUGIN.exists():
+        pytest.skip("the DICOMweb plugin is not installed (apt-get install orthanc-dicomweb)")
+    cert, key = _self_signed(tmp_path, "127.0.0.1")
+    backend = int(orthanc["url"].rsplit(":", 1)[1])
+    with tls_proxy(cert, key, backend) as port:
+        url = f"https://127.0.0.1:{port}/dicom-web"
+        web = Node("web", "", "", 0, url=url, https=TlsOptions(ca_file=cert), timeout_s=20)
+        sample = SAMPLES[-1]
+        sop = pydicom.dcmread(sample, stop_before_pixels=True)
+        assert dicomweb.store(web, [sample]) == [sop.SOPInstanceUID]
+        found = dicomweb.search(web, "STUDY", StudyInstanceUID=sop.StudyInstanceUID)
+        assert [str(s.StudyInstanceUID) for s in found] == [sop.StudyInstanceUID]
+        got = dicomweb.retrieve(
+            web, tmp_path / "cache", sop.StudyInstanceUID, sop.SeriesInstanceUID
+        )
+        assert sop.SOPInstanceUID in {pydicom.dcmread(p).SOPInstanceUID for p in got.files}
+        untrusted = Node("web", "", "", 0, url=url, timeout_s=10)
+        with pytest.raises(PacsError, match=r"^the TLS handshake with .* failed") as err:
+            dicomweb.search(untrusted, "STUDY")
+        assert "\n" not in str(err.value)
