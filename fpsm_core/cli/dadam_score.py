@@ -48,6 +48,26 @@ def register_score(sub: Any) -> None:
     sc.add_argument("--json", action="store_true", help="one JSON object per scored patch")
 
 
+def _errors() -> tuple[type[BaseException], ...]:
+    from fpsm_core.errors import FpsmError
+
+    return (FpsmError,)
+
+
+def _fail(exc: BaseException) -> Any:
+    from fpsm_core.cli.main import CLIError
+
+    return CLIError(str(exc).rstrip(".") + ".")
+
+
+def _bar(total: int, desc: str) -> Any:
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover
+        return None
+    return tqdm(total=total, desc=desc, file=sys.stderr, unit="patch", dynamic_ncols=True)
+
+
 def add_plan_options(pl: Any) -> None:
     pl.add_argument(
         "--min-efficacy",
@@ -60,7 +80,6 @@ def add_plan_options(pl: Any) -> None:
 
 
 def run_score(args: argparse.Namespace) -> int:
-    from fpsm_core.cli.dadam import _bar, _errors, _fail
     from fpsm_core.dadam.efficacy import score_patches
 
     if args.images is None and args.labels is None:
@@ -71,8 +90,6 @@ def run_score(args: argparse.Namespace) -> int:
     def progress(done: int, total: int) -> None:
         if not bars:
             bars.append(_bar(total, "score"))
-            if bars[0] is not None:
-                bars[0].unit = "patch"
         if bars[0] is not None:
             bars[0].update(done - bars[0].n)
 

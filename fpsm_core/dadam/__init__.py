@@ -11,8 +11,11 @@ The pipeline, each step its own module:
 5. ``planner``: a reproducible JSONL plan that reaches per-class targets within a budget.
 6. ``generator``: the augmented data set, in parallel and resumable.
 7. ``report``: counts before/after and the two correlation matrices side by side.
+8. ``recipe`` (one composition as a plan item, rendered bit for bit as ``generate`` makes it),
+   ``model_check`` (the ensemble on original vs composite, per member and level) and
+   ``efficacy`` (patch scores under a model, stored in the library).
 
-``fpsm dadam import|library|export|cooc|plan|generate|report`` drives it from the command line.
+``fpsm dadam import|library|export|cooc|plan|generate|report|score`` drives it from the command line.
 """
 
 from fpsm_core.dadam.boxes import Box, BoxSet, merge_readers, nih_spacing, read_boxes
