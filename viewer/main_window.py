@@ -34,6 +34,7 @@ from viewer.film_binding import FilmBinding
 from viewer.image_view import ImageViewWidget
 from viewer.level_strip import LevelStripWidget
 from viewer.patch_editor.launch import open_patch_editor
+from viewer.reading_room import ReadingRoom
 from viewer.session import ViewerSession
 from viewer.settings import ViewerSettings, settings_for_app
 from viewer.state import ViewerState
@@ -138,6 +139,8 @@ class MainWindow(QMainWindow):
         self._build_menus_and_toolbar()
         self._connect()
         self.preferences.restore_window(self)
+        # Viewports, corner text, frames, lens, key images (viewer/reading_room.py).
+        self.reading_room = ReadingRoom(self, key_images=index_cache)
         self.preferences.restore_overlay(self.state)
         self.state.set_urgent(self.preferences.urgent_labels())
         self._refresh_recent_menu()
