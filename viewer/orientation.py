@@ -53,7 +53,7 @@ def edge_labels(orientation: tuple[str, str] | None, matrix: np.ndarray) -> dict
 
 
 def transform_text(matrix: np.ndarray) -> str:
-    """How the film is turned on screen: "" when upright, else e.g. "rotated 90° CW, flipped H"."""
+    """How the film is turned on screen: "" when upright, else e.g. "flipped H, rotated 90° CW"."""
     m = np.asarray(matrix, dtype=int)
     if np.array_equal(m, np.eye(2, dtype=int)):
         return ""
@@ -61,11 +61,9 @@ def transform_text(matrix: np.ndarray) -> str:
     # m = R @ F with F the horizontal mirror when flipped; R's first column is its rotation.
     r = m @ np.array([[-1, 0], [0, 1]]) if flipped else m
     angle = int(round(np.degrees(np.arctan2(r[1, 0], r[0, 0])))) % 360
-    parts = []
+    parts = ["flipped H"] if flipped else []  # m = R @ F: the mirror comes first
     if angle:
         parts.append(f"rotated {angle}° CW" if angle != 270 else "rotated 90° CCW")
-    if flipped:
-        parts.append("flipped H")
     return ", ".join(parts)
 
 

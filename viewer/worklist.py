@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QMimeData, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QBrush, QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -95,7 +95,7 @@ class WorklistPanel(QWidget):
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.hint.setWordWrap(True)
         layout.addWidget(self.hint)
-        self.tree = QTreeWidget()
+        self.tree = WorklistTree()  # images drag onto a viewport (viewer/viewports.py)
         self.tree.setColumnCount(4)
         self.tree.setHeaderLabels(["Image", "View", "Urgency", "Top urgent finding"])
         self.tree.setIconSize(QSize(THUMB_SIZE, THUMB_SIZE))
@@ -421,6 +421,24 @@ class WorklistPanel(QWidget):
             return
         if path:
             self.image_activated.emit(path)
+
+
+class WorklistTree(QTreeWidget):
+    """The worklist's tree: an image item drags out as its file's URL (onto a viewport)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setDragEnabled(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+
+    def mimeTypes(self) -> list[str]:  # noqa: N802 (Qt name)
+        return ["text/uri-list"]
+
+    def mimeData(self, items: Sequence[QTreeWidgetItem]) -> QMimeData:  # noqa: N802 (Qt name)
+        data = QMimeData()
+        paths = [item.data(COL_NAME, PathRole) for item in items]
+        data.setUrls([QUrl.fromLocalFile(str(p)) for p in paths if p])
+        return data
 
 
 def urgency_text(item: TriageItem) -> str:
