@@ -98,7 +98,8 @@ def view_facts(
     )
 
 
-def _date(value: str | None) -> str:
+def format_date(value: str | None) -> str:
+    """A DICOM date (YYYYMMDD) as YYYY-MM-DD; anything else as it is."""
     if value and len(value) >= 8 and value[:8].isdigit():
         return f"{value[:4]}-{value[4:6]}-{value[6:8]}"
     return value or ""
@@ -133,7 +134,7 @@ def field_lines(name: str, header: FilmHeader | None, facts: ViewFacts) -> list[
         parts = [p for p in (h.patient_sex, h.patient_age) if p]
         return [" / ".join(parts)] if parts else []
     if name == "study_datetime":
-        text = " ".join(p for p in (_date(h.study_date), _time(h.study_time)) if p)
+        text = " ".join(p for p in (format_date(h.study_date), _time(h.study_time)) if p)
         return [text] if text else []
     if name == "accession":
         return [f"Acc {h.accession}"] if h.accession else []

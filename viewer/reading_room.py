@@ -85,9 +85,17 @@ class ReadingRoom(QObject):
         self.magnifiers: dict[int, Magnifier] = {}
         self.keys = self._open_key_store(key_images)
         self._help: ReadingKeysDialog | None = None
+        self._closed = False
         self._connect()
         self._build_actions()
         window.installEventFilter(self)
+        # The measuring tools (viewer/annotations, when the window has them) get one controller
+        # per viewport and follow the active one.
+        self._measure = getattr(window, "measure", None)
+        self._controllers: dict[int, Any] = {}
+        if self._measure is not None:
+            self._controllers[0] = self._measure.controller
+            self.grid.room.active_changed.connect(self._on_room_active_changed)
 
     # -- set-up -----------------------------------------------------------------------------
     def _open_key_store(self, where: Any) -> KeyImageStore:
@@ -117,6 +125,7 @@ class ReadingRoom(QObject):
         grid.room.layout_changed.connect(self._on_room_layout_changed)
         self.frames.infer_requested.connect(grid.infer)
         w.state.inverted_changed.connect(self._on_main_inverted_changed)
+        grid.room.phi_hidden_changed.connect(w.worklist.set_phi_hidden)
 
     def _build_actions(self) -> None:
         w, grid, room = self.window, self.grid, self.grid.room
@@ -294,7 +303,18 @@ class ReadingRoom(QObject):
         except FpsmError as exc:
             self.window.show_error(str(exc))
 
+    def _on_room_active_changed(self, index: int) -> None:
+        controller = self._controllers.get(index)
+        if self._measure is not None and controller is not None:
+            self._measure.set_active(controller)
+
     def _on_room_layout_changed(self, _layout: str) -> None:
+        if self._measure is not None:
+            for viewport in self.grid.viewports[1:]:
+                if viewport.index not in self._controllers:
+                    self._controllers[viewport.index] = self._measure.add_viewport(
+                        viewport.view, viewport.state
+                    )
         inverted = self.window.state.inverted
         for viewport in self.grid.viewports[1:]:
             viewport.state.set_inverted(inverted)
@@ -306,7 +326,8 @@ class ReadingRoom(QObject):
             viewport.state.set_inverted(inverted)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt name)
-        if watched is self.window and event.type() == QEvent.Type.Close:
+        if watched is self.window and event.type() == QEvent.Type.Close and not self._closed:
+            self._closed = True
             self.frames.stop_cine()
             self.services.shutdown()
             self.keys.close()

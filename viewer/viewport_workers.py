@@ -137,6 +137,7 @@ class ViewportServices(QObject):
 
     def __init__(self, hub: ServiceHub | None, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        self._stopped = False
         self._ids = _Ids()
         self._header_ids = _Ids()
         self._infer_ids = _Ids()
@@ -161,17 +162,21 @@ class ViewportServices(QObject):
 
     def request_load(self, key: str, path: str | Path, frame: int = 0) -> int:
         request_id = self._ids.next(key)
+        if self._stopped:
+            return request_id
         self._infer_ids.next(key)  # the old film's findings are no longer wanted
         self._load.emit(key, request_id, str(path), int(frame))
         return request_id
 
     def request_header(self, key: str, path: str | Path) -> int:
         request_id = self._header_ids.next(key)
+        if self._stopped:
+            return request_id
         self._header.emit(key, request_id, str(path))
         return request_id
 
     def request_inference(self, key: str, image: XRayImage) -> int | None:
-        if self.inference is None:
+        if self.inference is None or self._stopped:
             return None
         request_id = self._infer_ids.next(key)
         self._infer.emit(key, request_id, image)
@@ -182,9 +187,21 @@ class ViewportServices(QObject):
         self._infer_ids.next(key)
 
     def shutdown(self) -> None:
+        """Stop the loader thread; the workers are deleted in their own threads.
+
+        Called before the hub stops its threads: the inference helper lives on the hub's
+        inference thread, and a deferred delete there runs when that thread finishes, so no
+        Qt object of this module outlives its thread or dies on the GUI thread's collector.
+        """
+        if self._stopped:
+            return  # a window can be closed twice (a test's teardown closes it again)
+        self._stopped = True
         for ids in (self._ids, self._infer_ids, self._header_ids):
             for key in list(ids.latest):
                 ids.next(key)
+        if self.inference is not None:
+            self.inference.deleteLater()
+        self.loader.deleteLater()
         self._thread.quit()
         self._thread.wait(30000)
 

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 from fpsm_core.compare import score_changes
 from fpsm_core.explain import ResultCams
 from fpsm_core.io import studies
-from viewer.corner_text import CornerText
+from viewer.corner_text import CornerText, format_date
 from viewer.film_binding import FilmBinding
 from viewer.image_view import ImageViewWidget
 from viewer.orientation import OrientationMarkers
@@ -180,6 +180,7 @@ class ViewportGrid(QWidget):
         self.linker = ViewLinker(self)
         self._requests: dict[str, int] = {}
         self.viewports: list[Viewport] = []
+        self.prior: tuple[str, str] | None = None  # (path, study date) of the prior hung
 
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
@@ -326,10 +327,9 @@ class ViewportGrid(QWidget):
             return False
         self.room.set_layout("1x2")
         self.open_in(1, image.path)
-        self.status.emit(
-            f"Prior of {priors[0].study_date or 'unknown date'} on the right"
-            f" ({len(priors)} prior study(ies) found)."
-        )
+        self.prior = (str(image.path), priors[0].study_date or "")
+        count = f"{len(priors)} prior stud{'y' if len(priors) == 1 else 'ies'} found"
+        self.status.emit(f"Prior of {format_date(priors[0].study_date)} on the right ({count}).")
         return True
 
     def hang_study_views(self) -> bool:
@@ -480,9 +480,11 @@ class ViewportGrid(QWidget):
             return
         # The right-hand film is the prior when one was hung: change = left (current) - right.
         changes = score_changes(right, left, top=3)
-        self.change_label.setText(
-            "Left vs right: " + ";  ".join(c.text() for c in changes) if changes else ""
-        )
+        title = "Left vs right: "
+        if self.prior is not None and shown[1].path == self.prior[0]:
+            title = f"Since the prior of {format_date(self.prior[1])}: "
+        text = ";  ".join(c.text() for c in changes)
+        self.change_label.setText(title + text if changes else "")
 
     def score_changes(self) -> list[Any]:
         shown = self.shown()

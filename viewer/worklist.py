@@ -410,6 +410,19 @@ class WorklistPanel(QWidget):
         """(path, score) in list order (score -1 when not triaged)."""
         return [(p, _score(self._items[p])) for p in self.paths()]
 
+    def set_phi_hidden(self, hidden: bool) -> None:
+        """Hide the list (its titles name patients and dates) while PHI is hidden on screen."""
+        if not hasattr(self, "phi_label"):
+            self.phi_label = QLabel("Worklist hidden with the patient identifiers (Ctrl+H).")
+            self.phi_label.setObjectName("hint")
+            self.phi_label.setWordWrap(True)
+            self.phi_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            layout = self.layout()
+            if isinstance(layout, QVBoxLayout):
+                layout.insertWidget(1, self.phi_label)
+        self.phi_label.setVisible(hidden)
+        self.tree.setVisible(not hidden)
+
     # -- events ------------------------------------------------------------------------------
     def _on_tree_current_item_changed(self, current: QTreeWidgetItem | None, _prev: Any) -> None:
         if current is None:

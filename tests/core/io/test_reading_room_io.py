@@ -151,7 +151,11 @@ def test_hanging_order_puts_the_preferred_view_first(tmp_path: Path) -> None:
     uid = generate_uid()
     for name, view in (("1.dcm", "LL"), ("2.dcm", "PA")):
         tagged_dicom(
-            folder / name, StudyInstanceUID=uid, ViewPosition=view, PatientID="P", StudyDate="20240101"
+            folder / name,
+            StudyInstanceUID=uid,
+            ViewPosition=view,
+            PatientID="P",
+            StudyDate="20240101",
         )
     index = index_folder(folder, cache=False)
     here = locate(index, folder / "1.dcm")
