@@ -30,6 +30,7 @@ from fpsm_core.errors import FpsmError
 from fpsm_core.io.index_cache import default_cache_path
 from fpsm_core.io.key_images import KeyImageError, KeyImageStore
 from viewer import corner_text
+from viewer.active_panels import ActivePanels
 from viewer.frames import FrameController
 from viewer.help_keys import ReadingKeysDialog
 from viewer.magnifier import Magnifier
@@ -88,6 +89,7 @@ class ReadingRoom(QObject):
         self._closed = False
         self._connect()
         self._build_actions()
+        self.panels = ActivePanels(window, self.grid)
         window.installEventFilter(self)
         # The measuring tools (viewer/annotations, when the window has them) get one controller
         # per viewport and follow the active one.

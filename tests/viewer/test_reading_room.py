@@ -552,3 +552,35 @@ def test_layout_option_opens_two_films_side_by_side(tiny_model: Path, tmp_path: 
     )
     assert done.returncode == 0, done.stderr
     assert Image.open(shot).size == (1600, 1000)
+
+
+def test_the_active_viewport_drives_the_ai_panel_and_the_finding_keys(
+    qtbot: Any, make_window: Any, tmp_path: Path
+) -> None:
+    a = tagged(tmp_path / "a.dcm")
+    b = tagged(tmp_path / "b.dcm", chest_like(96, 80, seed=7))
+    window = make_window()
+    left = open_main(qtbot, window, a)
+    room = window.reading_room
+    room.open_beside([b], "1x2")
+    right = shown(qtbot, window, 1, b)
+    qtbot.waitUntil(lambda: right.state.result is not None, timeout=TIMEOUT)
+    panels = room.panels
+    assert panels.shown_panel() is window.ai_panel
+    port = right.view.graphics.viewport()
+    qtbot.mouseClick(port, Qt.MouseButton.LeftButton, pos=port.rect().center())
+    assert room.grid.room.active == 1
+    panel = panels.shown_panel()
+    assert panel is not window.ai_panel
+    rows = panel.findings_model.rowCount()
+    shown_labels = [panel.findings_model.finding(r).label for r in range(rows)]
+    assert shown_labels[:3] == [f.label for f in right.state.result.findings[:3]]
+    # J selects the next finding of the active viewport's film, not the first one's.
+    first_before = left.state.finding
+    selected = right.state.finding
+    window.activateWindow()
+    qtbot.keyClick(window, Qt.Key.Key_J)
+    assert right.state.finding != selected
+    assert left.state.finding == first_before
+    qtbot.mouseClick(left.view.graphics.viewport(), Qt.MouseButton.LeftButton)
+    assert panels.shown_panel() is window.ai_panel
