@@ -584,3 +584,30 @@ def test_the_active_viewport_drives_the_ai_panel_and_the_finding_keys(
     assert left.state.finding == first_before
     qtbot.mouseClick(left.view.graphics.viewport(), Qt.MouseButton.LeftButton)
     assert panels.shown_panel() is window.ai_panel
+
+
+def test_pa_and_lateral_of_one_study_hang_together_in_the_preferred_order(
+    qtbot: Any, make_window: Any, tmp_path: Path
+) -> None:
+    from pydicom.uid import generate_uid
+
+    folder = tmp_path / "study"
+    folder.mkdir()
+    uid = generate_uid()
+    common = {"PatientID": "P2", "StudyDate": "20240301", "StudyInstanceUID": uid}
+    lateral = tagged(folder / "1_lat.dcm", ViewPosition="LL", InstanceNumber=1, **common)
+    frontal = tagged(folder / "2_pa.dcm", ViewPosition="PA", InstanceNumber=2, **common)
+    window = make_window()
+    with qtbot.waitSignal(window.result_shown, timeout=TIMEOUT):
+        window.open_path(folder)  # the lateral is listed (and shown) first
+    grid = window.reading_room.grid
+    shown(qtbot, window, 0, lateral)
+    qtbot.waitUntil(grid.views_button.isEnabled, timeout=TIMEOUT)
+    window.activateWindow()
+    qtbot.keyClick(window, Qt.Key.Key_P, Qt.KeyboardModifier.ShiftModifier)
+    # The hanging order puts PA left: the main film becomes the PA, the lateral goes right.
+    left = shown(qtbot, window, 0, frontal)
+    right = shown(qtbot, window, 1, lateral)
+    assert grid.room.layout == "1x2"
+    assert left.markers.texts()["left"] == "R"
+    assert right.markers.texts() == {"left": "A", "right": "P", "top": "H", "bottom": "F"}
