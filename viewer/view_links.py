@@ -4,7 +4,8 @@ Films from different detectors (or a PNG beside a 16-bit DICOM) do not share pix
 window travels as a fraction of each film's robust value range: the same film in two viewports
 gets the same numbers, a prior from another machine gets the same *look*. Zoom and pan travel the
 same way, as the part of the film shown (in the film's own pixel frame, whatever its rotation).
-A guard stops the echo: a view moved by the link does not move the others back.
+A guard stops the echo: a view moved by the link does not move the others back; a film opening
+at its own window (a new film or frame in one viewport) moves nothing.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class ViewLinker(QObject):
         self.enabled = True
         self._views: list[ImageViewWidget] = []
         self._busy = False
+        self._films: dict[int, object] = {}  # view id -> the film its last window was for
 
     def set_views(self, views: Sequence[ImageViewWidget]) -> None:
         for view in self._views:
@@ -75,6 +77,7 @@ class ViewLinker(QObject):
                 view.view.sigRangeChangedManually.disconnect(self._on_view_range_changed)
         for view in views:
             if view not in self._views:
+                self._films[id(view)] = view.image
                 view.window_changed.connect(self._on_view_window_changed)
                 # Only a user's zoom or pan travels, not each view's own fit to a new film.
                 view.view.sigRangeChangedManually.connect(self._on_view_range_changed)
@@ -88,7 +91,13 @@ class ViewLinker(QObject):
 
     def _on_view_window_changed(self, *_: float) -> None:
         source = self._source(self.sender())
-        if not self.enabled or self._busy or source is None:
+        if source is None:
+            return
+        if self._films.get(id(source)) is not source.image:
+            # A new film (or frame) opens at its own window: that is not a reader's change.
+            self._films[id(source)] = source.image
+            return
+        if not self.enabled or self._busy:
             return
         relative = relative_window(source)
         if relative is None:

@@ -611,3 +611,17 @@ def test_pa_and_lateral_of_one_study_hang_together_in_the_preferred_order(
     assert grid.room.layout == "1x2"
     assert left.markers.texts()["left"] == "R"
     assert right.markers.texts() == {"left": "A", "right": "P", "top": "H", "bottom": "F"}
+
+
+def test_a_film_opening_beside_another_keeps_the_others_window(
+    qtbot: Any, make_window: Any, tmp_path: Path
+) -> None:
+    a = write_dicom(tmp_path / "a.dcm", chest_like(96, 80), window=(2000.0, 3000.0))
+    b = write_dicom(tmp_path / "b.dcm", chest_like(96, 80, seed=2), window=(900.0, 500.0))
+    window = make_window()
+    left = open_main(qtbot, window, a)
+    assert left.view.window_level == (2000.0, 3000.0)
+    window.reading_room.open_beside([b], "1x2")
+    right = shown(qtbot, window, 1, b)
+    assert right.view.window_level == (900.0, 500.0)  # its own window
+    assert left.view.window_level == (2000.0, 3000.0)  # untouched by the link
