@@ -36,7 +36,6 @@ class ActivePanels(QObject):
 
     def __init__(self, window: MainWindow, grid: ViewportGrid) -> None:
         super().__init__(window)
-        self.window = window
         self.grid = grid
         self.ai_stack = QStackedWidget()
         self.level_stack = QStackedWidget()
@@ -55,6 +54,11 @@ class ActivePanels(QObject):
             if action is not None:
                 action.triggered.disconnect()
                 action.triggered.connect(lambda _c=False, f=act: f(self.active_state))
+
+    @property
+    def window(self) -> MainWindow:  # type: ignore[override]
+        """The main window, as its Qt parent (no Python reference cycle with its wrapper)."""
+        return self.parent()  # type: ignore[return-value]
 
     @property
     def active_state(self) -> ViewerState:

@@ -71,7 +71,6 @@ class ReadingRoom(QObject):
 
     def __init__(self, window: MainWindow, key_images: Any = None) -> None:
         super().__init__(window)
-        self.window = window
         self.services = ViewportServices(window.hub, self)
         corners = corner_text.load_corners(window.settings)
         central = window.takeCentralWidget()
@@ -187,6 +186,13 @@ class ReadingRoom(QObject):
             w.menuBar().addMenu(menu)
 
     # -- the active viewport ----------------------------------------------------------------
+    @property
+    def window(self) -> MainWindow:  # type: ignore[override]
+        """The main window: its Qt parent, never a Python reference (a cycle between the
+        window's wrapper and this object would leave the window to the garbage collector, which
+        may run on a worker thread and destroy a widget there)."""
+        return self.parent()  # type: ignore[return-value]
+
     @property
     def active(self) -> Viewport:
         return self.grid.active

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 import traceback
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -100,18 +101,20 @@ class ViewportInference(QObject):
     def __init__(self, ids: _Ids, owner: Any) -> None:
         super().__init__()
         self._ids = ids
-        self._owner = owner  # the hub's InferenceWorker: same thread, its service
+        # The hub's InferenceWorker (same thread, its service), weakly: the hub owns it.
+        self._owner = weakref.ref(owner)
 
     @Slot(str, int, object)
     def infer(self, key: str, request_id: int, image: XRayImage) -> None:
         if self._ids.is_stale(key, request_id):
             return
-        service = self._owner.service
-        if service is None:
+        owner = self._owner()
+        service = None if owner is None else owner.service
+        if owner is None or service is None:
             self.failed.emit(key, request_id, "No model is loaded, so there are no findings.")
             return
         try:
-            result = service.predict([image], cams=self._owner.cams_available)[0]
+            result = service.predict([image], cams=owner.cams_available)[0]
         except Exception as exc:  # noqa: BLE001 - shown as a message, never a crash
             traceback.print_exc()
             where = getattr(image, "path", "?")

@@ -13,6 +13,8 @@ priors in the study index and shows how the findings changed between two hung fi
 
 from __future__ import annotations
 
+import inspect
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -172,7 +174,9 @@ class ViewportGrid(QWidget):
         super().__init__(parent)
         self.room = ReadingRoomState(self)
         self.services = services
-        self._open_main = open_main
+        # Weakly: a bound method of the window would tie the window's wrapper into a cycle.
+        self._open_main_ref = weakref.WeakMethod(open_main) if inspect.ismethod(open_main) else None
+        self._open_main_fn = None if inspect.ismethod(open_main) else open_main
         self._corners = dict(corners)
         self.index: StudyIndex | None = None
         self.hanging: tuple[str, ...] = DEFAULT_HANGING
@@ -232,6 +236,11 @@ class ViewportGrid(QWidget):
         self.room.phi_hidden_changed.connect(self._on_room_phi_hidden_changed)
         self._on_room_layout_changed(self.room.layout)
         self._on_room_active_changed(0)
+
+    def _open_main(self, path: str) -> None:
+        fn = self._open_main_ref() if self._open_main_ref is not None else self._open_main_fn
+        if fn is not None:
+            fn(path)
 
     # -- viewports --------------------------------------------------------------------------
     def _add(self, viewport: Viewport) -> None:

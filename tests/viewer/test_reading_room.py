@@ -89,11 +89,17 @@ def drag(
 
 
 @pytest.fixture(autouse=True)
-def _no_mouse_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_mouse_rate_limit(monkeypatch: pytest.MonkeyPatch) -> Any:
+    import gc
+
     import pyqtgraph as pg
 
     # pyqtgraph drops mouse moves closer than 10 ms apart; synthetic moves come back to back.
     monkeypatch.setitem(pg.CONFIG_OPTIONS, "mouseRateLimit", 0)
+    yield
+    # After the windows closed: collect their leftovers here, on the GUI thread, not whenever a
+    # worker thread of the next test happens to trigger the collector.
+    gc.collect()
 
 
 # -- corner text and PHI ----------------------------------------------------------------------
