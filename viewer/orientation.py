@@ -24,8 +24,10 @@ if TYPE_CHECKING:
 EDGES = ("left", "right", "top", "bottom")
 # Screen directions of the edges (x right, y down, as the view's orientation matrix maps them).
 _SCREEN = {"right": (1, 0), "left": (-1, 0), "bottom": (0, 1), "top": (0, -1)}
-NORMAL_STYLE = "color: #7fd0ff; font-weight: bold; background: transparent;"
-TURNED_STYLE = "color: #ffb74d; font-weight: bold; background: transparent;"
+# A dark backing keeps the letter readable over a bright film or heatmap.
+_BOX = "font-weight: bold; background: rgba(0, 0, 0, 150); padding: 0px 3px; border-radius: 2px;"
+NORMAL_STYLE = f"color: #7fd0ff; {_BOX}"
+TURNED_STYLE = f"color: #ffb74d; {_BOX}"
 
 
 def edge_labels(orientation: tuple[str, str] | None, matrix: np.ndarray) -> dict[str, str]:
@@ -111,7 +113,12 @@ class OrientationMarkers(QObject):
         from viewer.corner_text import caption_height
 
         view = self._view
-        rect = view.graphics.mapFromScene(view.view.sceneBoundingRect()).boundingRect()
+        box = view.graphics.mapFromScene(view.view.sceneBoundingRect()).boundingRect()
+        # The letters sit on the film's own edges (inside the view when the film runs past it).
+        film = view.graphics.mapFromScene(view.frame.sceneBoundingRect()).boundingRect()
+        rect = film.intersected(box) if view.image is not None else box
+        if rect.isEmpty():
+            rect = box
         mid = QPointF(rect.center())
         for edge, label in self.labels.items():
             w, h = label.width(), label.height()
@@ -120,7 +127,8 @@ class OrientationMarkers(QObject):
             elif edge == "right":
                 x, y = rect.right() - w - 6, mid.y() - h / 2
             elif edge == "top":
-                x, y = mid.x() - w / 2, rect.top() + 4 + caption_height(view)
+                top = max(rect.top(), box.top() + caption_height(view))
+                x, y = mid.x() - w / 2, top + 4
             else:
                 x, y = mid.x() - w / 2, rect.bottom() - h - 4
             label.move(int(x), int(y))

@@ -601,8 +601,9 @@ def test_pa_and_lateral_of_one_study_hang_together_in_the_preferred_order(
     folder.mkdir()
     uid = generate_uid()
     common = {"PatientID": "P2", "StudyDate": "20240301", "StudyInstanceUID": uid}
-    lateral = tagged(folder / "1_lat.dcm", ViewPosition="LL", InstanceNumber=1, **common)
-    frontal = tagged(folder / "2_pa.dcm", ViewPosition="PA", InstanceNumber=2, **common)
+    # Series numbers fix the worklist order (each file has a series of its own).
+    lateral = tagged(folder / "1_lat.dcm", ViewPosition="LL", SeriesNumber=1, **common)
+    frontal = tagged(folder / "2_pa.dcm", ViewPosition="PA", SeriesNumber=2, **common)
     window = make_window()
     with qtbot.waitSignal(window.result_shown, timeout=TIMEOUT):
         window.open_path(folder)  # the lateral is listed (and shown) first
