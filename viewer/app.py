@@ -4,7 +4,8 @@ With no PATH the bundled sample study opens (an empty worklist with a hint when 
 ``--screenshot FILE`` waits until the first inference has finished and its overlay is drawn, saves
 the main window as a PNG and exits 0 (1 when it could not get there); it works with
 ``QT_QPA_PLATFORM=offscreen``, for docs and checks. ``--patch-editor LIBRARY [--images DIR ...]``
-opens the DADAM patch editor instead (viewer/patch_editor).
+opens the DADAM patch editor instead (viewer/patch_editor). ``fpsm-viewer A B --layout 1x2``
+hangs B beside A (viewer/reading_room.py); the screenshot then waits for both films' findings.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Chest radiograph viewer with FPSM findings and per-level heatmaps.",
     )
     p.add_argument("path", nargs="?", help="image file or folder (default: the sample study)")
+    p.add_argument("more", nargs="*", help="with --layout: more files, hung beside the first")
+    p.add_argument(
+        "--layout",
+        choices=("1x1", "1x2", "2x2"),
+        help="viewports: 1x2 or 2x2 (files after the first go to the next viewports)",
+    )
     p.add_argument("--model", help="checkpoint .json or ensemble directory (default: bundled)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto)")
     p.add_argument(
@@ -166,11 +173,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"No sample study in {target}: open a file or folder (Ctrl+O / Ctrl+Shift+O)."
         )
 
+    if args.layout or args.more:  # viewer/reading_room.py
+        window.reading_room.open_beside(args.more, args.layout)
+
     status = {"code": 0}
     if args.screenshot:
         out = Path(args.screenshot)
 
-        def save(code: int) -> None:
+        def save(code: int, waited: int = 0) -> None:
+            if code == 0 and not window.reading_room.all_ready() and waited < 300:
+                QTimer.singleShot(200, lambda: save(code, waited + 1))  # the other viewports
+                return
             app.processEvents()
             pixmap = window.grab()
             if not pixmap.save(str(out), "PNG"):

@@ -407,6 +407,11 @@ class ImageViewWidget(QWidget):
     def orientation(self) -> np.ndarray:
         return self._orientation.copy()
 
+    def set_orientation(self, matrix: np.ndarray) -> None:
+        """Show the film through a 2x2 rotation/flip matrix (as ``orientation`` returns it)."""
+        self._orientation = np.asarray(matrix, dtype=int).copy()
+        self._apply_orientation()
+
     def fit(self) -> None:
         """Show the whole film."""
         if self._pyramid is None:

@@ -40,6 +40,7 @@ from viewer.level_grid import LevelGridDialog
 from viewer.level_strip import LevelStripWidget
 from viewer.pacs_query import QueryPacsController
 from viewer.patch_editor.launch import open_patch_editor
+from viewer.reading_room import ReadingRoom
 from viewer.session import ViewerSession
 from viewer.settings import ViewerSettings, settings_for_app
 from viewer.state import ViewerState
@@ -155,6 +156,8 @@ class MainWindow(QMainWindow):
         )
         self.measure = install_annotations(self, index_cache)  # tools, Measure menu, dock
         self.preferences.restore_window(self)
+        # Viewports, corner text, frames, lens, key images (viewer/reading_room.py).
+        self.reading_room = ReadingRoom(self, key_images=index_cache)
         self.preferences.restore_overlay(self.state)
         self.state.set_urgent(self.preferences.urgent_labels())
         self._refresh_recent_menu()

@@ -358,3 +358,73 @@ class ViewerState(QObject):
             (m0, l0), (m1, l1) = pair
             pair = ((int(m0), l0), (int(m1), l1))
         self._update(grid_pair=pair)
+
+
+LAYOUTS = {"1x1": (1, 1), "1x2": (1, 2), "2x1": (2, 1), "2x2": (2, 2)}
+"""Viewport layouts by name: (rows, columns)."""
+
+
+class ReadingRoomState(QObject):
+    """The state shared by a window's viewports (each viewport has its own :class:`ViewerState`).
+
+    Fields, each with ``set_<field>`` and ``<field>_changed``:
+        layout: a name of ``LAYOUTS`` ("1x1", "1x2", "2x2"...).
+        active: the index of the viewport that keys and the toolbar act on.
+        linked: window/level, zoom and pan of one viewport follow to the others.
+        phi_hidden: corner text leaves out everything that identifies the patient.
+    """
+
+    layout_changed = Signal(str)
+    active_changed = Signal(int)
+    linked_changed = Signal(bool)
+    phi_hidden_changed = Signal(bool)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._layout = "1x1"
+        self._active = 0
+        self._linked = True
+        self._phi_hidden = False
+
+    @property
+    def layout(self) -> str:
+        return self._layout
+
+    @property
+    def cells(self) -> int:
+        rows, cols = LAYOUTS[self._layout]
+        return rows * cols
+
+    @property
+    def active(self) -> int:
+        return self._active
+
+    @property
+    def linked(self) -> bool:
+        return self._linked
+
+    @property
+    def phi_hidden(self) -> bool:
+        return self._phi_hidden
+
+    def set_layout(self, layout: str) -> None:
+        if layout in LAYOUTS and layout != self._layout:
+            self._layout = layout
+            self.layout_changed.emit(layout)
+            if self._active >= self.cells:
+                self.set_active(0)
+
+    def set_active(self, index: int) -> None:
+        if 0 <= int(index) < self.cells and int(index) != self._active:
+            self._active = int(index)
+            self.active_changed.emit(self._active)
+
+    def set_linked(self, linked: bool) -> None:
+        if bool(linked) != self._linked:
+            self._linked = bool(linked)
+            self.linked_changed.emit(self._linked)
+
+    def set_phi_hidden(self, hidden: bool) -> None:
+        if bool(hidden) != self._phi_hidden:
+            self._phi_hidden = bool(hidden)
+            self.phi_hidden_changed.emit(self._phi_hidden)

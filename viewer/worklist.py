@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QMimeData, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QBrush, QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -103,7 +103,7 @@ class WorklistPanel(QWidget):
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.hint.setWordWrap(True)
         layout.addWidget(self.hint)
-        self.tree = QTreeWidget()
+        self.tree = WorklistTree()  # images drag onto a viewport (viewer/viewports.py)
         self.tree.setColumnCount(4)
         self.tree.setHeaderLabels(["Image", "View", "Urgency", "Top urgent finding"])
         self.tree.setIconSize(QSize(THUMB_SIZE, THUMB_SIZE))
@@ -441,6 +441,19 @@ class WorklistPanel(QWidget):
         """(path, score) in list order (score -1 when not triaged)."""
         return [(p, _score(self._items[p])) for p in self.paths()]
 
+    def set_phi_hidden(self, hidden: bool) -> None:
+        """Hide the list (its titles name patients and dates) while PHI is hidden on screen."""
+        if not hasattr(self, "phi_label"):
+            self.phi_label = QLabel("Worklist hidden with the patient identifiers (Ctrl+H).")
+            self.phi_label.setObjectName("hint")
+            self.phi_label.setWordWrap(True)
+            self.phi_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            layout = self.layout()
+            if isinstance(layout, QVBoxLayout):
+                layout.insertWidget(1, self.phi_label)
+        self.phi_label.setVisible(hidden)
+        self.tree.setVisible(not hidden)
+
     # -- events ------------------------------------------------------------------------------
     def _on_tree_current_item_changed(self, current: QTreeWidgetItem | None, _prev: Any) -> None:
         if current is None:
@@ -460,6 +473,24 @@ class _ElideRightDelegate(QStyledItemDelegate):
     def initStyleOption(self, option: QStyleOptionViewItem, index: Any) -> None:  # noqa: N802
         super().initStyleOption(option, index)
         option.textElideMode = Qt.TextElideMode.ElideRight
+
+
+class WorklistTree(QTreeWidget):
+    """The worklist's tree: an image item drags out as its file's URL (onto a viewport)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setDragEnabled(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+
+    def mimeTypes(self) -> list[str]:  # noqa: N802 (Qt name)
+        return ["text/uri-list"]
+
+    def mimeData(self, items: Sequence[QTreeWidgetItem]) -> QMimeData:  # noqa: N802 (Qt name)
+        data = QMimeData()
+        paths = [item.data(COL_NAME, PathRole) for item in items]
+        data.setUrls([QUrl.fromLocalFile(str(p)) for p in paths if p])
+        return data
 
 
 def urgency_text(item: TriageItem) -> str:

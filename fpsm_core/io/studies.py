@@ -484,3 +484,92 @@ def _build(
         n_read=n_read,
         warnings=tuple(notes),
     )
+
+
+# -- reading-room look-ups: the study of a file, its priors, the other views of one study ------------
+LATERAL_VIEWS = frozenset({"LL", "RL", "LLD", "RLD", "LAT", "LATERAL"})
+FRONTAL_VIEWS = frozenset({"PA", "AP"})
+
+
+@dataclass(frozen=True)
+class StudyLocation:
+    """Where a file sits in an index: its patient, its study and its own entry."""
+
+    patient: PatientEntry
+    study: StudyEntry
+    image: ImageEntry
+
+
+def locate(index: StudyIndex, path: str | PathLike[str]) -> StudyLocation | None:
+    """The patient, study and entry of one file of the index (None: not in it)."""
+    target = Path(path).absolute()
+    for patient in index.patients:
+        for study in patient.studies:
+            for image in study.images:
+                if image.path == target:
+                    return StudyLocation(patient, study, image)
+    return None
+
+
+def prior_studies(index: StudyIndex, path: str | PathLike[str]) -> tuple[StudyEntry, ...]:
+    """The same patient's studies dated before the study of ``path``, newest first.
+
+    The patient is matched by PatientID across the whole index (two folders of one patient are
+    one patient); files without a PatientID, or whose study has no date, have no priors, since a
+    guess there could hang another person's film beside this one.
+    """
+    here = locate(index, path)
+    if here is None or here.patient.patient_id is None or not here.study.study_date:
+        return ()
+    current = (here.study.study_date, here.study.study_time or "")
+    found = [
+        study
+        for patient in index.patients
+        if patient.patient_id == here.patient.patient_id
+        for study in patient.studies
+        if study is not here.study
+        and study.study_uid != here.study.study_uid
+        and study.study_date
+        and (study.study_date, study.study_time or "") < current
+    ]
+    found.sort(key=lambda s: (s.study_date or "", s.study_time or ""), reverse=True)
+    return tuple(found)
+
+
+def view_kind(view_position: str | None) -> str:
+    """ "frontal", "lateral" or "other" for a ViewPosition."""
+    view = (view_position or "").upper()
+    if view in FRONTAL_VIEWS:
+        return "frontal"
+    if view in LATERAL_VIEWS:
+        return "lateral"
+    return "other"
+
+
+def hanging_order(
+    images: tuple[ImageEntry, ...] | list[ImageEntry], preference: tuple[str, ...] | list[str]
+) -> list[ImageEntry]:
+    """Images sorted by a hanging preference of view positions (unlisted views last, stable).
+
+    Args:
+        preference: view positions in the order they are hung, e.g. ("PA", "AP", "LL").
+    """
+    rank = {view.upper(): i for i, view in enumerate(preference)}
+    return sorted(
+        (img for img in images if img.error is None),
+        key=lambda img: rank.get((img.view_position or "").upper(), len(rank)),
+    )
+
+
+def best_match(study: StudyEntry, view_position: str | None) -> ImageEntry | None:
+    """The image of a study to compare with a film of ``view_position``: same view, else kind."""
+    images = [img for img in study.images if img.error is None]
+    if not images:
+        return None
+    view = (view_position or "").upper()
+    same = [img for img in images if (img.view_position or "").upper() == view]
+    if same:
+        return same[0]
+    kind = view_kind(view_position)
+    alike = [img for img in images if view_kind(img.view_position) == kind]
+    return (alike or images)[0]
