@@ -27,7 +27,12 @@ from fpsm_core.labels import LABELS
 from fpsm_core.model import validate
 from fpsm_core.model.errors import CheckpointError
 from fpsm_core.model.fpsm import FPSM, ModelConfigError
-from fpsm_core.model.materialise import assign_weights, build_on_meta
+from fpsm_core.model.materialise import (
+    assign_weights,
+    build_on_meta,
+    compute_in_float32,
+    plain_state_dict,
+)
 from fpsm_core.model.provenance import TrainingProvenance, train_positives_of
 from fpsm_core.preprocess import IMAGENET_MEAN, IMAGENET_STD, RESIZE_POLICIES, Preprocessing
 
@@ -162,7 +167,7 @@ def save_checkpoint(
     json_path = stem.with_suffix(".json")
     target = torch.float16 if dtype == "float16" else torch.float32
     tensors = {}
-    for key, value in model.state_dict().items():
+    for key, value in plain_state_dict(model).items():
         value = value.detach().cpu()
         if value.is_floating_point():
             value = value.to(target)
@@ -232,8 +237,14 @@ def read_checkpoint_meta(path: str | Path) -> CheckpointMeta:
     return CheckpointMeta.from_json(data, json_path)
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> LoadedCheckpoint:
+def load_checkpoint(
+    path: str | Path, device: str | torch.device = "cpu", *, keep_stored_dtype: bool = False
+) -> LoadedCheckpoint:
     """Load a checkpoint after checking its weights' SHA-256; the model is in eval mode, float32.
+
+    ``keep_stored_dtype``: half-precision weights stay half in memory and are read as float32 by
+    each layer (:func:`~fpsm_core.model.materialise.compute_in_float32`): the same outputs at half
+    the memory, for models used for inference only (a model to train or save needs the default).
 
     The architecture is built without weights and takes the file's tensors as its own (float32
     ones memory-mapped, see :mod:`fpsm_core.model.materialise`), so loading holds each weight once.
@@ -267,7 +278,10 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
             f"{json_path} describes a model that cannot be built: {exc}"
         ) from None
     # float32 tensors stay the memory-mapped ones (``.float()`` is a no-op for them).
-    state = {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}
+    state = {
+        k: (v.float() if v.is_floating_point() and not keep_stored_dtype else v)
+        for k, v in tensors.items()
+    }
     try:
         if assign_weights(skeleton, state):
             model = skeleton
@@ -285,6 +299,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
         raise CheckpointError(
             f"{json_path} lists {len(meta.labels)} labels for a {model.num_classes}-class model."
         )
+    if keep_stored_dtype:
+        compute_in_float32(model)
     model.eval().to(device)
     return LoadedCheckpoint(model=model, meta=meta, json_path=json_path)
 

@@ -94,3 +94,27 @@ def test_a_state_dict_that_does_not_fit_raises() -> None:
     state["linear.weight"] = torch.zeros(3, 4)
     with pytest.raises(RuntimeError):
         build_with_weights(_Fixed, state)
+
+
+def test_float16_weights_kept_half_give_the_upcast_outputs(tmp_path: Path) -> None:
+    from fpsm_core.explain import raw_level_cams
+    from fpsm_core.model import load_model
+
+    torch.manual_seed(4)
+    model = create_fpsm("resnet18", levels=(4, 3, 2), synthetic_embedding=True).eval()
+    json_path = save_checkpoint(model, tmp_path / "h", name="h", dtype="float16")
+    upcast = load_checkpoint(json_path).model
+    kept = load_model(json_path).members[0].model
+    stored = [p for n, p in kept.named_parameters() if n.endswith(".original")]
+    assert stored and {p.dtype for p in stored} == {torch.float16}
+    assert all(b.dtype != torch.float16 for b in kept.buffers())
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        want, got = upcast.forward_all(x), kept.forward_all(x)
+        assert torch.equal(want.logits, got.logits)
+        for a, b in zip(raw_level_cams(upcast, want), raw_level_cams(kept, got), strict=True):
+            assert torch.equal(a, b)
+    # Saved again, the model writes its own names and the float32 values it computes with.
+    again = load_checkpoint(save_checkpoint(kept, tmp_path / "again", name="again")).model
+    assert set(again.state_dict()) == set(upcast.state_dict())
+    assert all(torch.equal(again.state_dict()[k], v) for k, v in upcast.state_dict().items())
