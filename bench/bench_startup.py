@@ -120,11 +120,15 @@ def child(args: argparse.Namespace) -> int:
 
 # -- the parent -------------------------------------------------------------------------------
 def make_assets(
-    work: Path, members: int, backbone: str, size: int, film_side: int
+    work: Path, members: int, backbone: str, size: int, film_side: int, dtype: str = "float32"
 ) -> tuple[Path, Path]:
     """The ensemble and the film, written once under ``work`` (reused when present)."""
     sys.path.insert(0, str(REPO))
-    model_dir = work / f"ens_{backbone}_{members}x{size}"
+    model_dir = (
+        work / f"ens_{backbone}_{members}x{size}"
+        if dtype == "float32"
+        else work / f"ens_{backbone}_{members}x{size}_{dtype}"
+    )
     film = work / f"film_{film_side}.dcm"
     if not (model_dir / "ensemble.json").is_file():
         import torch
@@ -142,6 +146,7 @@ def make_assets(
                     name=f"{backbone}-{i}",
                     preprocessing=Preprocessing(input_size=size),
                     untrained=True,
+                    dtype=dtype,  # type: ignore[arg-type]
                 )
             )
         write_ensemble(model_dir, paths, name=f"{backbone} x{members} (random init)")
@@ -189,6 +194,9 @@ def main() -> int:
     p.add_argument("--members", type=int, default=3)
     p.add_argument("--size", type=int, default=512, help="model input size")
     p.add_argument("--film-side", type=int, default=3000)
+    p.add_argument(
+        "--dtype", choices=("float32", "float16"), default="float32", help="stored weights"
+    )
     p.add_argument("--repeats", type=int, default=5, help="launches per way of starting")
     p.add_argument("--timeout", type=float, default=600.0)
     p.add_argument(
@@ -203,7 +211,9 @@ def main() -> int:
         return child(args)
 
     args.work.mkdir(parents=True, exist_ok=True)
-    model, film = make_assets(args.work, args.members, args.backbone, args.size, args.film_side)
+    model, film = make_assets(
+        args.work, args.members, args.backbone, args.size, args.film_side, args.dtype
+    )
     model, film = args.model or model, args.film or film
     runs: list[tuple[str, Path, str]] = [
         ("this tree, lazy", REPO, "lazy"),
