@@ -118,6 +118,40 @@ def child(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- the model alone ---------------------------------------------------------------------------
+def model_only(model: Path, film: Path) -> int:
+    """RSS of the model alone, loaded and run on a thread as the viewer's inference worker does."""
+    import threading
+
+    def work() -> None:
+        import timm  # noqa: F401
+        import torch
+
+        print(f"after import torch, timm: RSS {rss_mib():.0f} MiB")
+        torch.set_num_threads(1)
+        from fpsm_core.inference import InferenceService
+        from fpsm_core.io import load_image
+
+        t0 = time.perf_counter()
+        service = InferenceService(model, device="cpu", batch_size=1)
+        print(
+            f"model loaded in {time.perf_counter() - t0:.1f} s: RSS {rss_mib():.0f} MiB "
+            f"(file-backed {rss_mib('RssFile'):.0f}), peak {rss_mib('VmHWM'):.0f} MiB"
+        )
+        image = load_image(film)
+        t0 = time.perf_counter()
+        service.predict([image], cams=True)
+        print(
+            f"one inference with CAMs in {time.perf_counter() - t0:.1f} s: "
+            f"RSS {rss_mib():.0f} MiB, peak {rss_mib('VmHWM'):.0f} MiB"
+        )
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    return 0
+
+
 # -- the parent -------------------------------------------------------------------------------
 def make_assets(
     work: Path, members: int, backbone: str, size: int, film_side: int, dtype: str = "float32"
@@ -198,6 +232,11 @@ def main() -> int:
         "--dtype", choices=("float32", "float16"), default="float32", help="stored weights"
     )
     p.add_argument("--repeats", type=int, default=5, help="launches per way of starting")
+    p.add_argument(
+        "--model-only",
+        action="store_true",
+        help="only load the model and run it once on the film (RSS of the model alone)",
+    )
     p.add_argument("--timeout", type=float, default=600.0)
     p.add_argument(
         "--src",
@@ -215,6 +254,9 @@ def main() -> int:
         args.work, args.members, args.backbone, args.size, args.film_side, args.dtype
     )
     model, film = args.model or model, args.film or film
+    if args.model_only:
+        sys.path.insert(0, str(REPO))
+        return model_only(model, film)
     runs: list[tuple[str, Path, str]] = [
         ("this tree, lazy", REPO, "lazy"),
         ("this tree, eager", REPO, "eager"),

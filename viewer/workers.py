@@ -16,9 +16,10 @@ between them but frozen messages:
 
 The first model waits for the first film: the hub sends the start-up model request to the
 inference thread only once the image or folder asked for at start-up is answered (shown, indexed
-or failed), or after ``FIRST_MODEL_HOLD_MS``, so the window and the film appear before torch and
-timm are imported (they are imported there, by the worker that loads the model, and nowhere on the
-way to the first film), and the findings follow when the model is ready.
+or failed), or after ``FIRST_MODEL_HOLD_MS`` while a folder is still being indexed, so the window
+and the film appear before torch and timm are imported (they are imported there, by the worker
+that loads the model, and nowhere on the way to the first film); the findings follow when the
+model is ready.
 
 Every request carries an id. The :class:`ServiceHub` (GUI thread) remembers the latest id of each
 kind; a worker skips requests that are no longer the latest before it starts them, and the hub
@@ -59,7 +60,8 @@ TRIAGE = "triage"
 
 # The first model waits for the first film (issue 21): importing torch and timm and building the
 # model take seconds of both cores and hundreds of MiB, so the worker that loads the model starts
-# only once the image (or folder) asked for at start-up is on screen, or failed, or after this.
+# only once the image (or folder) asked for at start-up is on screen or failed, or after this long
+# if no film is being decoded by then (a folder still being indexed).
 FIRST_MODEL_HOLD_MS = 5000
 
 
@@ -515,7 +517,7 @@ class ServiceHub(QObject):
             self._hold_first_model = False
             self._held_model = (request_id, model, device)
             QTimer.singleShot(0, self, self._release_model_if_idle)
-            QTimer.singleShot(FIRST_MODEL_HOLD_MS, self, self._release_model)
+            QTimer.singleShot(FIRST_MODEL_HOLD_MS, self, self._release_model_unless_decoding)
             return request_id
         if self._held_model is not None:  # replaced before it was sent: never load it
             self._requested_models.pop(self._held_model[0], None)
@@ -532,6 +534,12 @@ class ServiceHub(QObject):
         held, self._held_model = self._held_model, None
         if held is not None:
             self._model_requested.emit(*held)
+
+    def _release_model_unless_decoding(self) -> None:
+        # A slow folder index does not hold the model back; a film being decoded does (it is
+        # bounded, and on a loaded machine the model's imports would only slow it down).
+        if IMAGE not in self._outstanding:
+            self._release_model()
 
     def _release_model_if_idle(self) -> None:
         if not self._outstanding:
