@@ -147,3 +147,32 @@ def test_a_second_model_before_the_first_film_replaces_the_held_one(
         assert names == ["counted"]
     finally:
         window.close()
+
+
+def test_the_hold_cap_never_releases_the_model_while_the_film_decodes(
+    qtbot: Any, tmp_path: Path, tiny_model: Path, monkeypatch: Any
+) -> None:
+    """On a loaded machine the film can take longer than the cap: it still comes first."""
+    from PySide6.QtCore import QSettings
+
+    from viewer import workers
+    from viewer.main_window import MainWindow
+
+    monkeypatch.setattr(workers, "FIRST_MODEL_HOLD_MS", 0)
+    film = write_dicom(tmp_path / "chest.dcm", chest_like(600, 500))
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(tiny_model, "cpu", settings=settings, index_cache=False, thumbnails=False)
+    order: list[str] = []
+    held_at_film: list[bool] = []
+    window.image_shown.connect(lambda _p: held_at_film.append(window.hub.model_held))
+    window.image_shown.connect(lambda _p: order.append("film"))
+    window.model_ready.connect(lambda _i: order.append("model"))
+    try:
+        window.show()
+        window.open_path(film)
+        with qtbot.waitSignal(window.result_shown, timeout=TIMEOUT):
+            pass
+        assert order == ["film", "model"]
+        assert held_at_film == [True]  # the expired cap did not send it while the film decoded
+    finally:
+        window.close()
