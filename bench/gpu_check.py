@@ -172,7 +172,7 @@ def check_throughput(args: argparse.Namespace, device: torch.device) -> list[Row
 
 
 def check_training_step(args: argparse.Namespace, device: torch.device) -> list[Row]:
-    from fpsm_core.model.fpsm import per_level_loss
+    from fpsm_core.training.losses import per_level_loss
 
     torch.manual_seed(0)
     model = create_fpsm(args.backbone, levels=(4, 3, 2), aggregation="sum").to(device).train()

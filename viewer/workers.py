@@ -14,6 +14,13 @@ between them but frozen messages:
 - *thumbnails*: decodes worklist files for their thumbnails only, skipping any file the load
   thread has already decoded for display (its thumbnail came with the pyramid).
 
+The first model waits for the first film: the hub sends the start-up model request to the
+inference thread only once the image or folder asked for at start-up is answered (shown, indexed
+or failed), or after ``FIRST_MODEL_HOLD_MS`` while a folder is still being indexed, so the window
+and the film appear before torch and timm are imported (they are imported there, by the worker
+that loads the model, and nowhere on the way to the first film); the findings follow when the
+model is ready.
+
 Every request carries an id. The :class:`ServiceHub` (GUI thread) remembers the latest id of each
 kind; a worker skips requests that are no longer the latest before it starts them, and the hub
 drops any result whose id is stale, so results for an image no longer shown never reach a widget.
@@ -33,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from fpsm_core.errors import FpsmError, one_sentence
 from viewer import display
@@ -50,6 +57,12 @@ FOLDER = "folder"
 MODEL = "model"
 INFERENCE = "inference"
 TRIAGE = "triage"
+
+# The first model waits for the first film (issue 21): importing torch and timm and building the
+# model take seconds of both cores and hundreds of MiB, so the worker that loads the model starts
+# only once the image (or folder) asked for at start-up is on screen or failed, or after this long
+# if no film is being decoded by then (a folder still being indexed).
+FIRST_MODEL_HOLD_MS = 5000
 
 
 @dataclass(frozen=True, eq=False)
@@ -442,8 +455,12 @@ class ServiceHub(QObject):
         *,
         torch_threads: int | None = None,
         index_cache: Any = None,
+        hold_first_model: bool = True,
     ) -> None:
         super().__init__(parent)
+        self._hold_first_model = hold_first_model
+        self._held_model: tuple[int, Any, str] | None = None
+        self._outstanding: set[str] = set()  # IMAGE / FOLDER requests not yet answered
         self._latest = {
             kind: _Latest() for kind in (IMAGE, FOLDER, MODEL, INFERENCE, TRIAGE, "thumbnail")
         }
@@ -502,18 +519,56 @@ class ServiceHub(QObject):
         """
         request_id = self._latest[MODEL].next()
         self._requested_models[request_id] = (model, device)
+        if self._hold_first_model:
+            self._hold_first_model = False
+            self._held_model = (request_id, model, device)
+            QTimer.singleShot(0, self, self._release_model_if_idle)
+            QTimer.singleShot(FIRST_MODEL_HOLD_MS, self, self._release_model_unless_decoding)
+            return request_id
+        if self._held_model is not None:  # replaced before it was sent: never load it
+            self._requested_models.pop(self._held_model[0], None)
+            self._held_model = None
         self._model_requested.emit(request_id, model, device)
         return request_id
+
+    @property
+    def model_held(self) -> bool:
+        """Whether the first model is still waiting for the first film."""
+        return self._held_model is not None
+
+    def _release_model(self) -> None:
+        held, self._held_model = self._held_model, None
+        if held is not None:
+            self._model_requested.emit(*held)
+
+    def _release_model_unless_decoding(self) -> None:
+        # A slow folder index does not hold the model back; a film being decoded does (it is
+        # bounded, and on a loaded machine the model's imports would only slow it down).
+        if IMAGE not in self._outstanding:
+            self._release_model()
+
+    def _release_model_if_idle(self) -> None:
+        if not self._outstanding:
+            self._release_model()
+
+    def _answered(self, kind: str) -> None:
+        """The latest request of ``kind`` is answered; a held model goes once the loop is idle."""
+        self._outstanding.discard(kind)
+        if self._held_model is not None and not self._outstanding:
+            # On the next turn of the event loop, after the film has been painted.
+            QTimer.singleShot(0, self, self._release_model_if_idle)
 
     def request_image(self, path: str | Path) -> int:
         """Load an image for display; any earlier image request becomes stale."""
         self._latest[INFERENCE].next()  # the old image's inference is no longer wanted
         request_id = self._latest[IMAGE].next()
+        self._outstanding.add(IMAGE)
         self._load_requested.emit(request_id, str(path))
         return request_id
 
     def request_index(self, path: str | Path) -> int:
         request_id = self._latest[FOLDER].next()
+        self._outstanding.add(FOLDER)
         self._index_requested.emit(request_id, str(path))
         return request_id
 
@@ -556,6 +611,7 @@ class ServiceHub(QObject):
 
     def shutdown(self, timeout_ms: int = 30000) -> None:
         """Stop the threads (a running forward pass finishes first)."""
+        self._held_model = None
         self.triage_worker.cancel_event.set()
         for kind in (IMAGE, INFERENCE, "thumbnail"):
             self._latest[kind].next()
@@ -571,6 +627,8 @@ class ServiceHub(QObject):
             self._requested_models.pop(request_id, None)
         if not self._latest[kind].is_stale(request_id):
             self.failed.emit(kind, request_id, message)
+            if kind in (IMAGE, FOLDER):
+                self._answered(kind)
 
     def _on_load_worker_image_loaded(self, request_id: int, loaded: LoadedImage) -> None:
         if loaded.thumbnail is not None:
@@ -581,10 +639,12 @@ class ServiceHub(QObject):
             self.dropped += 1
             return
         self.image_loaded.emit(request_id, loaded)
+        self._answered(IMAGE)
 
     def _on_load_worker_folder_indexed(self, request_id: int, index: StudyIndex) -> None:
         if not self._latest[FOLDER].is_stale(request_id):
-            self.folder_indexed.emit(request_id, index)
+            self.folder_indexed.emit(request_id, index)  # the window asks for its first image
+            self._answered(FOLDER)
 
     def _on_inference_worker_model_loaded(self, request_id: int, info: ModelInfo) -> None:
         requested = self._requested_models.pop(request_id, None)

@@ -7,16 +7,9 @@ CAM files share. Methods without a closed form go through the grad-cam package (
 imported lazily: it pulls in matplotlib).
 """
 
+from typing import TYPE_CHECKING
+
 from fpsm_core.explain.camset import CamSet, ensemble_camset
-from fpsm_core.explain.closed_form import (
-    cams_from_output,
-    compute_cams,
-    fused_cam,
-    level_cams,
-    level_contributions,
-    raw_level_cams,
-    resolve_classes,
-)
 from fpsm_core.explain.errors import ExplainError
 from fpsm_core.explain.metrics import (
     LocalisationScores,
@@ -30,7 +23,6 @@ from fpsm_core.explain.metrics import (
 )
 from fpsm_core.explain.normalise import minmax_like_gradcam, normalise_like_gradcam, resize_maps
 from fpsm_core.explain.output import CamFiles, overlay, write_cam_outputs, write_result_cams
-from fpsm_core.explain.package import METHODS, package_cams
 from fpsm_core.explain.result_cams import (
     ENSEMBLE,
     FUSED,
@@ -39,6 +31,35 @@ from fpsm_core.explain.result_cams import (
     LevelShare,
     ResultCams,
     level_shares,
+)
+from fpsm_core.lazy import lazy_exports
+
+if TYPE_CHECKING:  # torch-bearing: imported on first use, so the viewer starts without torch
+    from fpsm_core.explain.closed_form import (
+        cams_from_output,
+        compute_cams,
+        fused_cam,
+        level_cams,
+        level_contributions,
+        raw_level_cams,
+        resolve_classes,
+    )
+    from fpsm_core.explain.package import METHODS, package_cams
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "fpsm_core.explain.closed_form": (
+            "cams_from_output",
+            "compute_cams",
+            "fused_cam",
+            "level_cams",
+            "level_contributions",
+            "raw_level_cams",
+            "resolve_classes",
+        ),
+        "fpsm_core.explain.package": ("METHODS", "package_cams"),
+    },
 )
 
 __all__ = [

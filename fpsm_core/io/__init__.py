@@ -7,23 +7,50 @@ studies, series and images with a SQLite header cache. ``deidentify`` / ``deiden
 are the one de-identification path every exporter uses.
 """
 
+from typing import TYPE_CHECKING
+
 from fpsm_core.io.errors import ImageLoadError
 from fpsm_core.io.image import XRayImage, apply_window, percentile_window
-from fpsm_core.io.loader import (
-    DICOM_SUFFIXES,
-    RASTER_SUFFIXES,
-    SUPPORTED_SUFFIXES,
-    is_image_path,
-    load_image,
-)
-from fpsm_core.io.studies import (
-    ImageEntry,
-    PatientEntry,
-    SeriesEntry,
-    StudyEntry,
-    StudyIndex,
-    image_files,
-    index_folder,
+from fpsm_core.lazy import lazy_exports
+
+if TYPE_CHECKING:  # pydicom-bearing: imported on first use (the viewer's window needs none of it)
+    from fpsm_core.io.loader import (
+        DICOM_SUFFIXES,
+        RASTER_SUFFIXES,
+        SUPPORTED_SUFFIXES,
+        is_image_path,
+        load_image,
+    )
+    from fpsm_core.io.studies import (
+        ImageEntry,
+        PatientEntry,
+        SeriesEntry,
+        StudyEntry,
+        StudyIndex,
+        image_files,
+        index_folder,
+    )
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "fpsm_core.io.loader": (
+            "DICOM_SUFFIXES",
+            "RASTER_SUFFIXES",
+            "SUPPORTED_SUFFIXES",
+            "is_image_path",
+            "load_image",
+        ),
+        "fpsm_core.io.studies": (
+            "ImageEntry",
+            "PatientEntry",
+            "SeriesEntry",
+            "StudyEntry",
+            "StudyIndex",
+            "image_files",
+            "index_folder",
+        ),
+    },
 )
 
 __all__ = [

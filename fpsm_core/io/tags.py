@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fpsm_core.io.dicom_header import read_dataset
-
 MAX_VALUE_CHARS = 200
 
 
@@ -66,6 +64,8 @@ def read_tag_rows(path: str | Path) -> tuple[TagRow, ...]:
     Raises:
         ImageLoadError: the file is not readable DICOM (one sentence naming it).
     """
+    from fpsm_core.io.dicom_header import read_dataset  # pydicom: not before the first film
+
     dataset, _notes = read_dataset(Path(path), stop_before_pixels=True)
     meta = getattr(dataset, "file_meta", None)
     rows = _rows(meta, 0) if meta is not None else ()

@@ -27,6 +27,12 @@ from fpsm_core.labels import LABELS
 from fpsm_core.model import validate
 from fpsm_core.model.errors import CheckpointError
 from fpsm_core.model.fpsm import FPSM, ModelConfigError
+from fpsm_core.model.materialise import (
+    assign_weights,
+    build_on_meta,
+    compute_in_float32,
+    plain_state_dict,
+)
 from fpsm_core.model.provenance import TrainingProvenance, train_positives_of
 from fpsm_core.preprocess import IMAGENET_MEAN, IMAGENET_STD, RESIZE_POLICIES, Preprocessing
 
@@ -161,15 +167,17 @@ def save_checkpoint(
     json_path = stem.with_suffix(".json")
     target = torch.float16 if dtype == "float16" else torch.float32
     tensors = {}
-    for key, value in model.state_dict().items():
+    for key, value in plain_state_dict(model).items():
         value = value.detach().cpu()
         if value.is_floating_point():
             value = value.to(target)
         tensors[key] = value.contiguous()
     arch = model.config()
-    save_file(
-        tensors, str(weights_path), metadata={"format": FORMAT, "architecture": json.dumps(arch)}
-    )
+    # A new file renamed into place, never a rewrite of the old one: a viewer or service that
+    # loaded the old weights memory-maps them, and truncating a mapped file under it would crash it.
+    partial = weights_path.with_suffix(".safetensors.tmp")
+    save_file(tensors, str(partial), metadata={"format": FORMAT, "architecture": json.dumps(arch)})
+    partial.replace(weights_path)
     prov = {
         "code_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -229,8 +237,18 @@ def read_checkpoint_meta(path: str | Path) -> CheckpointMeta:
     return CheckpointMeta.from_json(data, json_path)
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> LoadedCheckpoint:
-    """Load a checkpoint after checking its weights' SHA-256; the model is in eval mode, float32."""
+def load_checkpoint(
+    path: str | Path, device: str | torch.device = "cpu", *, keep_stored_dtype: bool = False
+) -> LoadedCheckpoint:
+    """Load a checkpoint after checking its weights' SHA-256; the model is in eval mode, float32.
+
+    ``keep_stored_dtype``: half-precision weights stay half in memory and are read as float32 by
+    each layer (:func:`~fpsm_core.model.materialise.compute_in_float32`): the same outputs at half
+    the memory, for models used for inference only (a model to train or save needs the default).
+
+    The architecture is built without weights and takes the file's tensors as its own (float32
+    ones memory-mapped, see :mod:`fpsm_core.model.materialise`), so loading holds each weight once.
+    """
     path = Path(path)
     meta = read_checkpoint_meta(path)
     json_path = _stem(path).with_suffix(".json")
@@ -252,17 +270,28 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
             f"{weights_path} is not a readable safetensors file ({exc})."
         ) from None
     validate.check_finite_tensors(tensors, weights_path)
+    kwargs = _arch_kwargs_or_error(meta.architecture, json_path)
     try:
-        model = FPSM(**_arch_kwargs(meta.architecture))
+        skeleton = build_on_meta(lambda: FPSM(**kwargs))  # shapes only: no memory, no init
     except (ModelConfigError, TypeError) as exc:
         raise CheckpointError(
             f"{json_path} describes a model that cannot be built: {exc}"
         ) from None
-    state = {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}
+    # float32 tensors stay the memory-mapped ones (``.float()`` is a no-op for them).
+    state = {
+        k: (v.float() if v.is_floating_point() and not keep_stored_dtype else v)
+        for k, v in tensors.items()
+    }
     try:
-        model.load_state_dict(state, strict=True)
+        if assign_weights(skeleton, state):
+            model = skeleton
+        else:  # a buffer the file does not carry and timm cannot rebuild: the plain way
+            model = FPSM(**kwargs)
+            model.load_state_dict(state, strict=True)
     except RuntimeError:
-        why = validate.state_dict_mismatch(model.state_dict(), state)
+        why = validate.state_dict_mismatch(
+            build_on_meta(lambda: FPSM(**kwargs)).state_dict(), state
+        )
         raise CheckpointError(
             f"{weights_path} does not fit the architecture in {json_path.name}: {why}."
         ) from None
@@ -270,6 +299,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
         raise CheckpointError(
             f"{json_path} lists {len(meta.labels)} labels for a {model.num_classes}-class model."
         )
+    if keep_stored_dtype:
+        compute_in_float32(model)
     model.eval().to(device)
     return LoadedCheckpoint(model=model, meta=meta, json_path=json_path)
 
@@ -284,6 +315,15 @@ def _refuse_pickle(path: Path) -> None:
 
 def _stem(path: Path) -> Path:
     return path.with_suffix("") if path.suffix in (".json", ".safetensors") else path
+
+
+def _arch_kwargs_or_error(arch: Mapping[str, Any], json_path: Path) -> dict[str, Any]:
+    try:
+        return _arch_kwargs(arch)
+    except TypeError as exc:
+        raise CheckpointError(
+            f"{json_path} describes a model that cannot be built: {exc}"
+        ) from None
 
 
 def _arch_kwargs(arch: Mapping[str, Any]) -> dict[str, Any]:

@@ -120,7 +120,11 @@ def write_ensemble(
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> Ensemble:
-    """Load an ensemble directory, an ``ensemble.json`` or a single checkpoint (an ensemble of one)."""
+    """Load an ensemble directory, an ``ensemble.json`` or a single checkpoint (an ensemble of one).
+
+    An ensemble is for inference: members stored in float16 stay float16 in memory and compute in
+    float32 (``keep_stored_dtype``), so it holds what its files hold and gives the same outputs.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / ENSEMBLE_FILE
@@ -130,7 +134,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Ensemble
             )
     if path.name == ENSEMBLE_FILE or (path.suffix == ".json" and _is_ensemble_json(path)):
         return _load_ensemble_json(path, device)
-    loaded = load_checkpoint(path, device=device)
+    loaded = load_checkpoint(path, device=device, keep_stored_dtype=True)
     return Ensemble(
         name=loaded.meta.name,
         members=(loaded,),
@@ -157,7 +161,7 @@ def _load_ensemble_json(path: Path, device: str | torch.device) -> Ensemble:
     names: list[str] = []
     for rel, name in entries:
         member_file = validate.confined_file(path.parent, rel, path, "member")
-        member = load_checkpoint(member_file, device=device)
+        member = load_checkpoint(member_file, device=device, keep_stored_dtype=True)
         members.append(member)
         names.append(name if name is not None else member.meta.name)
     labels = members[0].meta.labels
