@@ -299,5 +299,7 @@ def test_original_values_of_a_real_monochrome1_cr_are_its_stored_values() -> Non
     np.testing.assert_array_equal(original_values(image), stored)
     rect = new_annotation("rectangle", [(900.0, 700.0), (1000.0, 800.0)])
     m = measure(rect, original_values(image), None)
-    assert m.details["mean"] == pytest.approx(stored[700:800, 900:1000].astype(np.float64).mean(), rel=1e-9)
+    assert m.details["mean"] == pytest.approx(
+        stored[700:800, 900:1000].astype(np.float64).mean(), rel=1e-9
+    )
     assert (m.details["area"], m.details["area_unit"]) == (10000.0, "px²")
