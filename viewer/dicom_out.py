@@ -331,7 +331,6 @@ class DicomOutController(QObject):
 
     def __init__(self, parent: QWidget, state: ViewerState, settings: Any) -> None:
         super().__init__(parent)
-        self.parent_widget = parent
         self.state = state
         self.settings = settings
         self.output = DicomOutput(self)
@@ -355,7 +354,11 @@ class DicomOutController(QObject):
             self.dialog.close()
             self.dialog.deleteLater()
         self.dialog = DicomOutDialog(
-            mode, self.output, self.current, self.settings, self.parent_widget
+            mode,
+            self.output,
+            self.current,
+            self.settings,
+            self.parent(),  # type: ignore[arg-type]
         )
         self.dialog.show()
         return self.dialog

@@ -421,10 +421,15 @@ class QueryPacsController(QObject):
 
     def __init__(self, window: Any) -> None:
         super().__init__(window)
-        self.window = window
         self.dialog: QueryPacsDialog | None = None
         self._triage_next = False
         window.hub.folder_indexed.connect(self._on_hub_folder_indexed)
+
+    @property
+    def window(self) -> Any:
+        """The main window: its Qt parent, never a Python reference (a reference cycle would
+        leave the window to the garbage collector, which may run on a worker thread)."""
+        return self.parent()
 
     def open(self) -> QueryPacsDialog:
         if self.dialog is None:

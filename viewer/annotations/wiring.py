@@ -9,6 +9,7 @@ drops a half-drawn one, then leaves the tool.
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
@@ -46,7 +47,9 @@ class MeasureWiring:
     """
 
     def __init__(self, window: MainWindow, index_cache: Any) -> None:
-        self.window = window
+        # A weak reference: window.measure -> self -> window would be a cycle left to the
+        # garbage collector, which may run on a worker thread and destroy the window there.
+        self._window = weakref.ref(window)
         store, problem = open_store(index_cache)
         self.controller = AnnotationController(window.state, window.image_view, store)
         self.panel = AnnotationPanel(self.controller)
@@ -60,6 +63,12 @@ class MeasureWiring:
         self._connect(self.controller)
         if problem:
             window.show_error(problem)
+
+    @property
+    def window(self) -> MainWindow:
+        window = self._window()
+        assert window is not None, "the window is gone"
+        return window
 
     def _connect(self, controller: AnnotationController) -> None:
         controller.measured.connect(self.window.show_status)
