@@ -164,6 +164,12 @@ class _Latest:
         return self.value
 
 
+def _release_memory() -> None:
+    from fpsm_core.pipeline.allocator import release_memory
+
+    release_memory()
+
+
 def _file_message(exc: Exception, path: str, verb: str, doing: str) -> str:
     """One sentence for a file that could not be read; an unexpected error keeps its traceback."""
     if isinstance(exc, FpsmError):  # a user's file: its own one sentence
@@ -279,6 +285,7 @@ class InferenceWorker(QObject):
                 torch_threads=self._threads,
             ),
         )
+        _release_memory()  # the loading's scratch (and any model it replaced) leaves the arena
 
     @Slot(int, object)
     def infer(self, request_id: int, image: XRayImage) -> None:
@@ -303,6 +310,7 @@ class InferenceWorker(QObject):
             )
             return
         self.result_ready.emit(request_id, result)
+        _release_memory()  # the forward's freed activations stay resident in this thread's arena
 
 
 class TriageWorker(QObject):
