@@ -15,10 +15,8 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import (
-    QComboBox,
-    QCompleter,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
@@ -33,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from fpsm_core.errors import FpsmError, one_sentence
 from fpsm_core.labels import LABELS
+from viewer.label_combo import label_combo, matching_label
 
 if TYPE_CHECKING:
     from viewer.annotations.controller import AnnotationController
@@ -75,14 +74,7 @@ class AddToLibraryDialog(QDialog):
         self.library = QLineEdit(str(settings.value("dadam/library", "") or ""))
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
-        self.label = QComboBox()
-        self.label.setEditable(True)
-        self.label.addItems(list(LABELS))
-        self.label.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-        completer = QCompleter(list(LABELS), self.label)
-        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-        completer.setFilterMode(Qt.MatchFlag.MatchContains)
-        self.label.setCompleter(completer)
+        self.label = label_combo()
         if label in LABELS:
             self.label.setCurrentText(label)
         self.message = QLabel(
@@ -113,8 +105,7 @@ class AddToLibraryDialog(QDialog):
             self.library.setText(folder)
 
     def chosen_label(self) -> str | None:
-        text = self.label.currentText().strip()
-        return next((lab for lab in LABELS if lab.lower() == text.lower()), None)
+        return matching_label(self.label.currentText())
 
 
 class BoxToLibrary(QObject):

@@ -22,8 +22,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
-    QComboBox,
-    QCompleter,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -31,9 +29,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from fpsm_core.labels import LABELS
 from viewer import display
 from viewer.image_view import FilmItem, grey_to_argb
+from viewer.label_combo import label_combo, matching_label
 from viewer.patch_editor.gallery import label_colour
 from viewer.patch_editor.model import EditorError, SourceBox, SourceRef
 from viewer.patch_editor.qt_util import blocked
@@ -135,14 +133,7 @@ class SourceViewWidget(QWidget):
         self.loader = SourceLoader(self)
         self.draw_button = QPushButton("Draw box (N)")
         self.draw_button.setCheckable(True)
-        self.class_combo = QComboBox()
-        self.class_combo.setEditable(True)
-        self.class_combo.addItems(list(LABELS))
-        self.class_combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-        completer = QCompleter(list(LABELS), self.class_combo)
-        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-        completer.setFilterMode(Qt.MatchFlag.MatchContains)
-        self.class_combo.setCompleter(completer)
+        self.class_combo = label_combo()
         self.class_combo.setMinimumWidth(220)
         self.class_combo.setToolTip("class of the selected box, or of the next box you draw")
         self.delete_button = QPushButton("Delete box (Del)")
@@ -365,7 +356,7 @@ class SourceViewWidget(QWidget):
 
     def _on_class_chosen(self) -> None:
         label = self.class_combo.currentText().strip()
-        match = next((lab for lab in LABELS if lab.lower() == label.lower()), None)
+        match = matching_label(label)
         if match is None:
             self.state.say(f"'{label}' is not one of the 26 CXR-LT classes.", error=True)
             return
