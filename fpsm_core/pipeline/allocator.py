@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import sys
 from dataclasses import dataclass
@@ -38,6 +39,13 @@ class AllocatorTuning:
     note: str
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """The C library, looked up once (``find_library`` may run ``ldconfig`` in a subprocess, and
+    :func:`release_memory` is called after every inference in the viewer)."""
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+
+
 def tune_allocator() -> AllocatorTuning:
     """Raise glibc's mmap and trim thresholds for this process (once; later calls report it)."""
     global _applied
@@ -50,8 +58,7 @@ def tune_allocator() -> AllocatorTuning:
         _applied = AllocatorTuning(False, f"not glibc ({sys.platform}): allocator left as is")
         return _applied
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = _libc().mallopt
     except (OSError, AttributeError):  # musl and others have no mallopt
         _applied = AllocatorTuning(False, "no mallopt in this C library: allocator left as is")
         return _applied
@@ -79,8 +86,7 @@ def release_memory() -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
+        trim = _libc().malloc_trim
     except (OSError, AttributeError):
         return False
     trim.argtypes = [ctypes.c_size_t]
