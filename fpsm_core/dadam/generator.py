@@ -43,7 +43,7 @@ import cv2
 import numpy as np
 
 from fpsm_core.dadam.boxes import read_boxes
-from fpsm_core.dadam.composition import Composition, PatchSpec, compose
+from fpsm_core.dadam.composition import ComposeCache, Composition, PatchSpec, compose
 from fpsm_core.dadam.errors import DadamError
 from fpsm_core.dadam.importer import load_display
 from fpsm_core.dadam.library import PatchLibrary, read_patch_png
@@ -221,8 +221,13 @@ def compose_item(
     specs: Sequence[PatchSpec],
     mask: np.ndarray | None,
     estimate_lungs: bool,
+    cache: ComposeCache | None = None,
 ) -> Composition:
-    """Compose one plan item exactly as ``generate`` does (its seed drives any re-placement)."""
+    """Compose one plan item exactly as ``generate`` does (its seed drives any re-placement).
+
+    ``cache`` keeps the placement-independent work between calls (the studio's drag); the image
+    is the same with or without it.
+    """
     if mask is not None and mask.shape != dest.shape:
         mask = cv2.resize(mask, (dest.shape[1], dest.shape[0]), interpolation=cv2.INTER_NEAREST)
     return compose(
@@ -232,6 +237,7 @@ def compose_item(
         lung_mask=mask,
         estimate_lungs=estimate_lungs,
         rng=np.random.default_rng(item.seed),
+        cache=cache,
     )
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from fpsm_core.dadam.composition import Composition, PatchSpec
+from fpsm_core.dadam.composition import ComposeCache, Composition, PatchSpec
 from fpsm_core.dadam.errors import DadamError
 from fpsm_core.dadam.generator import (
     IMAGES_DIR,
@@ -319,6 +319,7 @@ def render(
     target: tuple[np.ndarray, tuple[float, float] | None] | None = None,
     lung: str | Path = "estimate",
     lung_mask: np.ndarray | None = None,
+    cache: ComposeCache | None = None,
 ) -> Composition:
     """Compose the recipe exactly as ``fpsm dadam generate`` composes its plan item.
 
@@ -330,6 +331,8 @@ def render(
             renders many times (a drag in the studio).
         lung: As ``generate``'s ``lung``: "estimate", "template" or a lung mask folder.
         lung_mask: A lung mask to use as is (overrides a folder's).
+        cache: Keeps what does not depend on placement between renders (a drag in the studio:
+            the resized patch, its weights, the target's lung estimate); same pixels without it.
 
     Returns:
         The composite (uint8) and where each patch went.
@@ -344,7 +347,8 @@ def render(
     mask = lung_mask
     if mask is None and mode not in ("estimate", "template") and images_root is not None:
         mask = lung_mask_in(mode, item, Path(images_root) / recipe.target_path)
-    return compose_item(item, dest, spacing, patch_specs(recipe, library), mask, mode == "estimate")
+    specs = patch_specs(recipe, library)
+    return compose_item(item, dest, spacing, specs, mask, mode == "estimate", cache)
 
 
 # -- generated images ----------------------------------------------------------------------------

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from test_dadam_support import add_lesion, chest
 
 from fpsm_core.dadam.composition import (
     MASK_SIZE,
+    ComposeCache,
     PatchSpec,
     blend_into,
     compose,
     estimate_lung_mask,
     feather_weights,
+    match_offset,
+    prepare_patch,
     prior_lung_mask,
 )
 
@@ -181,3 +186,91 @@ def test_estimate_lung_mask_finds_the_lungs_or_declines() -> None:
     noise = np.random.default_rng(0).integers(0, 256, (128, 128), dtype=np.uint8)
     assert estimate_lung_mask(noise) is None
     assert 0.1 < prior_lung_mask().mean() < 0.35
+
+
+def _reference_paste(
+    dest: np.ndarray, pix: np.ndarray, box: tuple[int, int, int, int], x: int, y: int, **kw: Any
+) -> tuple[np.ndarray, float]:
+    """The paste as match_offset + blend_into define it (compose's maths before the cache)."""
+    out = dest.copy()
+    h, w = pix.shape
+    weights = feather_weights(h, w, box, kw.get("feather", 1.0))
+    offset = match_offset(pix, out[y : y + h, x : x + w], weights) if kw.get("match") else 0.0
+    blend_into(out, pix, weights, x, y, kw.get("alpha", 1.0), offset)
+    return out, offset
+
+
+@pytest.mark.parametrize("feather", [1.0, 0.35, 0.0])
+@pytest.mark.parametrize("alpha", [1.0, 0.6, 0.137])
+def test_a_prepared_patch_pastes_exactly_as_the_reference_maths(
+    feather: float, alpha: float
+) -> None:
+    rng = np.random.default_rng(int(100 * feather + 1000 * alpha))
+    dest = rng.integers(0, 256, (240, 300), dtype=np.uint8)
+    corners = 0
+    for size, box in (
+        ((57, 83), (9, 12, 50, 70)),
+        ((160, 140), (30, 30, 130, 110)),  # a wide margin: the ring dips into the core's corners
+        ((40, 30), (0, 0, 40, 30)),  # no margin: the whole region is matched
+        ((5, 6), (1, 1, 4, 5)),
+    ):
+        pix = rng.integers(0, 256, size[::-1], dtype=np.uint8)
+        prepared = prepare_patch(pix, size, box, feather=feather, alpha=alpha)
+        corners += prepared.core_ring[0].size
+        for _ in range(5):  # anywhere on the film: only the destination's ring sum changes
+            x = int(rng.integers(0, dest.shape[1] - size[0]))
+            y = int(rng.integers(0, dest.shape[0] - size[1]))
+            want, offset = _reference_paste(
+                dest, pix, box, x, y, feather=feather, alpha=alpha, match=True
+            )
+            got = dest.copy()
+            region = got[y : y + size[1], x : x + size[0]]
+            assert prepared.offset_in(region) == offset  # the same float, not just close
+            prepared.paste(got, x, y, offset)
+            assert np.array_equal(got, want)
+            got = dest.copy()
+            prepared.paste(got, x, y)
+            assert np.array_equal(
+                got, _reference_paste(dest, pix, box, x, y, feather=feather, alpha=alpha)[0]
+            )
+    assert corners > 0 or feather < 1.0
+
+
+def test_compose_with_a_cache_gives_the_same_image_move_after_move() -> None:
+    dest, _ = chest(256, seed=2)
+    dest.setflags(write=False)  # a loaded target: the cache may keep its lung estimate
+    rng = np.random.default_rng(4)
+    big = rng.integers(60, 200, (90, 70), dtype=np.uint8)
+    small, box = _patch(size=20, margin=5)
+    for a in (big, small):
+        a.setflags(write=False)  # library pixels are read-only
+    cache = ComposeCache()
+    for k in range(12):
+        specs = [
+            PatchSpec(big, (15, 20, 55, 70), "Consolidation", (rng.random(), rng.random()),
+                      alpha=0.6, scale=0.8 + 0.05 * (k % 3), image_size=(256, 256),
+                      feather=0.5 if k >= 6 else 1.0),
+            PatchSpec(small, box, "Nodule", (rng.random(), rng.random()), image_size=(128, 128)),
+        ]  # fmt: skip
+        kw: dict[str, Any] = {"rng": np.random.default_rng(k)}
+        want = compose(dest, specs, **kw)
+        got = compose(dest, specs, cache=cache, rng=np.random.default_rng(k))
+        assert np.array_equal(got.image, want.image)
+        assert got.placements == want.placements
+    # Moves reuse the prepared patches: only the first of each size/feather worked them out.
+    assert cache.hits > cache.misses
+    assert cache.misses <= 2 * 4 and len(cache._patches) <= cache.max_patches
+
+
+def test_the_cache_takes_writeable_arrays_afresh() -> None:
+    dest = np.random.default_rng(9).integers(0, 256, (100, 100), dtype=np.uint8)
+    pix, box = _patch(size=24, margin=6)
+    spec = PatchSpec(pix, box, "Nodule", (0.4, 0.5), image_size=(100, 100))
+    cache = ComposeCache()
+    first = compose(dest, [spec], cache=cache).image
+    pix[6:-6, 6:-6] = 30  # changed in place: a writeable array is never kept
+    dest[:50] = 0
+    again = compose(dest, [spec], cache=cache)
+    assert np.array_equal(again.image, compose(dest, [spec]).image)
+    assert not np.array_equal(again.image, first)
+    assert cache.hits == 0 and not cache._patches and cache._lungs is None

@@ -35,6 +35,7 @@ import numpy as np
 from fpsm_core.dadam.composition import (
     LUNG_FIELD_CLASSES,
     MASK_SIZE,
+    ComposeCache,
     Composition,
     PatchSpec,
     estimate_lung_mask,
@@ -203,6 +204,7 @@ def load_target(ref: TargetRef) -> Target:
         raise StudioError(str(exc)) from None
     except (OSError, ValueError, MemoryError) as exc:
         raise StudioError(f"cannot be loaded ({exc})", path=ref.path) from None
+    pixels.setflags(write=False)  # never changed: a ComposeCache may keep its lung estimate
     return Target(ref, pixels, spacing, estimate_lung_mask(pixels))
 
 
@@ -344,9 +346,16 @@ def to_recipe(
 
 
 def composite(
-    target: Target, patches: Sequence[StudioPatch], settings: StudioSettings, library: PatchLibrary
+    target: Target,
+    patches: Sequence[StudioPatch],
+    settings: StudioSettings,
+    library: PatchLibrary,
+    cache: ComposeCache | None = None,
 ) -> Composition:
     """The composite, exactly as ``generate`` makes it for the recipe (``recipe.render``).
+
+    ``cache`` keeps the work a drag does not change (the resized patch, its weights, the lung
+    estimate) from one step to the next; the pixels are the same without it.
 
     Raises:
         StudioError: a patch is missing from the library or its file is gone.
@@ -358,7 +367,7 @@ def composite(
     try:
         return render(
             recipe, library, target=(target.pixels, target.spacing), lung=settings.lung,
-            lung_mask=mask,
+            lung_mask=mask, cache=cache,
         )  # fmt: skip
     except DadamError as exc:
         raise StudioError(str(exc)) from None

@@ -6,8 +6,9 @@ the model check and the last message live here, each with a setter and a ``<fiel
 signal sent once and only on a real change. The rules are the plain functions of
 :mod:`viewer.patch_editor.studio.model`; this class only keeps the fields and re-composes on the
 GUI thread when an input changes (a paste is a small-region operation, well inside one frame at
-1024 px: ``bench/bench_studio_gui.py``). A composite gets a new ``revision``: model checks and
-scores carry it, and a result for an older revision is dropped.
+1024 px: ``bench/bench_studio_gui.py``), with a ``ComposeCache`` that keeps what a drag does not
+change. A composite gets a new ``revision``: model checks and scores carry it, and a result for
+an older revision is dropped.
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ class StudioState(QObject):
         self.library: Callable[[], PatchLibrary | None] = lambda: None
         """Where the patches come from (the editor's open library; set by the studio widget)."""
         self.source: Any = None  # the generated image's recipe this composition was opened from
+        self.compose_cache = sm.ComposeCache()
+        """What a drag step reuses (the resized patch, its weights, the target's lung estimate)."""
 
     # -- fields ------------------------------------------------------------------------------
     @property
@@ -265,8 +268,8 @@ class StudioState(QObject):
             try:
                 self._recipe = sm.to_recipe(t.ref, self._patches, self._settings, t)
                 self._composition = (
-                    sm.composite(t, self._patches, self._settings, library)  # type: ignore[arg-type]
-                    if self._patches
+                    sm.composite(t, self._patches, self._settings, library, self.compose_cache)
+                    if self._patches and library is not None
                     else sm.Composition(t.pixels, ())
                 )
             except sm.StudioError as exc:
