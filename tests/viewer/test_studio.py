@@ -245,6 +245,58 @@ def test_the_studio_composite_is_compose_bit_for_bit(
     assert shown is not None and set(np.unique(shown[expected.image == dest])) == {128}
 
 
+def test_drag_change_a_setting_and_drag_again_still_equal_render(
+    qtbot: Any, make_editor: Any, films: Path, library: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The drag reuses what it can (ComposeCache); what it shows stays render()'s, uncached."""
+    import pyqtgraph as pg
+
+    from fpsm_core.dadam.recipe import render
+    from viewer.patch_editor.studio.composite_view import grey_argb
+
+    monkeypatch.setitem(pg.CONFIG_OPTIONS, "mouseRateLimit", 0)  # synthetic moves come fast
+    window = make_editor(library)
+    studio, _pid = setup_composite(qtbot, window, films, library)
+    state, view = studio.state, studio.view
+    lib = window.state.session.library
+    view.fit()
+    QApplication.processEvents()
+
+    def shows_render() -> None:
+        want = render(state.recipe, lib, target=(state.target.pixels, state.target.spacing))
+        assert np.array_equal(state.composition.image, want.image)
+        assert state.composition.placements == want.placements
+        QApplication.processEvents()  # the film's repaint of the rectangle the drag touched
+        assert np.array_equal(view.film.array, grey_argb(state.composition.image))
+
+    def drag_to_the_other_lung() -> None:
+        x0, y0, x1, y1 = state.composition.placements[0].box
+        h, w = state.target.pixels.shape
+        cx, cy = state.patches[0].center
+        start = view.image_to_viewport((x0 + x1) / 2, (y0 + y1) / 2)
+        end = view.image_to_viewport((x0 + x1) / 2 + (1.0 - 2 * cx) * w, (y0 + y1) / 2)
+        drag(view.graphics.viewport(), start, end)
+        assert abs(state.patches[0].center[0] - cx) > 0.2
+
+    shows_render()
+    drag_to_the_other_lung()
+    shows_render()
+    hits = state.compose_cache.hits
+    assert hits > 0  # the moves reused the prepared patch
+    panel = studio.patch_panel
+    panel.alpha.setValue(0.55)
+    panel.feather.setValue(0.4)
+    panel.match.setChecked(False)
+    assert (state.patches[0].alpha, state.patches[0].feather) == (0.55, 0.4)
+    shows_render()
+    panel.match.setChecked(True)
+    panel.factor.setValue(0.8)
+    shows_render()
+    drag_to_the_other_lung()
+    shows_render()
+    assert state.compose_cache.hits > hits
+
+
 def test_a_saved_recipe_generates_the_same_pixels_and_opens_back(
     qtbot: Any, make_editor: Any, films: Path, library: Path, tmp_path: Path
 ) -> None:
