@@ -230,14 +230,21 @@ class PatchPanel(QGroupBox):
         self.state.set_current(row)
 
     def _on_state_patches_changed(self, patches: tuple[sm.StudioPatch, ...]) -> None:
+        texts = [
+            f"#{p.patch_id} {p.label}  at ({p.center[0]:.2f}, {p.center[1]:.2f})  alpha {p.alpha:.2f}"
+            for p in patches
+        ]
         with blocked(self.list):
-            self.list.clear()
-            for p in patches:
-                x, y = p.center
-                self.list.addItem(
-                    f"#{p.patch_id} {p.label}  at ({x:.2f}, {y:.2f})  alpha {p.alpha:.2f}"
-                )
-            self.list.setCurrentRow(self.state.current)
+            if self.list.count() == len(texts):  # a drag step: retitle what moved, no rebuild
+                for row, text in enumerate(texts):
+                    item = self.list.item(row)
+                    if item.text() != text:
+                        item.setText(text)
+            else:
+                self.list.clear()
+                self.list.addItems(texts)
+            if self.list.currentRow() != self.state.current:
+                self.list.setCurrentRow(self.state.current)
         self._show_current()
 
     def _on_state_current_changed(self, index: int) -> None:
@@ -258,10 +265,12 @@ class PatchPanel(QGroupBox):
             (self.alpha, p.alpha),
             (self.feather, p.feather),
         ):
-            with blocked(spin):
-                spin.setValue(value)
-        with blocked(self.match):
-            self.match.setChecked(p.match)
+            if spin.value() != round(value, spin.decimals()):
+                with blocked(spin):
+                    spin.setValue(value)
+        if self.match.isChecked() != p.match:
+            with blocked(self.match):
+                self.match.setChecked(p.match)
 
     def _on_state_partner_changed(self, partner: str) -> None:
         with blocked(self.partner):
