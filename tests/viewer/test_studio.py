@@ -281,6 +281,10 @@ def test_drag_change_a_setting_and_drag_again_still_equal_render(
     shows_render()
     drag_to_the_other_lung()
     shows_render()
+    # The patch list's row follows (retitled at most ten times a second during a drag).
+    cx, cy = state.patches[0].center
+    row = studio.patch_panel.list.item(0)
+    qtbot.waitUntil(lambda: f"at ({cx:.2f}, {cy:.2f})" in row.text(), timeout=TIMEOUT)
     hits = state.compose_cache.hits
     assert hits > 0  # the moves reused the prepared patch
     panel = studio.patch_panel

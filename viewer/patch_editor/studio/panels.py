@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -150,6 +150,10 @@ class TargetPanel(QGroupBox):
 class PatchPanel(QGroupBox):
     """The patches on the target and the controls of the one being edited.
 
+    A drag moves a patch many times a second; the row that shows its place is retitled at most
+    every ``RETITLE_MS`` (repainting the list behind a styled group box cost about as much as
+    the composite itself, per step). Adding, removing or picking a patch shows at once.
+
     Signals:
         add_selected(): add the gallery's selection.
         add_partner(str): add a patch of this class (the MixUp partner).
@@ -157,10 +161,15 @@ class PatchPanel(QGroupBox):
 
     add_selected = Signal()
     add_partner = Signal(str)
+    RETITLE_MS = 100
 
     def __init__(self, state: StudioState, parent: QWidget | None = None) -> None:
         super().__init__("Patches", parent)
         self.state = state
+        self._retitle = QTimer(self)
+        self._retitle.setSingleShot(True)
+        self._retitle.setInterval(self.RETITLE_MS)
+        self._retitle.timeout.connect(self._show_rows)
         self.list = QListWidget()
         self.list.setMaximumHeight(110)
         self.add_button = QPushButton("Add gallery selection")
@@ -230,12 +239,21 @@ class PatchPanel(QGroupBox):
         self.state.set_current(row)
 
     def _on_state_patches_changed(self, patches: tuple[sm.StudioPatch, ...]) -> None:
+        if self.list.count() == len(patches):  # moved or edited: retitle soon, no rebuild
+            if not self._retitle.isActive():
+                self._retitle.start()
+        else:
+            self._retitle.stop()
+            self._show_rows()
+        self._show_current()
+
+    def _show_rows(self) -> None:
         texts = [
             f"#{p.patch_id} {p.label}  at ({p.center[0]:.2f}, {p.center[1]:.2f})  alpha {p.alpha:.2f}"
-            for p in patches
+            for p in self.state.patches
         ]
         with blocked(self.list):
-            if self.list.count() == len(texts):  # a drag step: retitle what moved, no rebuild
+            if self.list.count() == len(texts):
                 for row, text in enumerate(texts):
                     item = self.list.item(row)
                     if item.text() != text:
@@ -245,7 +263,6 @@ class PatchPanel(QGroupBox):
                 self.list.addItems(texts)
             if self.list.currentRow() != self.state.current:
                 self.list.setCurrentRow(self.state.current)
-        self._show_current()
 
     def _on_state_current_changed(self, index: int) -> None:
         with blocked(self.list):
