@@ -1,15 +1,22 @@
 """The composition studio's drag step at 1024 px, offscreen: does the composite keep up with a hand?
 
-One run, side by side, on a simulated 1024 px film with a lung patch placed on it:
+One run, side by side, on a simulated 1024 px film, for a typical lung patch (the median one) and
+the largest (a third of the film), each dragged along a path through both lungs, ``--steps``
+positions (median and 95th percentile; only steps that moved the patch count):
 
-- ``compose`` alone (the core's paste, lung field estimated as ``generate`` does);
-- ``recipe.render`` (the studio's composite: library lookup, the generator's spec, compose);
-- one state step (``StudioState.move_patch``: snap into the lung field, render, label vector, signals);
-- one full drag step: a real mouse-move event on the view's viewport (the drag handler, the state
-  step, the film's new ARGB image) and the viewport repainted at once (offscreen raster).
+- ``compose`` as ``generate`` runs it (no cache), and with a ``ComposeCache`` (the resized patch,
+  its weights and the target's lung estimate kept between calls);
+- ``recipe.render`` (the studio's composite: library lookup, the generator's spec, compose),
+  without and with the cache;
+- one drag step: a real mouse-move event on the view's viewport (the drag handler, the state
+  step: snap into the lung field, render, label vector, signals, the film's new ARGB rectangle)
+  and the events it leaves processed at once (the repaint of the rectangle it touched and of the
+  patch list), and the same with a whole-view repaint instead (an upper bound).
 
-Each is timed over ``--steps`` positions along a path through both lungs (median and 95th
-percentile) and compared with one 60 Hz frame (16.7 ms).
+The drag steps run in alternating blocks of ``--block`` steps *without* the studio's cache (its
+state's ``compose_cache`` off, the lung outline stroked afresh each paint: the work done before
+these were added) and *with* it, so both see the same load. Wall time is what a hand sees; the GUI
+thread's CPU time beside it is the steadier figure on a shared machine. One 60 Hz frame is 16.7 ms.
 
 With ``--check N`` it also times, N interleaved repeats on the same composite, the model check
 the studio runs: the two bare forwards (original and composite, one batch, no CAMs), the core's
@@ -17,18 +24,19 @@ the studio runs: the two bare forwards (original and composite, one batch, no CA
 studio's whole round trip (button click to the table and the per-level maps on screen, on the
 model thread), with the bundled demo ensemble (or ``--model``).
 
-Run: ``QT_QPA_PLATFORM=offscreen python bench/bench_studio_gui.py [--size 1024] [--steps 200]
-[--check 5] [--model M]``.
+Run: ``QT_QPA_PLATFORM=offscreen python bench/bench_studio_gui.py [--size 1024] [--steps 100]
+[--block 10] [--check 5] [--model M]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,61 +44,83 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 FRAME_MS = 1000.0 / 60.0
-Row = tuple[str, float, float]
+MODES = ("without cache", "with cache")
+
+
+@dataclass
+class Timings:
+    """Wall and GUI-thread CPU milliseconds of one step kind, per mode."""
+
+    wall: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in MODES})
+    cpu: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in MODES})
 
 
 def _stats(xs: list[float]) -> tuple[float, float]:
+    if not xs:
+        return float("nan"), float("nan")
     xs = sorted(xs)
     return statistics.median(xs), xs[min(len(xs) - 1, int(0.95 * len(xs)))]
 
 
-def measure(app: Any, window: Any, target: Any, patch: Any, steps: int, name: str) -> list[Row]:
-    """Time the four steps for one patch dragged along a path through both lungs."""
+def _path(steps: int) -> list[tuple[float, float]]:
+    """Up and down the left lung, then the right one: every step a new place in the field."""
     import numpy as np
+
+    half = max(steps // 2, 1)
+    return [
+        (
+            0.3 + 0.4 * (i >= steps // 2) + 0.03 * float(np.sin(i / 5.0)),
+            0.3 + 0.3 * abs(((2 * i / half) % 2) - 1),
+        )
+        for i in range(steps)
+    ]
+
+
+def measure_core(target: Any, recipe: Any, lib: Any, steps: int) -> dict[str, Timings]:
+    """compose and render along the path, without and with a ComposeCache, step by step."""
+    import numpy as np
+
+    from fpsm_core.dadam.composition import ComposeCache, compose
+    from fpsm_core.dadam.recipe import patch_specs, render
+
+    specs = patch_specs(recipe, lib)  # library pixels: read-only, so a cache may keep them
+    dest = target.pixels  # a loaded target: read-only
+    cache_c, cache_r = ComposeCache(), ComposeCache()
+    out = {"compose": Timings(), "render": Timings()}
+    for x, y in _path(steps):
+        sp = [replace(s, center=(x, y)) for s in specs]
+        moved = recipe.moved(0, (x, y))
+        for mode, cc, cr in ((MODES[0], None, None), (MODES[1], cache_c, cache_r)):
+            t0, c0 = time.perf_counter(), time.thread_time()
+            compose(dest, sp, dest_spacing=target.spacing, rng=np.random.default_rng(0), cache=cc)
+            out["compose"].wall[mode].append((time.perf_counter() - t0) * 1e3)
+            out["compose"].cpu[mode].append((time.thread_time() - c0) * 1e3)
+            t0, c0 = time.perf_counter(), time.thread_time()
+            render(moved, lib, target=(target.pixels, target.spacing), cache=cr)
+            out["render"].wall[mode].append((time.perf_counter() - t0) * 1e3)
+            out["render"].cpu[mode].append((time.thread_time() - c0) * 1e3)
+    return out
+
+
+def measure(
+    app: Any, window: Any, target: Any, patch: Any, steps: int, block: int
+) -> tuple[dict[str, Timings], int]:
+    """Time compose, render and the two drag steps for one patch; modes in alternating blocks."""
     from PySide6.QtCore import QEvent, QPointF, Qt
     from PySide6.QtGui import QMouseEvent
-    from PySide6.QtWidgets import QApplication
-
-    from fpsm_core.dadam.composition import compose
-    from fpsm_core.dadam.recipe import patch_specs, render
+    from PySide6.QtWidgets import QApplication, QGraphicsItem
 
     studio = window.studio
     state = studio.state
+    cache = state.compose_cache
     state.set_patches(())
     window.state.set_selection([patch.id])
     studio.add_selection()
     app.processEvents()
     lib = window.state.session.library
     h, w = target.pixels.shape
-    path = [
-        # up and down the left lung, then the right one: every step a new place in the field
-        (
-            0.3 + 0.4 * (i >= steps // 2) + 0.03 * float(np.sin(i / 5.0)),
-            0.3 + 0.3 * abs(((2 * i / max(steps // 2, 1)) % 2) - 1),
-        )
-        for i in range(steps)
-    ]
-    recipe = state.recipe
-    specs = patch_specs(recipe, lib)
-    t_compose: list[float] = []
-    t_render: list[float] = []
-    t_state: list[float] = []
-    t_drag: list[float] = []
-    t_full: list[float] = []
-    for x, y in path:
-        sp = [replace(s, center=(x, y)) for s in specs]
-        t0 = time.perf_counter()
-        compose(target.pixels, sp, dest_spacing=target.spacing, rng=np.random.default_rng(0))
-        t_compose.append((time.perf_counter() - t0) * 1e3)
-        moved = recipe.moved(0, (x, y))
-        t0 = time.perf_counter()
-        render(moved, lib, target=(target.pixels, target.spacing))
-        t_render.append((time.perf_counter() - t0) * 1e3)
-        rev = state.revision
-        t0 = time.perf_counter()
-        state.move_patch(0, (x, y))
-        if state.revision != rev:  # a snapped position equal to the last one re-composes nothing
-            t_state.append((time.perf_counter() - t0) * 1e3)
+    path = _path(steps)
+    out = measure_core(target, state.recipe, lib, steps)
     view = studio.view
     view.fit()
     app.processEvents()
@@ -107,37 +137,78 @@ def measure(app: Any, window: Any, target: Any, patch: Any, steps: int, name: st
         )
         QApplication.sendEvent(viewport, ev)
 
-    for times, full in ((t_drag, False), (t_full, True)):
+    def use(mode: str) -> None:
+        cached = mode == MODES[1]
+        state.compose_cache = cache if cached else None
+        view.outline.setCacheMode(
+            QGraphicsItem.CacheMode.DeviceCoordinateCache
+            if cached
+            else QGraphicsItem.CacheMode.NoCache
+        )
+
+    moved = 0
+    for kind in ("drag", "drag, whole view"):
+        times = out[kind] = Timings()
+        use(MODES[0])
         state.move_patch(0, path[0])
         app.processEvents()
         box = state.composition.placements[0].box
         pos = view.image_to_viewport((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
         send(QEvent.Type.MouseButtonPress, pos, Qt.MouseButton.LeftButton)
-        grab = (
-            pos.x() - view.image_to_viewport(path[0][0] * w, path[0][1] * h).x(),
-            pos.y() - view.image_to_viewport(path[0][0] * w, path[0][1] * h).y(),
-        )
-        for x, y in path[1:]:
+        first = view.image_to_viewport(path[0][0] * w, path[0][1] * h)
+        grab = (pos.x() - first.x(), pos.y() - first.y())
+        moved = 0
+        for i, (x, y) in enumerate(path[1:]):
+            mode = MODES[(i // block) % 2]
+            if i % block == 0:
+                use(mode)
+                app.processEvents()  # the outline's new cache mode repaints outside the timing
             p = view.image_to_viewport(x * w, y * h)
             pos = QPointF(p.x() + grab[0], p.y() + grab[1])
             rev = state.revision
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             send(QEvent.Type.MouseMove, pos, Qt.MouseButton.LeftButton)
-            if full:
-                viewport.repaint()
+            if kind == "drag":
+                app.processEvents()  # the paints the step left: the touched rectangle, the list
             else:
-                app.processEvents()  # the paint of the region the drag updated
-            if state.revision != rev:
-                times.append((time.perf_counter() - t0) * 1e3)
+                viewport.repaint()
+            if state.revision != rev:  # a position snapped to the last one re-composes nothing
+                times.wall[mode].append((time.perf_counter() - t0) * 1e3)
+                times.cpu[mode].append((time.thread_time() - c0) * 1e3)
+                moved += 1
         send(QEvent.Type.MouseButtonRelease, pos, Qt.MouseButton.NoButton)
-    size = f"{patch.width}x{patch.height} px crop, {len(t_drag)} of {steps} steps moved it"
-    return [
-        (f"{name} patch ({size}): compose alone", *_stats(t_compose)),
-        (f"{name}: recipe.render (the studio's composite)", *_stats(t_render)),
-        (f"{name}: state step (snap, render, labels, film buffer)", *_stats(t_state)),
-        (f"{name}: drag step, mouse move + the region's repaint", *_stats(t_drag)),
-        (f"{name}: drag step, mouse move + whole-view repaint", *_stats(t_full)),
-    ]
+    use(MODES[1])
+    return out, moved
+
+
+ROWS = (
+    ("compose", "`compose` (no cache: as `generate` runs it)"),
+    ("render", "`recipe.render` (the studio's composite)"),
+    ("drag", "drag step: mouse move + the paints it leaves (touched rectangle, patch list)"),
+    ("drag, whole view", "drag step with a whole-view repaint (upper bound)"),
+)
+
+
+def report(results: dict[str, tuple[Any, dict[str, Timings], int]], steps: int, size: int) -> None:
+    load = os.getloadavg()
+    print(f"studio drag at {size} px, {steps} steps, load average {load[0]:.2f} {load[1]:.2f}")
+    print(
+        "| patch | step | without cache: median / p95 ms | with cache: median / p95 ms "
+        "| with cache, CPU: median / p95 ms | p95 / frame |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for name, (patch, timings, moved) in results.items():
+        label = f"{name} ({patch.width}x{patch.height} px crop, {moved} moves)"
+        for key, text in ROWS:
+            t = timings[key]
+            b_med, b_p95 = _stats(t.wall[MODES[0]])
+            a_med, a_p95 = _stats(t.wall[MODES[1]])
+            c_med, c_p95 = _stats(t.cpu[MODES[1]])
+            print(
+                f"| {label} | {text} | {b_med:.2f} / {b_p95:.2f} | {a_med:.2f} / {a_p95:.2f} "
+                f"| {c_med:.2f} / {c_p95:.2f} | {a_p95 / FRAME_MS:.2f} |"
+            )
+            label = ""
 
 
 def measure_check(
@@ -190,7 +261,8 @@ def measure_check(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=1024)
-    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--steps", type=int, default=100, help="drag positions per patch (>= 50)")
+    ap.add_argument("--block", type=int, default=10, help="steps per block of one mode")
     ap.add_argument("--check", type=int, default=0, help="repeats of the model check timing")
     ap.add_argument("--model", default=None, help="checkpoint or ensemble (default: the demo)")
     args = ap.parse_args()
@@ -207,7 +279,7 @@ def main() -> None:
     pg.setConfigOption("mouseRateLimit", 0)  # every synthetic move is handled, none coalesced
     app = QApplication.instance() or QApplication([])
     apply_theme(app)  # type: ignore[arg-type]
-    rows: list[Row] = []
+    results: dict[str, tuple[Any, dict[str, Timings], int]] = {}
     with tempfile.TemporaryDirectory(prefix="bench_studio_") as tmp:
         base = Path(tmp)
         sim.write_dataset(base, n=8, seed=5, format="png", size=args.size)
@@ -220,7 +292,7 @@ def main() -> None:
             )
             # A typical patch (the median lung patch) and the largest: compose's cost is the
             # patch's area, and the simulator's opacities span a third of the film.
-            picks = {"median": lung[len(lung) // 2], "largest": lung[-1]}
+            picks = {"typical": lung[len(lung) // 2], "largest": lung[-1]}
         window = PatchEditorWindow(lib_root)
         window.resize(1600, 1000)
         window.show()
@@ -231,15 +303,12 @@ def main() -> None:
         target = sm.load_target(refs[0])
         studio.state.set_target(target)
         for name, patch in picks.items():
-            rows += measure(app, window, target, patch, args.steps, name)
+            timings, moved = measure(app, window, target, patch, args.steps, args.block)
+            results[name] = (patch, timings, moved)
         window.close()
         if args.check:
-            checks = measure_check(app, lib_root, target, picks["median"], args.check, args.model)
-    print(f"studio drag at {args.size} px, {args.steps} steps")
-    print(f"| step | median ms | p95 ms | median / frame ({FRAME_MS:.1f} ms) |")
-    print("| --- | ---: | ---: | ---: |")
-    for name, med, p95 in rows:
-        print(f"| {name} | {med:.2f} | {p95:.2f} | {med / FRAME_MS:.2f} |")
+            checks = measure_check(app, lib_root, target, picks["typical"], args.check, args.model)
+    report(results, args.steps, args.size)
     if args.check:
         bare = statistics.median(checks["bare"])
         print(f"\nmodel check at {args.size} px, {args.check} interleaved repeats (medians)")
