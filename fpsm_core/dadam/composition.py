@@ -311,20 +311,29 @@ def prepare_patch(
 class ComposeCache:
     """The work ``compose`` can keep between calls that only move patches (the studio's drag).
 
-    Keeps the :class:`PreparedPatch` of the last few (patch, size, box, feather, alpha)
-    and the lung estimate of the last destination. Only read-only arrays are cached (the
-    library's patch pixels, a loaded target), as they are taken not to change; a writeable one
-    is worked out afresh each time. Not thread-safe: one cache per thread.
+    Keeps the :class:`PreparedPatch` of the last few (patch, size, box, feather, alpha), at
+    most ``max_patches`` of them and ``max_bytes`` of arrays (the newest is always kept: a
+    patch a third of a 3000 px film takes about 30 MB), and the lung estimate of the last
+    destination. Only read-only arrays are cached (the library's patch pixels, a loaded target),
+    as they are taken not to change; a writeable one is worked out afresh each time. Not
+    thread-safe: one cache per thread.
     """
 
-    def __init__(self, max_patches: int = 8) -> None:
+    def __init__(self, max_patches: int = 8, max_bytes: int = 96 << 20) -> None:
         self.max_patches = int(max_patches)
+        self.max_bytes = int(max_bytes)
         self._patches: OrderedDict[tuple[object, ...], tuple[np.ndarray, PreparedPatch]] = (
             OrderedDict()
         )
+        self._bytes = 0
         self._lungs: tuple[np.ndarray, np.ndarray | None] | None = None
         self.hits = 0
         self.misses = 0
+
+    @staticmethod
+    def _size(source: np.ndarray, prepared: PreparedPatch) -> int:
+        own = prepared.blend.nbytes + prepared.as_float.nbytes + prepared.core_ring[0].nbytes * 2
+        return own + (0 if prepared.pixels is source else prepared.pixels.nbytes)
 
     def patch(
         self,
@@ -352,10 +361,16 @@ class ComposeCache:
             self.hits += 1
             return hit[1]
         self.misses += 1
+        if hit is not None:  # cannot happen while the entry holds its array; kept exact anyway
+            self._bytes -= self._size(*self._patches.pop(key))
         prepared = work()
         self._patches[key] = (pixels, prepared)
-        while len(self._patches) > self.max_patches:
-            self._patches.popitem(last=False)
+        self._bytes += self._size(pixels, prepared)
+        while len(self._patches) > 1 and (
+            len(self._patches) > self.max_patches or self._bytes > self.max_bytes
+        ):
+            _, (source, old) = self._patches.popitem(last=False)
+            self._bytes -= self._size(source, old)
         return prepared
 
     def lung_estimate(self, image: np.ndarray) -> np.ndarray | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 from test_dadam_support import add_lesion, chest
@@ -274,3 +275,21 @@ def test_the_cache_takes_writeable_arrays_afresh() -> None:
     assert np.array_equal(again.image, compose(dest, [spec]).image)
     assert not np.array_equal(again.image, first)
     assert cache.hits == 0 and not cache._patches and cache._lungs is None
+
+
+def test_the_cache_keeps_to_its_byte_budget_and_always_the_newest() -> None:
+    rng = np.random.default_rng(5)
+    pix = rng.integers(0, 256, (100, 100), dtype=np.uint8)
+    pix.setflags(write=False)
+    one = 2 * 4 * 60 * 60 + 60 * 60  # blend + as_float (float32) + the resized pixels
+    cache = ComposeCache(max_patches=8, max_bytes=int(2.5 * one))
+    for k, alpha in enumerate((1.0, 0.9, 0.8, 0.7)):
+        cache.patch(pix, (60, 60), (10, 10, 50, 50), alpha=alpha, interpolation=cv2.INTER_AREA)
+        assert len(cache._patches) == min(k + 1, 2)
+    assert cache._bytes <= cache.max_bytes
+    newest = cache.patch(pix, (60, 60), (10, 10, 50, 50), alpha=0.7, interpolation=cv2.INTER_AREA)
+    assert cache.hits == 1 and float(newest.blend.max()) == pytest.approx(0.7)
+    tiny = ComposeCache(max_bytes=1)  # below one entry: the newest still stays
+    tiny.patch(pix, (60, 60), (10, 10, 50, 50))
+    tiny.patch(pix, (60, 60), (10, 10, 50, 50))
+    assert len(tiny._patches) == 1 and tiny.hits == 1
