@@ -78,8 +78,9 @@ class StudioState(QObject):
         self.library: Callable[[], PatchLibrary | None] = lambda: None
         """Where the patches come from (the editor's open library; set by the studio widget)."""
         self.source: Any = None  # the generated image's recipe this composition was opened from
-        self.compose_cache = sm.ComposeCache()
-        """What a drag step reuses (the resized patch, its weights, the target's lung estimate)."""
+        self.compose_cache: sm.ComposeCache | None = sm.ComposeCache()
+        """What a drag step reuses (the resized patch, its weights, the target's lung estimate);
+        None composes everything afresh (the same pixels: ``bench/bench_studio_gui.py`` compares)."""
 
     # -- fields ------------------------------------------------------------------------------
     @property
