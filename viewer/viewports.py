@@ -34,10 +34,12 @@ from PySide6.QtWidgets import (
 from fpsm_core.compare import score_changes
 from fpsm_core.explain import ResultCams
 from fpsm_core.io import studies
+from viewer.contours import ContourBinding
 from viewer.corner_text import CornerText, format_date
 from viewer.film_binding import FilmBinding
 from viewer.image_view import ImageViewWidget
 from viewer.orientation import OrientationMarkers
+from viewer.overlay_link import OverlayLink
 from viewer.state import LAYOUTS, ReadingRoomState, ViewerState
 from viewer.view_links import ViewLinker
 
@@ -88,7 +90,9 @@ class Viewport(QFrame):
         self.key = f"viewport{index}"
         self.state = state
         self.view = view if view is not None else ImageViewWidget()
+        # The first viewport is the window's film: the window binds its heatmap and contours.
         self.binding = FilmBinding(state, self.view) if view is None else None
+        self.contours = ContourBinding(state, self.view) if view is None else None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.view)
@@ -148,6 +152,7 @@ class ViewportGrid(QWidget):
 
     Signals:
         film_loaded(index): a viewport's film is on screen (with its header).
+        viewport_added(index): a viewport (and its state) was made.
         frame_shown(index): a film (or a frame of it) came from the viewports' loader.
         main_infer_requested(): the first viewport's frame wants findings (the session runs them).
         result_shown(index): a viewport's findings are in its state.
@@ -156,6 +161,7 @@ class ViewportGrid(QWidget):
     """
 
     film_loaded = Signal(int)
+    viewport_added = Signal(int)
     frame_shown = Signal(int)
     main_infer_requested = Signal()
     result_shown = Signal(int)
@@ -224,6 +230,7 @@ class ViewportGrid(QWidget):
 
         first = Viewport(0, state, view, self._corners)
         self._add(first)
+        self.overlays = OverlayLink(self)  # one overlay look while linked (viewer/overlay_link.py)
         state.image_changed.connect(lambda loaded: self._on_state_image_changed(first, loaded))
         state.result_changed.connect(lambda _r: self._update_changes())
         services.loaded.connect(self._on_services_loaded)
@@ -248,6 +255,7 @@ class ViewportGrid(QWidget):
         viewport.dropped.connect(self._on_viewport_dropped)
         viewport.corners.set_phi_hidden(self.room.phi_hidden)
         self.viewports.append(viewport)
+        self.viewport_added.emit(viewport.index)
 
     def _ensure(self, count: int) -> None:
         while len(self.viewports) < min(count, MAX_VIEWPORTS):
@@ -463,6 +471,7 @@ class ViewportGrid(QWidget):
         for name, button in self.layout_buttons.items():
             button.setChecked(name == layout)
         self.linker.set_views([v.view for v in self.shown()])
+        self._on_room_active_changed(self.room.active)  # marked once there are two to tell apart
         self.bar.setVisible(True)
         self._update_changes()
 
