@@ -6,6 +6,13 @@ gets the same numbers, a prior from another machine gets the same *look*. Zoom a
 same way, as the part of the film shown (in the film's own pixel frame, whatever its rotation).
 A guard stops the echo: a view moved by the link does not move the others back; a film opening
 at its own window (a new film or frame in one viewport) moves nothing.
+
+During a right-drag the dragged view draws every step exactly; the views that follow it draw
+from their screen codes at half the resolution (a quarter of the pixels through the table) and
+put off their histogram and W/L text (:meth:`~viewer.image_view.ImageViewWidget.begin_preview`).
+Each followed step would otherwise cost as much as the lead's, so two linked viewports took
+1.6x one (``bench/bench_viewports.py``). When the drag ends every follower draws its exact frame,
+pixel for pixel what an unlinked W/L change to the same window draws.
 """
 
 from __future__ import annotations
@@ -74,11 +81,16 @@ class ViewLinker(QObject):
         for view in self._views:
             if view not in views:
                 view.window_changed.disconnect(self._on_view_window_changed)
+                view.window_drag_started.disconnect(self._on_view_window_drag_started)
+                view.window_drag_finished.disconnect(self._on_view_window_drag_finished)
                 view.view.sigRangeChangedManually.disconnect(self._on_view_range_changed)
+                view.end_preview()
         for view in views:
             if view not in self._views:
                 self._films[id(view)] = view.image
                 view.window_changed.connect(self._on_view_window_changed)
+                view.window_drag_started.connect(self._on_view_window_drag_started)
+                view.window_drag_finished.connect(self._on_view_window_drag_finished)
                 # Only a user's zoom or pan travels, not each view's own fit to a new film.
                 view.view.sigRangeChangedManually.connect(self._on_view_range_changed)
         self._views = list(views)
@@ -107,6 +119,26 @@ class ViewLinker(QObject):
             for view in self._views:
                 if view is not source and view.isVisible():
                     apply_relative_window(view, relative)
+        finally:
+            self._busy = False
+
+    def _on_view_window_drag_started(self) -> None:
+        source = self._source(self.sender())
+        if source is None or not self.enabled:
+            return
+        for view in self._views:
+            if view is not source and view.isVisible():
+                view.begin_preview()
+
+    def _on_view_window_drag_finished(self) -> None:
+        self.end_previews()
+
+    def end_previews(self) -> None:
+        """Every follower draws its exact frame (its W/L text and histogram follow)."""
+        self._busy = True  # their window_changed now is the link's doing, not a reader's
+        try:
+            for view in self._views:
+                view.end_preview()
         finally:
             self._busy = False
 

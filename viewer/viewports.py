@@ -481,6 +481,8 @@ class ViewportGrid(QWidget):
 
     def _on_room_linked_changed(self, linked: bool) -> None:
         self.linker.enabled = linked
+        if not linked:
+            self.linker.end_previews()  # unlinked mid-drag: the followers' exact frames now
         self.link_box.setChecked(linked)
 
     def _on_room_phi_hidden_changed(self, hidden: bool) -> None:

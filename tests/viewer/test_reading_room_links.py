@@ -1,0 +1,76 @@
+"""Linked W/L during a right-drag: the other viewport previews, and its last frame is exact.
+
+While a reader right-drags W/L in one viewport, the linked viewports draw each step from half
+their screen resolution (``viewer/view_links.py``); on the release they draw their exact frame,
+which must be the very picture an unlinked W/L change to the same window draws.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication
+
+from tests.viewer.helpers import chest_like, write_dicom
+from tests.viewer.test_reading_room import _no_mouse_rate_limit, open_main, shown
+
+__all__ = ["_no_mouse_rate_limit"]  # the reading room tests' autouse fixture applies here too
+
+
+def send(widget: Any, kind: QEvent.Type, pos: QPointF, buttons: Qt.MouseButton) -> None:
+    global_pos = QPointF(widget.mapToGlobal(pos.toPoint()))
+    event = QMouseEvent(
+        kind, pos, global_pos, Qt.MouseButton.RightButton, buttons, Qt.KeyboardModifier.NoModifier
+    )
+    QApplication.sendEvent(widget, event)
+
+
+def test_a_linked_viewport_previews_during_the_drag_and_ends_exact(
+    qtbot: Any, make_window: Any, tmp_path: Path
+) -> None:
+    from viewer.view_links import relative_window
+
+    a = write_dicom(tmp_path / "a.dcm", chest_like(480, 400))
+    b = write_dicom(tmp_path / "b.dcm", chest_like(480, 400, seed=3))
+    window = make_window()
+    left = open_main(qtbot, window, a)
+    window.reading_room.open_beside([b], "1x2")
+    right = shown(qtbot, window, 1, b)
+    exact_before = left.view.displayed_array()
+    port = right.view.graphics.viewport()
+    start = QPointF(port.width() * 0.4, port.height() * 0.5)
+    right_button = Qt.MouseButton.RightButton
+    send(port, QEvent.Type.MouseButtonPress, start, right_button)
+    for i in range(1, 7):
+        send(port, QEvent.Type.MouseMove, start + QPointF(10 * i, -5 * i), right_button)
+    # Mid-drag: the leader is exact, the follower shows the new window from half resolution.
+    assert left.view.previewing and not right.view.previewing
+    assert relative_window(left.view) == pytest.approx(relative_window(right.view), rel=1e-6)
+    preview = left.view.displayed_array()
+    assert preview.shape == (exact_before.shape[0] // 2, exact_before.shape[1] // 2)
+    assert right.view.displayed_array().shape == right.view._codes.shape
+    send(port, QEvent.Type.MouseButtonRelease, start + QPointF(70, -35), Qt.MouseButton.NoButton)
+    assert not left.view.previewing
+    final = left.view.displayed_array()
+    center, width = left.view.window_level
+    # What the reader sees after the drag: the window's numbers, the histogram's region and the
+    # state all say the window shown...
+    assert left.state.window == (center, width)
+    assert left.view.histogram.getLevels() == pytest.approx(
+        (center - width / 2, center + width / 2)
+    )
+    text = left.view.info_label.text()
+    assert text.startswith(f"W {width:.6g}  L {center:.6g}")
+    # ...and the pixels are those of the same window set with the link off.
+    window.reading_room.grid.room.set_linked(False)
+    left.view.set_window(center + 50, width)
+    left.view.set_window(center, width)
+    np.testing.assert_array_equal(final, left.view.displayed_array())
+    assert left.view.info_label.text() == text
+    assert final.shape == exact_before.shape
+    assert not np.array_equal(final, exact_before)  # the drag did change the window
