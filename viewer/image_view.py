@@ -363,8 +363,9 @@ class ImageViewWidget(QWidget):
         self.histogram.setHistogramRange(lo, hi, padding=0.02)
         # The counts' axis fixed once per film: left on auto-range, pyqtgraph re-measured every
         # child of the histogram on each W/L step (the region moved), 0.2 ms a step.
-        peak = float(np.max(counts)) if len(counts) else 1.0
-        self.histogram.vb.setXRange(0.0, max(peak, 1.0) * 1.02, padding=0.0)
+        curve = self.histogram.plot  # drawn turned by 90 degrees: its counts run along x
+        counts_rect = curve.mapRectToParent(curve.boundingRect())
+        self.histogram.vb.setXRange(counts_rect.left(), counts_rect.right(), padding=0.02)
         self._invalidate()
         self.fit()
         self.set_window(*self._presets["dicom"])

@@ -74,3 +74,23 @@ def test_a_linked_viewport_previews_during_the_drag_and_ends_exact(
     assert left.view.info_label.text() == text
     assert final.shape == exact_before.shape
     assert not np.array_equal(final, exact_before)  # the drag did change the window
+
+
+def test_the_histogram_shows_the_films_counts_with_its_axis_fixed(qtbot: Any) -> None:
+    from fpsm_core.io.image import XRayImage
+    from viewer.image_view import ImageViewWidget
+
+    view = ImageViewWidget()
+    qtbot.addWidget(view)
+    view.resize(600, 600)
+    view.show()
+    pixels = chest_like(300, 260).astype(np.float32)
+    view.set_image(XRayImage(pixels=pixels, window=(2000.0, 3000.0), spacing_mm=None, path=None))
+    histogram = view.histogram
+    curve = histogram.plot.mapRectToParent(histogram.plot.boundingRect())
+    (x0, x1), _ = histogram.vb.viewRange()
+    # The whole curve is in view (it is drawn turned, the counts along x) and the axis no longer
+    # follows every W/L step.
+    assert x0 <= curve.left() and curve.right() <= x1
+    assert curve.width() > 0.9 * (x1 - x0)
+    assert histogram.vb.state["autoRange"][0] is False
