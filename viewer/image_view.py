@@ -253,8 +253,10 @@ class ImageViewWidget(QWidget):
         # W/L changes (halves the repaint cost of the whole view).
         # The window's region too: it moves with W/L, but in a view that follows another one's
         # drag (viewer.view_links) it stays put, and a cached region costs a blit, not a blend.
+        # The curve is drawn turned by 90 degrees, and Qt re-renders a turned item's device
+        # cache on every paint: it paints directly, which is cheaper.
         region = self.histogram.region
-        for item in (self.histogram.plot, self.histogram.axis, region, *region.lines):
+        for item in (self.histogram.axis, region, *region.lines):
             item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.histogram.setMaximumWidth(110)
         self.graphics.addItem(self.histogram, row=0, col=1)
@@ -266,6 +268,10 @@ class ImageViewWidget(QWidget):
         self.overlay_item.setParentItem(self.frame)
         self.overlay_item.setZValue(10)
         self.overlay_item.setVisible(False)
+        # The scene fills the whole view with its solid background: without this, Qt painted the
+        # style sheet's background of the view and of every widget under it first, each repaint
+        # (a third of a W/L step's repaint of an 800x800 view).
+        self.graphics.viewport().setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.graphics)
