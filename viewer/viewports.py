@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QEvent, QObject, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import (
     QCheckBox,
     QFrame,
@@ -51,8 +52,10 @@ if TYPE_CHECKING:
     from viewer.workers import LoadedImage, ModelInfo
 
 MAX_VIEWPORTS = 4
-ACTIVE_STYLE = "QFrame#viewport { border: 2px solid #4fc3f7; }"
-IDLE_STYLE = "QFrame#viewport { border: 2px solid transparent; }"
+# The active viewport's frame. Painted, not a style sheet: a style sheet set on every change of
+# the active viewport re-polished the film view inside it, whose sizes then settled later.
+ACTIVE_COLOUR = "#4fc3f7"
+BORDER_PX = 2
 DEFAULT_HANGING = ("PA", "AP", "LL", "RL", "LAT")
 
 
@@ -94,13 +97,13 @@ class Viewport(QFrame):
         self.binding = FilmBinding(state, self.view) if view is None else None
         self.contours = ContourBinding(state, self.view) if view is None else None
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setContentsMargins(BORDER_PX, BORDER_PX, BORDER_PX, BORDER_PX)
         layout.addWidget(self.view)
         self.corners = CornerText(self.view, corners)
         self.markers = OrientationMarkers(self.view)
         self.header: FilmHeader | None = None
         self.frame: tuple[int, int] | None = None
-        self.setStyleSheet(IDLE_STYLE)
+        self.active = False
         self.view.graphics.viewport().installEventFilter(self)
         self.view.graphics.viewport().setAcceptDrops(True)
 
@@ -120,7 +123,22 @@ class Viewport(QFrame):
         self.corners.set_frame(frame)
 
     def set_active(self, active: bool) -> None:
-        self.setStyleSheet(ACTIVE_STYLE if active else IDLE_STYLE)
+        """Framed in the accent colour while keys and the AI panel act on this viewport."""
+        if bool(active) != self.active:
+            self.active = bool(active)
+            self.update()
+
+    def paintEvent(self, event: Any) -> None:  # noqa: N802 (Qt name)
+        super().paintEvent(event)
+        if self.active:
+            painter = QPainter(self)
+            pen = QPen(QColor(ACTIVE_COLOUR))
+            pen.setWidth(BORDER_PX)
+            pen.setJoinStyle(Qt.PenJoinStyle.MiterJoin)
+            painter.setPen(pen)
+            half = BORDER_PX // 2
+            painter.drawRect(self.rect().adjusted(half, half, -half, -half))
+            painter.end()
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt name)
         kind = event.type()

@@ -73,15 +73,21 @@ def test_each_viewport_shows_its_own_films_heatmap(
 def test_c_and_the_overlay_look_act_on_the_active_viewport_and_all_while_linked(
     qtbot: Any, make_window: Any, tmp_path: Path
 ) -> None:
-    from viewer.viewports import ACTIVE_STYLE, IDLE_STYLE
+    from PySide6.QtGui import QColor
+
+    from viewer.viewports import ACTIVE_COLOUR
+
+    def framed(viewport: Any) -> bool:
+        corner = viewport.grab().toImage().pixelColor(0, viewport.height() // 2)
+        return corner == QColor(ACTIVE_COLOUR)
 
     window, left, right = two_films(qtbot, make_window, tmp_path)
     room = window.reading_room
     overlay = window.actions_by_name["overlay"]
-    assert (left.styleSheet(), right.styleSheet()) == (ACTIVE_STYLE, IDLE_STYLE)
+    assert (framed(left), framed(right)) == (True, False)  # marked once there are two
     click(qtbot, right)
     assert room.grid.room.active == 1 and room.grid.room.linked
-    assert (left.styleSheet(), right.styleSheet()) == (IDLE_STYLE, ACTIVE_STYLE)
+    assert (framed(left), framed(right)) == (False, True)
     window.activateWindow()
     qtbot.keyClick(window, Qt.Key.Key_C)  # linked: the heatmap goes off in both
     assert right.view.overlay_array() is None
