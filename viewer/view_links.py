@@ -2,8 +2,10 @@
 
 Films from different detectors (or a PNG beside a 16-bit DICOM) do not share pixel units, so the
 window travels as a fraction of each film's robust value range: the same film in two viewports
-gets the same numbers, a prior from another machine gets the same *look*. Zoom and pan travel the
-same way, as the part of the film shown (in the film's own pixel frame, whatever its rotation).
+gets the same numbers, a prior from another machine gets the same *look*. Zoom and pan travel as
+the part of the film shown, in the film's own pixel frame whatever its rotation: **in millimetres**
+from the film's centre when both films know their pixel spacing (a prior from a detector with
+other pixels shows the anatomy at the same size), else as fractions of the film's width and height.
 A guard stops the echo: a view moved by the link does not move the others back; a film opening
 at its own window (a new film or frame in one viewport) moves nothing.
 
@@ -64,6 +66,42 @@ def apply_relative_rect(view: ImageViewWidget, rel: tuple[float, float, float, f
         return
     rows, cols = pyramid.shape
     rect = QRectF(rel[0] * cols, rel[1] * rows, rel[2] * cols, rel[3] * rows)
+    view.view.setRange(rect=view.frame.mapRectToParent(rect), padding=0.0)
+
+
+def pixel_spacing(view: ImageViewWidget) -> tuple[float, float] | None:
+    """The film's (row, column) spacing in mm, or None when it has none (or a zero)."""
+    image = view.image
+    spacing = getattr(image, "spacing_mm", None) if image is not None else None
+    if not spacing:
+        return None
+    rows_mm, cols_mm = float(spacing[0]), float(spacing[1])
+    return (rows_mm, cols_mm) if rows_mm > 0 and cols_mm > 0 else None
+
+
+def physical_rect(view: ImageViewWidget) -> tuple[float, float, float, float] | None:
+    """The part of the film shown in mm: (x, y) from the film's centre, width, height."""
+    pyramid, spacing = view.pyramid, pixel_spacing(view)
+    if pyramid is None or spacing is None:
+        return None
+    rows, cols = pyramid.shape
+    rect = view.frame.mapRectFromParent(view.view.viewRect())
+    sy, sx = spacing
+    return (
+        (rect.x() - cols / 2) * sx,
+        (rect.y() - rows / 2) * sy,
+        rect.width() * sx,
+        rect.height() * sy,
+    )
+
+
+def apply_physical_rect(view: ImageViewWidget, mm: tuple[float, float, float, float]) -> None:
+    pyramid, spacing = view.pyramid, pixel_spacing(view)
+    if pyramid is None or spacing is None:
+        return
+    rows, cols = pyramid.shape
+    sy, sx = spacing
+    rect = QRectF(mm[0] / sx + cols / 2, mm[1] / sy + rows / 2, mm[2] / sx, mm[3] / sy)
     view.view.setRange(rect=view.frame.mapRectToParent(rect), padding=0.0)
 
 
@@ -148,16 +186,21 @@ class ViewLinker(QObject):
             self.follow_range(source)
 
     def follow_range(self, source: ImageViewWidget) -> None:
-        """Show the same part of every other film as ``source`` shows of its own."""
+        """Show the same part of every other film as ``source`` shows of its own: the same
+        millimetres where both films are calibrated, the same fractions otherwise."""
         if not self.enabled or self._busy:
             return
         rel = relative_rect(source)
         if rel is None:
             return
+        mm = physical_rect(source)
         self._busy = True
         try:
             for view in self._views:
                 if view is not source and view.isVisible():
-                    apply_relative_rect(view, rel)
+                    if mm is not None and pixel_spacing(view) is not None:
+                        apply_physical_rect(view, mm)
+                    else:
+                        apply_relative_rect(view, rel)
         finally:
             self._busy = False

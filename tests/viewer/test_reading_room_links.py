@@ -94,3 +94,74 @@ def test_the_histogram_shows_the_films_counts_with_its_axis_fixed(qtbot: Any) ->
     assert x0 <= curve.left() and curve.right() <= x1
     assert curve.width() > 0.9 * (x1 - x0)
     assert histogram.vb.state["autoRange"][0] is False
+
+
+def test_linked_zoom_and_pan_travel_in_millimetres_between_calibrated_films(
+    qtbot: Any, make_window: Any, tmp_path: Path
+) -> None:
+    from viewer.view_links import physical_rect, relative_rect
+
+    # The same size in pixels, twice the size in mm on the right (another detector's pixels).
+    a = write_dicom(tmp_path / "a.dcm", chest_like(96, 80), spacing=(0.25, 0.2))
+    b = write_dicom(tmp_path / "b.dcm", chest_like(96, 80, seed=4), spacing=(0.5, 0.4))
+    bare = write_dicom(tmp_path / "bare.dcm", chest_like(96, 80, seed=5), spacing=None)
+    window = make_window()
+    left = open_main(qtbot, window, a)
+    grid = window.reading_room.grid
+    window.reading_room.open_beside([b], "1x2")
+    right = shown(qtbot, window, 1, b)
+    qtbot.waitUntil(lambda: bool(grid.change_label.text()), timeout=60000)
+    port = left.view.graphics.viewport()
+    qtbot.mouseClick(port, Qt.MouseButton.LeftButton, pos=port.rect().center())
+    window.activateWindow()
+    qtbot.keyClick(window, Qt.Key.Key_Plus)
+    qtbot.keyClick(window, Qt.Key.Key_Plus)
+    centre = QPointF(port.width() * 0.5, port.height() * 0.5)
+    drag_left(port, centre, centre + QPointF(40, 25))
+    (lx, ly, lw, lh), (rx, ry, rw, rh) = physical_rect(left.view), physical_rect(right.view)
+    # The same millimetres around the same point from the film's centre (heights: each view box
+    # keeps its own aspect).
+    assert (rx + rw / 2, ry + rh / 2) == pytest.approx((lx + lw / 2, ly + lh / 2), abs=1e-3)
+    assert rh == pytest.approx(lh, rel=1e-3)
+    assert relative_rect(right.view)[3] == pytest.approx(relative_rect(left.view)[3] / 2, rel=1e-3)
+
+    # A film without spacing follows by fractions of the film.
+    grid.open_in(1, bare)
+    right = shown(qtbot, window, 1, bare)
+    qtbot.keyClick(window, Qt.Key.Key_Minus)
+    (lx, ly, lw, lh), (rx, ry, rw, rh) = relative_rect(left.view), relative_rect(right.view)
+    assert (rx + rw / 2, ry + rh / 2) == pytest.approx((lx + lw / 2, ly + lh / 2), abs=1e-3)
+    assert rh == pytest.approx(lh, rel=1e-3)
+
+
+def drag_left(widget: Any, start: QPointF, end: QPointF, steps: int = 6) -> None:
+    left_button = Qt.MouseButton.LeftButton
+    event = QMouseEvent(
+        QEvent.Type.MouseButtonPress,
+        start,
+        QPointF(widget.mapToGlobal(start.toPoint())),
+        left_button,
+        left_button,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    QApplication.sendEvent(widget, event)
+    for i in range(1, steps + 1):
+        pos = start + (end - start) * (i / steps)
+        move = QMouseEvent(
+            QEvent.Type.MouseMove,
+            pos,
+            QPointF(widget.mapToGlobal(pos.toPoint())),
+            left_button,
+            left_button,
+            Qt.KeyboardModifier.NoModifier,
+        )
+        QApplication.sendEvent(widget, move)
+    send_release = QMouseEvent(
+        QEvent.Type.MouseButtonRelease,
+        end,
+        QPointF(widget.mapToGlobal(end.toPoint())),
+        left_button,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    QApplication.sendEvent(widget, send_release)
