@@ -574,6 +574,7 @@ class ImageViewWidget(QWidget):
         if not reuse:
             crop = display.crop_for_view(pyr, level, visible, margin=0.1)
             self._codes = display.screen_codes(pyr, level, crop, scale)
+            self._preview_codes = None  # a preview is made from the codes on screen
             self._codes_key = (level, crop, scale)
             self._codes_rect = display.level_rect(pyr, level, crop)
             # Zoomed out, the codes are already on the screen grid; zoomed in, magnify smoothly.
@@ -590,6 +591,7 @@ class ImageViewWidget(QWidget):
         self._rendered = None
         self._codes = None
         self._codes_key = None
+        self._preview_codes = None
 
     def displayed_array(self) -> np.ndarray | None:
         """The uint8 grey array the film item currently shows (a level crop, on screen pixels)."""

@@ -165,3 +165,34 @@ def drag_left(widget: Any, start: QPointF, end: QPointF, steps: int = 6) -> None
         Qt.KeyboardModifier.NoModifier,
     )
     QApplication.sendEvent(widget, send_release)
+
+
+def test_a_preview_follows_the_film_and_crop_on_screen(qtbot: Any) -> None:
+    from fpsm_core.io.image import XRayImage
+    from viewer.image_view import ImageViewWidget
+
+    view = ImageViewWidget()
+    qtbot.addWidget(view)
+    view.resize(600, 600)
+    view.show()
+    qtbot.waitExposed(view)
+    first = chest_like(900, 800).astype(np.float32)
+    view.set_image(XRayImage(pixels=first, window=(2000.0, 3000.0), spacing_mm=None, path=None))
+    view.begin_preview()
+    center, width = view.window_level
+    view.set_window(center + 10, width)
+    half = (view._codes.shape[0] // 2, view._codes.shape[1] // 2)
+    assert view.displayed_array().shape == half
+    # Zoomed while previewing: the next preview step is made from the new crop, not the old one.
+    view.zoom(3.0)
+    qtbot.waitUntil(lambda: view._codes is not None and view._codes.shape[0] // 2 != half[0])
+    view.set_window(center + 20, width)
+    assert view.displayed_array().shape == (view._codes.shape[0] // 2, view._codes.shape[1] // 2)
+    # A new film while previewing: its first frame is exact, its next steps previews of it.
+    second = chest_like(400, 300, seed=2).astype(np.float32)
+    view.set_image(XRayImage(pixels=second, window=(2000.0, 3000.0), spacing_mm=None, path=None))
+    assert view.displayed_array().shape == view._codes.shape
+    view.set_window(center + 30, width)
+    assert view.displayed_array().shape == (view._codes.shape[0] // 2, view._codes.shape[1] // 2)
+    view.end_preview()
+    assert view.displayed_array().shape == view._codes.shape
