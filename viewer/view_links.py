@@ -116,13 +116,13 @@ class ViewLinker(QObject):
         self._films: dict[int, object] = {}  # view id -> the film its last window was for
 
     def set_views(self, views: Sequence[ImageViewWidget]) -> None:
+        self.end_previews()  # a layout changed mid-drag: the drag's lead may be gone
         for view in self._views:
             if view not in views:
                 view.window_changed.disconnect(self._on_view_window_changed)
                 view.window_drag_started.disconnect(self._on_view_window_drag_started)
                 view.window_drag_finished.disconnect(self._on_view_window_drag_finished)
                 view.view.sigRangeChangedManually.disconnect(self._on_view_range_changed)
-                view.end_preview()
         for view in views:
             if view not in self._views:
                 self._films[id(view)] = view.image

@@ -196,3 +196,25 @@ def test_a_preview_follows_the_film_and_crop_on_screen(qtbot: Any) -> None:
     assert view.displayed_array().shape == (view._codes.shape[0] // 2, view._codes.shape[1] // 2)
     view.end_preview()
     assert view.displayed_array().shape == view._codes.shape
+
+
+def test_a_layout_change_mid_drag_ends_the_preview(
+    qtbot: Any, make_window: Any, tmp_path: Path
+) -> None:
+    a = write_dicom(tmp_path / "a.dcm", chest_like(480, 400))
+    b = write_dicom(tmp_path / "b.dcm", chest_like(480, 400, seed=3))
+    window = make_window()
+    left = open_main(qtbot, window, a)
+    window.reading_room.open_beside([b], "1x2")
+    right = shown(qtbot, window, 1, b)
+    port = right.view.graphics.viewport()
+    start = QPointF(port.width() * 0.4, port.height() * 0.5)
+    send(port, QEvent.Type.MouseButtonPress, start, Qt.MouseButton.RightButton)
+    for i in range(1, 4):
+        send(port, QEvent.Type.MouseMove, start + QPointF(10 * i, 0), Qt.MouseButton.RightButton)
+    assert left.view.previewing
+    window.activateWindow()
+    qtbot.keyClick(window, Qt.Key.Key_1, Qt.KeyboardModifier.ControlModifier)  # one viewport
+    assert not left.view.previewing
+    assert left.view.displayed_array().shape == left.view._codes.shape
+    assert left.state.window == left.view.window_level
