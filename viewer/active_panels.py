@@ -4,7 +4,9 @@ Each viewport has its own :class:`~viewer.state.ViewerState`; the panels are bou
 each (the house pattern: a widget observes one state, never another widget), so the window keeps
 one :class:`~viewer.ai_panel.AIPanel` and one :class:`~viewer.level_strip.LevelStripWidget` per
 viewport that has been active, in a stack inside the existing docks, and shows the active one's.
-The AI keys (next/previous finding and level) act on the active viewport's state too.
+The AI keys (next/previous finding and level) act on the active viewport's state too, and so does
+the heatmap action (C), rebound to the active viewport's state when another one becomes active
+(how the overlay's look is shared while linked: :mod:`viewer.overlay_link`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QScrollArea, QStackedWidget, QWidget
 
 from viewer.ai_panel import AIPanel
+from viewer.bind import Binding, bind_check
 from viewer.level_strip import LevelStripWidget
 
 if TYPE_CHECKING:
@@ -54,6 +57,14 @@ class ActivePanels(QObject):
             if action is not None:
                 action.triggered.disconnect()
                 action.triggered.connect(lambda _c=False, f=act: f(self.active_state))
+        # The heatmap action: the window bound it to its own state; it follows the active one.
+        self._overlay_binding: Binding | None = None
+        overlay = window.actions_by_name.get("overlay")
+        if overlay is not None:
+            for binding in overlay.findChildren(Binding):
+                binding.unbind()
+                binding.deleteLater()
+            self._overlay_binding = bind_check(overlay, window.state, "overlay_visible")
 
     @property
     def window(self) -> MainWindow:  # type: ignore[override]
@@ -68,12 +79,9 @@ class ActivePanels(QObject):
         if index >= len(self.grid.viewports):
             return
         state = self.grid.viewports[index].state
+        self._bind_overlay_action(state)
         if index not in self.ai_panels:
-            main = self.window.state
-            state.set_urgent(main.urgent)
-            state.set_colormap(main.colormap)
-            state.set_opacity(main.opacity)
-            state.set_threshold(main.threshold)
+            state.set_urgent(self.window.state.urgent)
             panel = AIPanel(state)
             strip = LevelStripWidget(state)
             # A panel made now shows what its state already holds (its slots, called once).
@@ -90,6 +98,15 @@ class ActivePanels(QObject):
             self.level_stack.addWidget(strip)
         self._show(self.ai_stack, self._scroll_of(self.ai_panels[index]))
         self._show(self.level_stack, self.level_strips[index])
+
+    def _bind_overlay_action(self, state: ViewerState) -> None:
+        old = self._overlay_binding
+        if old is None:
+            return
+        old.unbind()
+        action = old.parent()
+        old.deleteLater()
+        self._overlay_binding = bind_check(action, state, "overlay_visible")  # type: ignore[arg-type]
 
     @staticmethod
     def _show(stack: QStackedWidget, widget: QWidget) -> None:

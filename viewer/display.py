@@ -126,8 +126,15 @@ def window_lut(
         width: window width in pixel units.
         function: DICOM VOI function ("LINEAR", "LINEAR_EXACT", "SIGMOID").
         invert: show white as black (a display choice; pixel values are untouched).
+
+    Only the codes up to the image's highest one are evaluated (4096 of a 12-bit film's 65536; a
+    pyramid level or a screen resampling never exceeds it); the rest repeat the last entry.
     """
-    lut = apply_window(pyramid.code_values(), center, width, function)
+    used = min(CODES, pyramid.max_code + 1)
+    values = pyramid.offset + np.arange(used, dtype=np.float64) * pyramid.step
+    lut = np.empty(CODES, dtype=np.uint8)
+    lut[:used] = apply_window(values, center, width, function)
+    lut[used:] = lut[used - 1]
     if invert:
         np.subtract(255, lut, out=lut)
     return lut

@@ -8,19 +8,91 @@ Cine plays at the rate chosen (frames per second; by default the file's FrameTim
 else :data:`DEFAULT_FPS`) and never queues: a tick while the last frame is still loading is
 skipped, so a slow decoder lowers the rate instead of piling up work. Findings follow the frame
 shown: once stepping settles (and when cine stops), the model runs on that frame.
+
+Frames already decoded are kept in a :class:`FrameCache` on the loader's thread, least recently
+shown out first, within :data:`FRAME_CACHE_BYTES` (pixels and display pyramid counted): stepping
+back, or cine's second loop over a short run, shows a frame without decoding it again.
 """
 
 from __future__ import annotations
 
+import os
+from collections import OrderedDict
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 
 if TYPE_CHECKING:
     from viewer.viewports import Viewport, ViewportGrid
+    from viewer.workers import LoadedImage
 
 DEFAULT_FPS = 10.0
 SETTLE_MS = 250  # findings run once the reader stops on a frame this long
+# 256 MiB: about 150 frames of 512x512 angiography, four of a 3000x3000 film (60 MiB a frame).
+FRAME_CACHE_BYTES = 256 * 1024 * 1024
+
+FrameKey = tuple[str, int, int, int]
+
+
+def loaded_nbytes(loaded: LoadedImage) -> int:
+    """The memory a decoded frame holds: its pixels and its display pyramid."""
+    pixels = getattr(loaded.image.pixels, "nbytes", 0)
+    return int(pixels + sum(level.nbytes for level in loaded.pyramid.levels))
+
+
+class FrameCache:
+    """Decoded frames of multi-frame films, bounded in bytes, least recently used out first.
+
+    Keys name the file as it is on disk (path, frame, modification time, size), so a file
+    rewritten in place is decoded again. Not thread-safe: one thread (the loader's) owns it.
+
+    Args:
+        max_bytes: the most the kept frames may hold; a frame larger than this is not kept.
+    """
+
+    def __init__(self, max_bytes: int = FRAME_CACHE_BYTES) -> None:
+        self.max_bytes = int(max_bytes)
+        self._items: OrderedDict[FrameKey, tuple[LoadedImage, int]] = OrderedDict()
+        self.nbytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @staticmethod
+    def key(path: str | Path, frame: int) -> FrameKey | None:
+        """The key of a frame of a file; None when the file cannot be looked at."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return (str(Path(path).absolute()), int(frame), st.st_mtime_ns, st.st_size)
+
+    def get(self, key: FrameKey | None) -> LoadedImage | None:
+        item = self._items.get(key) if key is not None else None
+        if item is None:
+            self.misses += 1
+            return None
+        self._items.move_to_end(key)  # type: ignore[arg-type]
+        self.hits += 1
+        return item[0]
+
+    def put(self, key: FrameKey | None, loaded: LoadedImage) -> None:
+        if key is None:
+            return
+        size = loaded_nbytes(loaded)
+        old = self._items.pop(key, None)
+        if old is not None:
+            self.nbytes -= old[1]
+        if size > self.max_bytes:
+            return
+        self._items[key] = (loaded, size)
+        self.nbytes += size
+        while self.nbytes > self.max_bytes:
+            _key, (_loaded, dropped) = self._items.popitem(last=False)
+            self.nbytes -= dropped
 
 
 class FrameController(QObject):

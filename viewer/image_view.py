@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import cv2
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
@@ -94,6 +95,8 @@ class ImageViewBox(pg.ViewBox):
     """A ViewBox where right-drag is window/level and left-drag draws rulers in ruler mode."""
 
     window_dragged = Signal(float, float)
+    window_drag_started = Signal()
+    window_drag_finished = Signal()
     ruler_started = Signal(object)
     ruler_moved = Signal(object)
     ruler_finished = Signal(object)
@@ -109,8 +112,12 @@ class ImageViewBox(pg.ViewBox):
     def mouseDragEvent(self, ev: Any, axis: Any = None) -> None:  # noqa: N802 (Qt name)
         if ev.button() == Qt.MouseButton.RightButton:
             ev.accept()
+            if ev.isStart():
+                self.window_drag_started.emit()
             delta = ev.pos() - ev.lastPos()
             self.window_dragged.emit(float(delta.x()), float(delta.y()))
+            if ev.isFinish():
+                self.window_drag_finished.emit()
             return
         if self.tool_handler is not None and self.tool_handler.view_drag(ev):
             return
@@ -138,6 +145,7 @@ class _FrameItem(pg.GraphicsObject):
     def __init__(self) -> None:
         super().__init__()
         self._rect = QRectF(0, 0, 1, 1)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents)  # Qt skips paint()
 
     def set_size(self, width: int, height: int) -> None:
         self.prepareGeometryChange()
@@ -193,6 +201,22 @@ class FilmItem(pg.GraphicsObject):
             painter.drawImage(self._rect, self._qimage)
 
 
+class WindowHistogram(pg.HistogramLUTItem):
+    """The film's histogram with its window region, without pyqtgraph's colour gradient.
+
+    pyqtgraph draws lines from the region's ends to the gradient bar on every repaint; the
+    gradient is hidden here (the film is grey), so those were two stray diagonal strokes at the
+    histogram's ends, and a fifth of the cost of repainting a view during a W/L drag.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents)  # Qt skips paint()
+
+    def paint(self, painter: QPainter, *args: Any) -> None:
+        pass
+
+
 def grey_to_argb(lut8: np.ndarray) -> np.ndarray:
     """uint8 grey table to opaque ARGB32 (uint32) of the same length."""
     grey = lut8.astype(np.uint32)
@@ -203,13 +227,16 @@ class ImageViewWidget(QWidget):
     """The film: shows an image (anything with ``pixels``, ``window``, ``spacing_mm``).
 
     Signals:
-        window_changed(center, width): after every W/L change.
+        window_changed(center, width): after every W/L change (during a preview, once at its end).
+        window_drag_started(), window_drag_finished(): the user's right-drag W/L began, ended.
         cursor_moved(CursorInfo | None): pixel under the mouse (None when outside the film).
         ruler_measured(length, unit): when a ruler is drawn or edited.
         view_changed(): zoom/pan/orientation changed.
     """
 
     window_changed = Signal(float, float)
+    window_drag_started = Signal()
+    window_drag_finished = Signal()
     cursor_moved = Signal(object)
     ruler_measured = Signal(float, str)
     view_changed = Signal()
@@ -220,11 +247,16 @@ class ImageViewWidget(QWidget):
         self.graphics = pg.GraphicsLayoutWidget()
         self.view = ImageViewBox()
         self.graphics.addItem(self.view, row=0, col=0)
-        self.histogram = pg.HistogramLUTItem(fillHistogram=True)
+        self.histogram = WindowHistogram(fillHistogram=True)
         self.histogram.gradient.hide()
         # The histogram curve and axis only change with the image: repaint them from a cache on
         # W/L changes (halves the repaint cost of the whole view).
-        for item in (self.histogram.plot, self.histogram.axis):
+        # The window's region too: it moves with W/L, but in a view that follows another one's
+        # drag (viewer.view_links) it stays put, and a cached region costs a blit, not a blend.
+        # The curve is drawn turned by 90 degrees, and Qt re-renders a turned item's device
+        # cache on every paint: it paints directly, which is cheaper.
+        region = self.histogram.region
+        for item in (self.histogram.axis, region, *region.lines):
             item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.histogram.setMaximumWidth(110)
         self.graphics.addItem(self.histogram, row=0, col=1)
@@ -236,6 +268,10 @@ class ImageViewWidget(QWidget):
         self.overlay_item.setParentItem(self.frame)
         self.overlay_item.setZValue(10)
         self.overlay_item.setVisible(False)
+        # The scene fills the whole view with its solid background: without this, Qt painted the
+        # style sheet's background of the view and of every widget under it first, each repaint
+        # (a third of a W/L step's repaint of an 800x800 view).
+        self.graphics.viewport().setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.graphics)
@@ -272,8 +308,15 @@ class ImageViewWidget(QWidget):
         self._syncing_histogram = False
         self._render_pending = False
         self.render_count = 0
+        # While another view's W/L drag leads this one (viewer.view_links): the window is shown
+        # from codes at half the screen's resolution, and the histogram and W/L text wait for
+        # the exact frame that ending the preview draws.
+        self._previewing = False
+        self._preview_codes: np.ndarray | None = None
 
         self.view.window_dragged.connect(self._on_view_window_dragged)
+        self.view.window_drag_started.connect(self.window_drag_started)
+        self.view.window_drag_finished.connect(self.window_drag_finished)
         self.view.ruler_started.connect(self._on_view_ruler_started)
         self.view.ruler_moved.connect(self._on_view_ruler_moved)
         self.view.ruler_finished.connect(self._on_view_ruler_finished)
@@ -324,6 +367,11 @@ class ImageViewWidget(QWidget):
         self.histogram.plot.setData(values, counts)
         lo, hi = self._pyramid.value_range()
         self.histogram.setHistogramRange(lo, hi, padding=0.02)
+        # The counts' axis fixed once per film: left on auto-range, pyqtgraph re-measured every
+        # child of the histogram on each W/L step (the region moved), 0.2 ms a step.
+        curve = self.histogram.plot  # drawn turned by 90 degrees: its counts run along x
+        counts_rect = curve.mapRectToParent(curve.boundingRect())
+        self.histogram.vb.setXRange(counts_rect.left(), counts_rect.right(), padding=0.02)
         self._invalidate()
         self.fit()
         self.set_window(*self._presets["dicom"])
@@ -365,6 +413,8 @@ class ImageViewWidget(QWidget):
         self._window = (float(center), width)
         self._lut = display.window_lut(self._pyramid, center, width, self._function, self._invert)
         self._lut_argb = grey_to_argb(self._lut)
+        if self._previewing and self._render_preview():
+            return
         self._render(force=True)
         self._syncing_histogram = True
         try:
@@ -373,6 +423,37 @@ class ImageViewWidget(QWidget):
             self._syncing_histogram = False
         self._update_info()
         self.window_changed.emit(self._window[0], self._window[1])
+
+    # -- preview while another view leads a W/L drag ---------------------------------------
+    @property
+    def previewing(self) -> bool:
+        return self._previewing
+
+    def begin_preview(self) -> None:
+        """Show W/L changes coarsely (half the screen resolution) until :meth:`end_preview`."""
+        self._previewing = True
+
+    def end_preview(self) -> None:
+        """Draw the exact frame at the current window: what :meth:`set_window` draws unlinked."""
+        if not self._previewing:
+            return
+        self._previewing = False
+        self._preview_codes = None
+        if self._pyramid is not None:  # the screen codes are still cached: only the table runs
+            self.set_window(*self._window)
+
+    def _render_preview(self) -> bool:
+        """The cached screen codes halved (area mean) through the new table; False: not ready."""
+        codes = self._codes
+        if codes is None or self._lut_argb is None or min(codes.shape) < 4:
+            return False
+        if self._preview_codes is None:
+            half = (max(1, codes.shape[1] // 2), max(1, codes.shape[0] // 2))
+            self._preview_codes = cv2.resize(codes, half, interpolation=cv2.INTER_AREA)
+        argb = display.apply_lut(self._preview_codes, self._lut_argb)
+        self.image_item.set_array(argb, QRectF(*self._codes_rect))
+        self.render_count += 1
+        return True
 
     def set_inverted(self, inverted: bool) -> None:
         self._invert = bool(inverted)
@@ -493,6 +574,7 @@ class ImageViewWidget(QWidget):
         if not reuse:
             crop = display.crop_for_view(pyr, level, visible, margin=0.1)
             self._codes = display.screen_codes(pyr, level, crop, scale)
+            self._preview_codes = None  # a preview is made from the codes on screen
             self._codes_key = (level, crop, scale)
             self._codes_rect = display.level_rect(pyr, level, crop)
             # Zoomed out, the codes are already on the screen grid; zoomed in, magnify smoothly.
@@ -509,6 +591,7 @@ class ImageViewWidget(QWidget):
         self._rendered = None
         self._codes = None
         self._codes_key = None
+        self._preview_codes = None
 
     def displayed_array(self) -> np.ndarray | None:
         """The uint8 grey array the film item currently shows (a level crop, on screen pixels)."""

@@ -21,6 +21,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from fpsm_core.errors import FpsmError, one_sentence
 from viewer import display
+from viewer.frames import FrameCache
 from viewer.workers import LoadedImage
 
 if TYPE_CHECKING:
@@ -53,7 +54,11 @@ def _message(exc: Exception, path: str) -> str:
 
 
 class ViewportLoader(QObject):
-    """Decodes films and frames, reads headers (on its own thread)."""
+    """Decodes films and frames, reads headers (on its own thread).
+
+    The frames of multi-frame films it decoded are kept in :attr:`frames`
+    (:class:`~viewer.frames.FrameCache`): a frame asked for again is not decoded again.
+    """
 
     loaded = Signal(str, int, object)  # key, request id, LoadedImage
     header_read = Signal(str, int, object)  # key, request id, FilmHeader
@@ -62,6 +67,7 @@ class ViewportLoader(QObject):
     def __init__(self, ids: _Ids) -> None:
         super().__init__()
         self._ids = ids
+        self.frames = FrameCache()
 
     @Slot(str, int, str, int)
     def load(self, key: str, request_id: int, path: str, frame: int) -> None:
@@ -69,6 +75,11 @@ class ViewportLoader(QObject):
             return
         from fpsm_core.io import load_image
 
+        cache_key = FrameCache.key(path, frame)
+        cached = self.frames.get(cache_key)
+        if cached is not None:
+            self.loaded.emit(key, request_id, cached)
+            return
         t0 = time.perf_counter()
         try:
             image = load_image(path, frame=frame)
@@ -77,7 +88,10 @@ class ViewportLoader(QObject):
             self.failed.emit(key, request_id, _message(exc, path))
             return
         ms = (time.perf_counter() - t0) * 1e3
-        self.loaded.emit(key, request_id, LoadedImage(Path(path), image, pyramid, ms))
+        loaded = LoadedImage(Path(path), image, pyramid, ms)
+        if image.n_frames > 1:
+            self.frames.put(cache_key, loaded)
+        self.loaded.emit(key, request_id, loaded)
 
     @Slot(str, int, str)
     def read_header(self, key: str, request_id: int, path: str) -> None:

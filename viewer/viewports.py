@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QEvent, QObject, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import (
     QCheckBox,
     QFrame,
@@ -34,10 +35,12 @@ from PySide6.QtWidgets import (
 from fpsm_core.compare import score_changes
 from fpsm_core.explain import ResultCams
 from fpsm_core.io import studies
+from viewer.contours import ContourBinding
 from viewer.corner_text import CornerText, format_date
 from viewer.film_binding import FilmBinding
 from viewer.image_view import ImageViewWidget
 from viewer.orientation import OrientationMarkers
+from viewer.overlay_link import OverlayLink
 from viewer.state import LAYOUTS, ReadingRoomState, ViewerState
 from viewer.view_links import ViewLinker
 
@@ -49,8 +52,10 @@ if TYPE_CHECKING:
     from viewer.workers import LoadedImage, ModelInfo
 
 MAX_VIEWPORTS = 4
-ACTIVE_STYLE = "QFrame#viewport { border: 2px solid #4fc3f7; }"
-IDLE_STYLE = "QFrame#viewport { border: 2px solid transparent; }"
+# The active viewport's frame. Painted, not a style sheet: a style sheet set on every change of
+# the active viewport re-polished the film view inside it, whose sizes then settled later.
+ACTIVE_COLOUR = "#4fc3f7"
+BORDER_PX = 2
 DEFAULT_HANGING = ("PA", "AP", "LL", "RL", "LAT")
 
 
@@ -88,15 +93,17 @@ class Viewport(QFrame):
         self.key = f"viewport{index}"
         self.state = state
         self.view = view if view is not None else ImageViewWidget()
+        # The first viewport is the window's film: the window binds its heatmap and contours.
         self.binding = FilmBinding(state, self.view) if view is None else None
+        self.contours = ContourBinding(state, self.view) if view is None else None
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setContentsMargins(BORDER_PX, BORDER_PX, BORDER_PX, BORDER_PX)
         layout.addWidget(self.view)
         self.corners = CornerText(self.view, corners)
         self.markers = OrientationMarkers(self.view)
         self.header: FilmHeader | None = None
         self.frame: tuple[int, int] | None = None
-        self.setStyleSheet(IDLE_STYLE)
+        self.active = False
         self.view.graphics.viewport().installEventFilter(self)
         self.view.graphics.viewport().setAcceptDrops(True)
 
@@ -116,7 +123,22 @@ class Viewport(QFrame):
         self.corners.set_frame(frame)
 
     def set_active(self, active: bool) -> None:
-        self.setStyleSheet(ACTIVE_STYLE if active else IDLE_STYLE)
+        """Framed in the accent colour while keys and the AI panel act on this viewport."""
+        if bool(active) != self.active:
+            self.active = bool(active)
+            self.update()
+
+    def paintEvent(self, event: Any) -> None:  # noqa: N802 (Qt name)
+        super().paintEvent(event)
+        if self.active:
+            painter = QPainter(self)
+            pen = QPen(QColor(ACTIVE_COLOUR))
+            pen.setWidth(BORDER_PX)
+            pen.setJoinStyle(Qt.PenJoinStyle.MiterJoin)
+            painter.setPen(pen)
+            half = BORDER_PX // 2
+            painter.drawRect(self.rect().adjusted(half, half, -half, -half))
+            painter.end()
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt name)
         kind = event.type()
@@ -148,6 +170,7 @@ class ViewportGrid(QWidget):
 
     Signals:
         film_loaded(index): a viewport's film is on screen (with its header).
+        viewport_added(index): a viewport (and its state) was made.
         frame_shown(index): a film (or a frame of it) came from the viewports' loader.
         main_infer_requested(): the first viewport's frame wants findings (the session runs them).
         result_shown(index): a viewport's findings are in its state.
@@ -156,6 +179,7 @@ class ViewportGrid(QWidget):
     """
 
     film_loaded = Signal(int)
+    viewport_added = Signal(int)
     frame_shown = Signal(int)
     main_infer_requested = Signal()
     result_shown = Signal(int)
@@ -224,6 +248,7 @@ class ViewportGrid(QWidget):
 
         first = Viewport(0, state, view, self._corners)
         self._add(first)
+        self.overlays = OverlayLink(self)  # one overlay look while linked (viewer/overlay_link.py)
         state.image_changed.connect(lambda loaded: self._on_state_image_changed(first, loaded))
         state.result_changed.connect(lambda _r: self._update_changes())
         services.loaded.connect(self._on_services_loaded)
@@ -248,6 +273,7 @@ class ViewportGrid(QWidget):
         viewport.dropped.connect(self._on_viewport_dropped)
         viewport.corners.set_phi_hidden(self.room.phi_hidden)
         self.viewports.append(viewport)
+        self.viewport_added.emit(viewport.index)
 
     def _ensure(self, count: int) -> None:
         while len(self.viewports) < min(count, MAX_VIEWPORTS):
@@ -463,6 +489,7 @@ class ViewportGrid(QWidget):
         for name, button in self.layout_buttons.items():
             button.setChecked(name == layout)
         self.linker.set_views([v.view for v in self.shown()])
+        self._on_room_active_changed(self.room.active)  # marked once there are two to tell apart
         self.bar.setVisible(True)
         self._update_changes()
 
@@ -472,6 +499,8 @@ class ViewportGrid(QWidget):
 
     def _on_room_linked_changed(self, linked: bool) -> None:
         self.linker.enabled = linked
+        if not linked:
+            self.linker.end_previews()  # unlinked mid-drag: the followers' exact frames now
         self.link_box.setChecked(linked)
 
     def _on_room_phi_hidden_changed(self, hidden: bool) -> None:
