@@ -38,6 +38,7 @@ from fpsm_core.io import studies
 from viewer.contours import ContourBinding
 from viewer.corner_text import CornerText, format_date
 from viewer.film_binding import FilmBinding
+from viewer.ground_truth import GroundTruthBinding
 from viewer.image_view import ImageViewWidget
 from viewer.orientation import OrientationMarkers
 from viewer.overlay_link import OverlayLink
@@ -96,6 +97,7 @@ class Viewport(QFrame):
         # The first viewport is the window's film: the window binds its heatmap and contours.
         self.binding = FilmBinding(state, self.view) if view is None else None
         self.contours = ContourBinding(state, self.view) if view is None else None
+        self.gt_boxes = GroundTruthBinding(state, self.view) if view is None else None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(BORDER_PX, BORDER_PX, BORDER_PX, BORDER_PX)
         layout.addWidget(self.view)
@@ -251,6 +253,8 @@ class ViewportGrid(QWidget):
         self.overlays = OverlayLink(self)  # one overlay look while linked (viewer/overlay_link.py)
         state.image_changed.connect(lambda loaded: self._on_state_image_changed(first, loaded))
         state.result_changed.connect(lambda _r: self._update_changes())
+        # One box file for every viewport: each draws the boxes of its own film.
+        state.ground_truth_changed.connect(self._on_main_ground_truth_changed)
         services.loaded.connect(self._on_services_loaded)
         services.header_read.connect(self._on_services_header_read)
         services.result_ready.connect(self._on_services_result_ready)
@@ -279,12 +283,17 @@ class ViewportGrid(QWidget):
         while len(self.viewports) < min(count, MAX_VIEWPORTS):
             state = ViewerState(self)
             state.set_model(self.model)
+            state.set_ground_truth(self.viewports[0].state.ground_truth)
             viewport = Viewport(len(self.viewports), state, None, self._corners)
             state.image_changed.connect(
                 lambda loaded, v=viewport: self._on_state_image_changed(v, loaded)
             )
             state.result_changed.connect(lambda _r: self._update_changes())
             self._add(viewport)
+
+    def _on_main_ground_truth_changed(self, ground_truth: Any) -> None:
+        for viewport in self.viewports[1:]:
+            viewport.state.set_ground_truth(ground_truth)
 
     @property
     def active(self) -> Viewport:

@@ -141,3 +141,24 @@ def test_c_and_the_overlay_look_act_on_the_active_viewport_and_all_while_linked(
     qtbot.keyClick(window, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
     assert look(right.state) == look(left.state)
     assert right.view.overlay_array() is None
+
+
+def test_ground_truth_boxes_are_drawn_on_every_viewports_own_film(
+    qtbot: Any, make_window: Any, tmp_path: Path
+) -> None:
+    window, left, right = two_films(qtbot, make_window, tmp_path)
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_text(
+        "file,class_name,x_min,y_min,x_max,y_max\n"
+        "a.dcm,Cardiomegaly,10,20,50,70\n"
+        "b.dcm,Nodule,5,6,25,36\n"
+    )
+    assert window.gt_panel.load(boxes)
+    assert window.gt_boxes.rects() == [(10.0, 20.0, 50.0, 70.0)]
+    assert right.gt_boxes.rects() == [(5.0, 6.0, 25.0, 36.0)]  # b's box, not a's
+    # A viewport opened after the file was loaded draws its film's boxes too.
+    window.reading_room.grid.set_layout("2x2")
+    third = window.reading_room.grid.viewports[2]
+    assert third.state.ground_truth is window.state.ground_truth
+    window.gt_panel.clear_button.click()
+    assert right.gt_boxes.rects() == [] and window.gt_boxes.rects() == []
