@@ -11,7 +11,9 @@ modules imported by then. Units: MiB (2^20 bytes) throughout; the totals line al
 (10^9 bytes), the unit of issue 21's 1.3 GB target.
 
 Variants run side by side, interleaved: the ensemble stored in float32 and in float16
-(``--dtype``), and ``--src LABEL=DIR`` source trees (e.g. an exported older commit) to compare.
+(``--dtype``), ``--keep-cuda-pages`` (this tree with ``FPSM_CUDA_PAGES=keep``: the CUDA
+libraries' clean pages left mapped, see ``fpsm_core/pipeline/cuda_pages.py``), and
+``--src LABEL=DIR`` source trees (e.g. an exported older commit) to compare.
 USS and PSS depend on what else runs: a library page another process maps too (another Python
 with torch) is shared, not private, so RSS is the figure comparable across machines and runs.
 """
@@ -152,6 +154,11 @@ def main() -> int:
         help="environment for every launch (e.g. MALLOC_ARENA_MAX=2)",
     )
     p.add_argument(
+        "--keep-cuda-pages",
+        action="store_true",
+        help="also launch this tree with FPSM_CUDA_PAGES=keep (CUDA libraries' pages left mapped)",
+    )
+    p.add_argument(
         "--trace",
         action="store_true",
         help="run tracemalloc in the viewer (slower, more memory) to name numpy's buffers",
@@ -165,21 +172,25 @@ def main() -> int:
         env_extra["FPSM_BENCH_TRACE"] = "1"
     args.work.mkdir(parents=True, exist_ok=True)
 
-    trees = [("this tree", REPO)] + [
-        (label, Path(path).resolve())
+    keep: dict[str, str] = {"FPSM_CUDA_PAGES": "keep"}
+    trees: list[tuple[str, Path, dict[str, str]]] = [("this tree", REPO, {})]
+    if args.keep_cuda_pages:
+        trees.append(("this tree, CUDA pages kept", REPO, keep))
+    trees += [
+        (label, Path(path).resolve(), {})
         for label, _, path in (item.partition("=") for item in args.src)
     ]
     variants = []
     for dtype in dtypes:
         model, film = make_assets(args.work, 3, "tresnet_m", 512, 3000, dtype)
-        variants += [(f"{label}, {dtype}", src, model, film) for label, src in trees]
+        variants += [(f"{label}, {dtype}", src, env, model, film) for label, src, env in trees]
 
     dumps: dict[str, list[dict[str, object]]] = {v[0]: [] for v in variants}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeats):  # interleaved, so load on the machine hits each alike
-            for label, src, model, film in variants:
+            for label, src, env, model, film in variants:
                 path = Path(tmp) / f"{len(dumps[label])}-{r}.json"
-                marks = launch(src, "lazy", model, film, args.timeout, path, env_extra)
+                marks = launch(src, "lazy", model, film, args.timeout, path, {**env_extra, **env})
                 dump = json.loads(path.read_text())
                 dump["marks"] = marks
                 dumps[label].append(dump)

@@ -67,7 +67,12 @@ def live_memory() -> dict[str, Any]:
     torch = sys.modules.get("torch")
     storages: dict[int, tuple[int, str]] = {}
     arrays: dict[int, tuple[int, str, str]] = {}
-    for holder in gc.get_objects():
+    # Tuples and dicts holding only untracked objects (arrays) leave the collector's list:
+    # walk down from every tracked object through such containers too.
+    seen: set[int] = set()
+    stack: list[tuple[object, str]] = [(o, type(o).__name__) for o in gc.get_objects()]
+    while stack:
+        holder, owner = stack.pop()
         if torch is not None and isinstance(holder, torch.Tensor):
             try:
                 st = holder.untyped_storage()
@@ -81,8 +86,10 @@ def live_memory() -> dict[str, Any]:
                 while isinstance(base.base, np.ndarray):
                     base = base.base
                 if base.base is None and id(base) not in arrays:
-                    what = f"{base.dtype} {base.shape}"
-                    arrays[id(base)] = (base.nbytes, what, type(holder).__name__)
+                    arrays[id(base)] = (base.nbytes, f"{base.dtype} {base.shape}", owner)
+            elif isinstance(ref, tuple | dict) and not gc.is_tracked(ref) and id(ref) not in seen:
+                seen.add(id(ref))
+                stack.append((ref, owner))
     out["tensors_mib"] = sum(n for n, _ in storages.values()) / 2**20
     out["tensors_n"] = len(storages)
     out["tensors_top"] = [
