@@ -81,12 +81,16 @@ NOTABLE = (
 def parse_smaps(text: str) -> list[dict[str, object]]:
     """One dict per mapping: ``path`` and the kB fields of :data:`FIELDS`."""
     maps: list[dict[str, object]] = []
-    head = re.compile(r"^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$")
+    head = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$")
     current: dict[str, object] | None = None
     for line in text.splitlines():
         m = head.match(line)
         if m:
-            current = {"path": m.group(1).strip()}
+            current = {
+                "path": m.group(3).strip(),
+                "start": int(m.group(1), 16),
+                "end": int(m.group(2), 16),
+            }
             maps.append(current)
             continue
         key, _, rest = line.partition(":")
@@ -114,6 +118,39 @@ def breakdown(maps: Iterable[dict[str, object]]) -> dict[str, dict[str, float]]:
         g["file"] += kb["Rss"] - kb["Anonymous"]
         g["uss"] += kb["Private_Clean"] + kb["Private_Dirty"]
     return out
+
+
+def big_anonymous(
+    maps: list[dict[str, object]], buffers: list[list[object]], min_mib: float = 8.0
+) -> list[str]:
+    """Anonymous mappings of at least ``min_mib`` resident, each with what is known to lie in it.
+
+    A mapping right after a library's own is that library's ``.bss`` (static data); one of 64 MiB
+    is a glibc thread arena; otherwise the numpy arrays and torch storages whose buffers overlap
+    it are named.
+    """
+    rows = []
+    for i, m in enumerate(maps):
+        rss = float(m.get("Rss", 0)) / 1024  # type: ignore[arg-type]
+        if m["path"] or rss < min_mib:
+            continue
+        start, end = int(m["start"]), int(m["end"])  # type: ignore[call-overload]
+        inside = [  # a buffer may straddle two mappings (numpy aligns, the kernel splits)
+            str(w)
+            for a, n, w in buffers
+            if int(a) < end and int(a) + int(n) > start  # type: ignore[call-overload]
+        ]
+        prev = maps[i - 1] if i else None
+        if inside:
+            what = "; ".join(inside[:3]) + (f" (+{len(inside) - 3})" if len(inside) > 3 else "")
+        elif prev is not None and prev["path"] and int(prev["end"]) == start:  # type: ignore[call-overload]
+            what = f".bss of {Path(str(prev['path'])).name}"
+        elif (end - start) >> 20 == 64:
+            what = "a 64 MiB glibc malloc arena (a thread's heap)"
+        else:
+            what = "?"
+        rows.append(f"{rss:6.1f} MiB of {(end - start) / 2**20:.1f}: {what}")
+    return rows
 
 
 def top_files(maps: Iterable[dict[str, object]], n: int) -> list[tuple[str, float, float]]:
@@ -226,8 +263,9 @@ def main() -> int:
                 if all(pt in d["marks"] for d in runs)  # type: ignore[operator]
             )
         )
-        live = runs[0].get("live") or {}
-        for key, value in live.items():  # type: ignore[union-attr]
+        live = dict(runs[0].get("live") or {})  # type: ignore[call-overload]
+        buffers = live.pop("buffers", [])
+        for key, value in live.items():
             if isinstance(value, list):
                 print(f"{key}:")
                 for item in value:
@@ -247,6 +285,9 @@ def main() -> int:
         for key in ("rss", "anon", "file", "pss", "uss"):
             totals[key] = [sum(g[key] for g in t.values()) for t in tables]
         print("| **total** | " + " | ".join(f"**{med(totals[k]):.0f}**" for k in totals) + " |")
+        print("\nanonymous mappings of 8 MiB or more, first run:")
+        for row in big_anonymous(parse_smaps(str(runs[0]["smaps"])), buffers):
+            print(f"  {row}")
         print("\nlargest files (RSS, of which anonymous: relocated/written pages), first run:")
         for name, r, a in top_files(parse_smaps(str(runs[0]["smaps"])), args.top):
             print(f"  {r:7.1f} {a:6.1f}  {name}")

@@ -66,7 +66,7 @@ def live_memory() -> dict[str, Any]:
     out: dict[str, Any] = {}
     torch = sys.modules.get("torch")
     storages: dict[int, tuple[int, str]] = {}
-    arrays: dict[int, tuple[int, str, str]] = {}
+    arrays: dict[int, tuple[int, str, int]] = {}
     # Tuples and dicts holding only untracked objects (arrays) leave the collector's list:
     # walk down from every tracked object through such containers too.
     seen: set[int] = set()
@@ -86,7 +86,8 @@ def live_memory() -> dict[str, Any]:
                 while isinstance(base.base, np.ndarray):
                     base = base.base
                 if base.base is None and id(base) not in arrays:
-                    arrays[id(base)] = (base.nbytes, f"{base.dtype} {base.shape}", owner)
+                    what = f"{base.dtype} {base.shape} held by {owner}"
+                    arrays[id(base)] = (base.nbytes, what, base.ctypes.data)
             elif isinstance(ref, tuple | dict) and not gc.is_tracked(ref) and id(ref) not in seen:
                 seen.add(id(ref))
                 stack.append((ref, owner))
@@ -97,8 +98,13 @@ def live_memory() -> dict[str, Any]:
     ]
     out["arrays_mib"] = sum(n for n, _, _ in arrays.values()) / 2**20
     out["arrays_top"] = [
-        f"{n / 2**20:.1f} MiB {what} held by {holder}"
-        for n, what, holder in sorted(arrays.values(), reverse=True)[:12]
+        f"{n / 2**20:.1f} MiB {what}" for n, what, _ in sorted(arrays.values(), reverse=True)[:12]
+    ]
+    # Where the big buffers live, to name the anonymous mappings that hold them.
+    out["buffers"] = [
+        (addr, n, what)
+        for n, what, addr in [*arrays.values(), *((n, w, a) for a, (n, w) in storages.items())]
+        if n >= 1 << 20
     ]
     import tracemalloc
 
