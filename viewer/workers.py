@@ -295,8 +295,8 @@ class InferenceWorker(QObject):
                 torch_threads=self._threads,
             ),
         )
-        _release_memory()  # the loading's scratch (and any model it replaced) leaves the arena
         _drop_cuda_library_pages()
+        _release_memory()  # the loading's scratch (and any model it replaced) leaves the arena
 
     @Slot(int, object)
     def infer(self, request_id: int, image: XRayImage) -> None:

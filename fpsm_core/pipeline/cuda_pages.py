@@ -27,8 +27,8 @@ import ctypes.util
 import os
 import re
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 MADV_DONTNEED = 4
 # NVIDIA's pip wheels live under .../site-packages/nvidia/; torch's own CUDA libraries and
@@ -53,8 +53,8 @@ class Mapping:
     anonymous_kb: int
 
 
-def parse_smaps(text: str) -> list[Mapping]:
-    """The mappings of an ``smaps`` text, with their ``Rss`` and ``Anonymous`` sizes."""
+def parse_smaps(lines: Iterable[str]) -> list[Mapping]:
+    """The mappings of ``smaps`` lines (a text's ``splitlines()`` or the open file itself)."""
     out: list[Mapping] = []
     current: dict[str, object] | None = None
 
@@ -62,7 +62,7 @@ def parse_smaps(text: str) -> list[Mapping]:
         if current is not None:
             out.append(Mapping(**current))  # type: ignore[arg-type]
 
-    for line in text.splitlines():
+    for line in lines:
         head = _HEAD.match(line)
         if head:
             close()
@@ -116,7 +116,8 @@ def drop_cuda_library_pages() -> int:
     if not sys.platform.startswith("linux") or _cuda_device_present():
         return 0
     try:
-        targets = reclaimable(parse_smaps(Path("/proc/self/smaps").read_text()))
+        with open("/proc/self/smaps", encoding="utf-8") as smaps:  # streamed: ~3,000 mappings
+            targets = reclaimable(parse_smaps(smaps))
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     except OSError:
         return 0

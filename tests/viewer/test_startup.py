@@ -49,7 +49,8 @@ def on_result(result):
     seen["findings"] = [f.label for f in result.findings][:3]
     seen["never"] = sorted(m for m in NEVER if m in sys.modules)
     from fpsm_core.pipeline.cuda_pages import parse_smaps, reclaimable
-    clean = reclaimable(parse_smaps(open("/proc/self/smaps").read()))
+    with open("/proc/self/smaps") as smaps:
+        clean = reclaimable(parse_smaps(smaps))
     seen["cuda_clean_mib"] = sum(m.rss_kb for m in clean) / 1024
     app.quit()
 window.image_shown.connect(on_image)

@@ -57,7 +57,7 @@ SMAPS = "".join(
 
 
 def test_only_clean_read_only_pages_of_cuda_libraries_are_chosen() -> None:
-    chosen = reclaimable(parse_smaps(SMAPS))
+    chosen = reclaimable(parse_smaps(SMAPS.splitlines()))
     assert [(m.perms, Path(m.path).name, m.rss_kb) for m in chosen] == [
         ("r-xp", "libcublasLt.so.13", 900),  # code, never written
         ("r--p", "libtorch_cuda.so", 600),  # read-only data, never written
@@ -84,7 +84,8 @@ from pathlib import Path
 from fpsm_core.pipeline.cuda_pages import CUDA_LIBRARY, drop_cuda_library_pages, parse_smaps
 
 def cuda_kb():
-    maps = [m for m in parse_smaps(Path("/proc/self/smaps").read_text()) if CUDA_LIBRARY.search(m.path)]
+    with open("/proc/self/smaps") as smaps:
+        maps = [m for m in parse_smaps(smaps) if CUDA_LIBRARY.search(m.path)]
     return sum(m.rss_kb for m in maps), sum(m.anonymous_kb for m in maps)
 
 torch.manual_seed(0)
