@@ -125,7 +125,7 @@ def big_anonymous(
 ) -> list[str]:
     """Anonymous mappings of at least ``min_mib`` resident, each with what is known to lie in it.
 
-    A mapping right after a library's own is that library's ``.bss`` (static data); one of 64 MiB
+    A mapping right after a library's own is usually its ``.bss`` (static data); one of 64 MiB
     is a glibc thread arena; otherwise the numpy arrays and torch storages whose buffers overlap
     it are named.
     """
@@ -144,7 +144,7 @@ def big_anonymous(
         if inside:
             what = "; ".join(inside[:3]) + (f" (+{len(inside) - 3})" if len(inside) > 3 else "")
         elif prev is not None and prev["path"] and int(prev["end"]) == start:  # type: ignore[call-overload]
-            what = f".bss of {Path(str(prev['path'])).name}"
+            what = f"right after {Path(str(prev['path'])).name} (its .bss, if it has one)"
         elif (end - start) >> 20 == 64:
             what = "a 64 MiB glibc malloc arena (a thread's heap)"
         else:
