@@ -147,3 +147,20 @@ def test_a_meta_build_has_the_plain_build_s_parameters() -> None:
 
     assert describe(meta) == describe(plain)
     assert all(t.is_meta for t in meta.parameters())
+
+
+def test_torch_compile_still_works_after_the_deferred_import(tmp_path: Path) -> None:
+    """Training's ``--compile`` imports TorchDynamo for real after timm was imported lean."""
+    code = (
+        "import json, torch\n"
+        "from fpsm_core.model import create_fpsm\n"
+        "torch.manual_seed(0)\n"
+        "model = create_fpsm('resnet18', levels=(4, 3)).eval()\n"
+        "x = torch.rand(1, 3, 64, 64)\n"
+        "compiled = torch.compile(model, backend='eager')\n"
+        "with torch.no_grad():\n"
+        "    same = torch.allclose(model(x), compiled(x), atol=1e-6)\n"
+        "import sys\n"
+        "print(json.dumps({'same': bool(same), 'dynamo': 'torch._dynamo' in sys.modules}))\n"
+    )
+    assert run_fresh(code, tmp_path) == {"same": True, "dynamo": True}
