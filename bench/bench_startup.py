@@ -51,16 +51,89 @@ def rss_mib(field: str = "VmRSS") -> float:
     return float("nan")
 
 
+def live_memory() -> dict[str, Any]:
+    """What Python can name of the anonymous memory: torch tensors and numpy arrays alive.
+
+    Both are found through the garbage collector, each buffer counted once (a view counts as
+    its base), the arrays grouped by the type of the object that holds them. With
+    ``FPSM_BENCH_TRACE`` set, tracemalloc ran from the start and Python's own allocations
+    (objects, code, dicts) are totalled too.
+    """
+    import gc
+
+    import numpy as np
+
+    out: dict[str, Any] = {}
+    torch = sys.modules.get("torch")
+    storages: dict[int, tuple[int, str]] = {}
+    arrays: dict[int, tuple[int, str, int]] = {}
+    # Tuples and dicts holding only untracked objects (arrays) leave the collector's list:
+    # walk down from every tracked object through such containers too.
+    seen: set[int] = set()
+    stack: list[tuple[object, str]] = [(o, type(o).__name__) for o in gc.get_objects()]
+    while stack:
+        holder, owner = stack.pop()
+        if torch is not None and isinstance(holder, torch.Tensor):
+            try:
+                st = holder.untyped_storage()
+                storages[st.data_ptr()] = (st.nbytes(), f"{holder.dtype} {tuple(holder.shape)}")
+            except Exception:  # noqa: BLE001, S112 - meta tensors, subclasses without storage
+                continue
+            continue
+        for ref in gc.get_referents(holder):
+            if isinstance(ref, np.ndarray):
+                base = ref
+                while isinstance(base.base, np.ndarray):
+                    base = base.base
+                if base.base is None and id(base) not in arrays:
+                    what = f"{base.dtype} {base.shape} held by {owner}"
+                    arrays[id(base)] = (base.nbytes, what, base.ctypes.data)
+            elif isinstance(ref, tuple | dict) and not gc.is_tracked(ref) and id(ref) not in seen:
+                seen.add(id(ref))
+                stack.append((ref, owner))
+    out["tensors_mib"] = sum(n for n, _ in storages.values()) / 2**20
+    out["tensors_n"] = len(storages)
+    out["tensors_top"] = [
+        f"{n / 2**20:.1f} MiB {what}" for n, what in sorted(storages.values(), reverse=True)[:6]
+    ]
+    out["arrays_mib"] = sum(n for n, _, _ in arrays.values()) / 2**20
+    out["arrays_top"] = [
+        f"{n / 2**20:.1f} MiB {what}" for n, what, _ in sorted(arrays.values(), reverse=True)[:12]
+    ]
+    # Where the big buffers live, to name the anonymous mappings that hold them.
+    out["buffers"] = [
+        (addr, n, what)
+        for n, what, addr in [*arrays.values(), *((n, w, a) for a, (n, w) in storages.items())]
+        if n >= 1 << 20
+    ]
+    import tracemalloc
+
+    if tracemalloc.is_tracing():
+        snap = tracemalloc.take_snapshot()
+        py = snap.filter_traces([tracemalloc.DomainFilter(True, 0)])
+        stats = py.statistics("filename")
+        out["python_mib"] = sum(s.size for s in stats) / 2**20
+        out["python_top"] = [
+            f"{s.size / 2**20:.1f} MiB {s.traceback[0].filename}" for s in stats[:10]
+        ]
+    return out
+
+
 # -- the child: one viewer launch ---------------------------------------------------------------
 def child(args: argparse.Namespace) -> int:
     """Launch the viewer in this process and print one JSON line of timings and RSS."""
     t0 = float(os.environ["FPSM_BENCH_T0"])
     marks: dict[str, Any] = {}
+    if args.dump and os.environ.get("FPSM_BENCH_TRACE"):  # bench_memory.py --trace
+        import tracemalloc
+
+        tracemalloc.start(1)
 
     def mark(name: str) -> None:
         marks[name] = {
             "s": time.time() - t0,
             "rss_mib": rss_mib(),
+            "anon_mib": rss_mib("RssAnon"),
             "torch": "torch" in sys.modules,
             "timm": "timm" in sys.modules,
         }
@@ -95,6 +168,13 @@ def child(args: argparse.Namespace) -> int:
     def finish() -> None:
         if "findings" not in marks:
             mark("findings")
+            if args.dump:  # bench_memory.py: every mapping and every module, at "findings"
+                dump = {
+                    "smaps": Path("/proc/self/smaps").read_text(),
+                    "modules": sorted(sys.modules),
+                    "live": live_memory(),
+                }
+                Path(args.dump).write_text(json.dumps(dump))
         window.close()
         app.quit()
 
@@ -192,11 +272,22 @@ def make_assets(
     return model_dir, film
 
 
-def launch(src: Path, mode: str, model: Path, film: Path, timeout: float) -> dict[str, Any]:
+def launch(
+    src: Path,
+    mode: str,
+    model: Path,
+    film: Path,
+    timeout: float,
+    dump: Path | None = None,
+    env_extra: dict[str, str] | None = None,
+) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(src), QT_QPA_PLATFORM="offscreen", HF_HUB_OFFLINE="1")
+    env.update(env_extra or {})
     env["FPSM_BENCH_T0"] = repr(time.time())
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--mode", mode]
     cmd += ["--model", str(model), "--film", str(film), "--timeout", str(timeout)]
+    if dump is not None:
+        cmd += ["--dump", str(dump)]
     out = subprocess.run(
         cmd, env=env, cwd=src, capture_output=True, text=True, timeout=timeout + 60
     )
@@ -238,6 +329,7 @@ def main() -> int:
         help="only load the model and run it once on the film (RSS of the model alone)",
     )
     p.add_argument("--timeout", type=float, default=600.0)
+    p.add_argument("--dump", type=Path, help=argparse.SUPPRESS)
     p.add_argument(
         "--src",
         action="append",

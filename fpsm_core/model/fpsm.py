@@ -17,12 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import timm
 import torch
 import torch.nn.functional as F
-from timm.models import FeatureInfo, FeatureListNet
 from torch import nn
 
+# isort: off
+from fpsm_core.model.timm_import import timm  # first: timm without torch._dynamo (~160 MiB)
+from timm.models import FeatureInfo, FeatureListNet
+
+# isort: on
 from fpsm_core.errors import FpsmError
 from fpsm_core.labels import NUM_CLASSES
 from fpsm_core.model.validate import ensure_offline_plain_backbone

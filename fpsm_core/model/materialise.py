@@ -9,6 +9,11 @@ page cache (shared by every process that loads the same file, and never written 
 state dict does not carry (timm's non-persistent ones, e.g. TResNet's blur filters) are rebuilt
 with timm's ``init_non_persistent_buffers``; a module without that hook makes the loader fall
 back to the plain build, so every architecture still loads.
+
+The initialisers the architecture runs (``nn.init.*``, ``tensor.normal_()``...) are skipped on
+the meta tensors rather than run on them: they would write nothing, and on the meta device
+``normal_`` goes through PyTorch's Python reference implementation, which imports TorchDynamo
+(and with it sympy and triton, ~160 MiB; see :mod:`fpsm_core.model.timm_import`).
 """
 
 from __future__ import annotations
@@ -18,13 +23,55 @@ from typing import TypeVar
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 M = TypeVar("M", bound=nn.Module)
+
+# In-place methods that only write values (what initialisers call); shape, dtype and flags stay.
+_VALUE_WRITES = frozenset(
+    {
+        "normal_",
+        "uniform_",
+        "fill_",
+        "zero_",
+        "copy_",
+        "erfinv_",
+        "mul_",
+        "add_",
+        "sub_",
+        "div_",
+        "clamp_",
+        "exponential_",
+        "bernoulli_",
+        "random_",
+        "log_normal_",
+        "cauchy_",
+        "geometric_",
+    }
+)
+
+
+class _SkipInitOnMeta(TorchFunctionMode):
+    """Initialisers and value writes on meta tensors return the tensor untouched."""
+
+    def __torch_function__(
+        self,
+        func: Callable[..., object],
+        types: object,
+        args: tuple[object, ...] = (),
+        kwargs: dict[str, object] | None = None,
+    ) -> object:
+        first = args[0] if args else (kwargs or {}).get("tensor")  # nn.init passes by keyword
+        if isinstance(first, torch.Tensor) and first.is_meta:
+            name = getattr(func, "__name__", "")
+            if name in _VALUE_WRITES or getattr(func, "__module__", "") == "torch.nn.init":
+                return first
+        return func(*args, **(kwargs or {}))
 
 
 def build_on_meta(build: Callable[[], M]) -> M:
     """``build()`` with every tensor on the meta device (no memory, no initialisation)."""
-    with torch.device("meta"):
+    with torch.device("meta"), _SkipInitOnMeta():
         return build()
 
 
@@ -51,7 +98,8 @@ def assign_weights(skeleton: M, state: Mapping[str, torch.Tensor]) -> bool:
         for name in missing:
             buffer = module._buffers[name]
             assert buffer is not None
-            module._buffers[name] = torch.empty_like(buffer, device="cpu")
+            # Not ``empty_like``: on a meta tensor it runs a Python reference that imports sympy.
+            module._buffers[name] = torch.empty(buffer.shape, dtype=buffer.dtype, device="cpu")
         rebuild()
     return not any(t.is_meta for t in (*skeleton.parameters(), *skeleton.buffers()))
 
