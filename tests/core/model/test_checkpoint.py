@@ -48,7 +48,14 @@ def test_round_trip_is_bit_exact(tmp_path: Path, aggregation: str) -> None:
     assert loaded.model.levels == (4, 3, 2) and loaded.model.aggregation == aggregation
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        assert torch.equal(model(x), loaded.model(x))
+        # The weights are bit-exact (above); the outputs agree to rounding only. The loaded
+        # tensors live in the memory-mapped file at 16-byte rather than 64-byte alignment, and
+        # on some CPUs (AMD EPYC here) the BLAS behind the heads' F.linear sums in another order
+        # for such buffers: a last-bit difference (9e-8), gone when the same weights are copied
+        # to aligned memory. Two loads of one file give the same bits (same alignment).
+        torch.testing.assert_close(loaded.model(x), model(x), rtol=1e-6, atol=1e-6)
+        again = load_checkpoint(tmp_path / "ckpt.safetensors").model
+        assert torch.equal(again(x), loaded.model(x))
 
 
 def test_float16_checkpoint_halves_the_file_and_loads_as_float32(tmp_path: Path) -> None:
