@@ -30,17 +30,22 @@ def send(widget: Any, kind: QEvent.Type, pos: QPointF, buttons: Qt.MouseButton) 
     QApplication.sendEvent(widget, event)
 
 
-def test_a_linked_viewport_previews_during_the_drag_and_ends_exact(
-    qtbot: Any, make_window: Any, tmp_path: Path
-) -> None:
-    from viewer.view_links import relative_window
-
+def side_by_side(qtbot: Any, make_window: Any, tmp_path: Path) -> tuple[Any, Any, Any]:
+    """Two 480x400 films in 1x2: the window and its left and right viewports."""
     a = write_dicom(tmp_path / "a.dcm", chest_like(480, 400))
     b = write_dicom(tmp_path / "b.dcm", chest_like(480, 400, seed=3))
     window = make_window()
     left = open_main(qtbot, window, a)
     window.reading_room.open_beside([b], "1x2")
-    right = shown(qtbot, window, 1, b)
+    return window, left, shown(qtbot, window, 1, b)
+
+
+def test_a_linked_viewport_previews_during_the_drag_and_ends_exact(
+    qtbot: Any, make_window: Any, tmp_path: Path
+) -> None:
+    from viewer.view_links import relative_window
+
+    window, left, right = side_by_side(qtbot, make_window, tmp_path)
     exact_before = left.view.displayed_array()
     port = right.view.graphics.viewport()
     start = QPointF(port.width() * 0.4, port.height() * 0.5)
@@ -201,12 +206,7 @@ def test_a_preview_follows_the_film_and_crop_on_screen(qtbot: Any) -> None:
 def test_a_layout_change_mid_drag_ends_the_preview(
     qtbot: Any, make_window: Any, tmp_path: Path
 ) -> None:
-    a = write_dicom(tmp_path / "a.dcm", chest_like(480, 400))
-    b = write_dicom(tmp_path / "b.dcm", chest_like(480, 400, seed=3))
-    window = make_window()
-    left = open_main(qtbot, window, a)
-    window.reading_room.open_beside([b], "1x2")
-    right = shown(qtbot, window, 1, b)
+    window, left, right = side_by_side(qtbot, make_window, tmp_path)
     port = right.view.graphics.viewport()
     start = QPointF(port.width() * 0.4, port.height() * 0.5)
     send(port, QEvent.Type.MouseButtonPress, start, Qt.MouseButton.RightButton)
