@@ -356,13 +356,11 @@ class ComposeCache:
             return work()
         key = (id(pixels), tuple(size), tuple(box), float(feather), float(alpha), interpolation)
         hit = self._patches.get(key)
-        if hit is not None and hit[0] is pixels:  # the entry holds the array: its id is its own
+        if hit is not None:  # the entry holds the array, so no other array can have its id
             self._patches.move_to_end(key)
             self.hits += 1
             return hit[1]
         self.misses += 1
-        if hit is not None:  # cannot happen while the entry holds its array; kept exact anyway
-            self._bytes -= self._size(*self._patches.pop(key))
         prepared = work()
         self._patches[key] = (pixels, prepared)
         self._bytes += self._size(pixels, prepared)

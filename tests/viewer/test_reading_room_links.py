@@ -22,11 +22,15 @@ from tests.viewer.test_reading_room import _no_mouse_rate_limit, open_main, show
 __all__ = ["_no_mouse_rate_limit"]  # the reading room tests' autouse fixture applies here too
 
 
-def send(widget: Any, kind: QEvent.Type, pos: QPointF, buttons: Qt.MouseButton) -> None:
+def send(
+    widget: Any,
+    kind: QEvent.Type,
+    pos: QPointF,
+    buttons: Qt.MouseButton,
+    button: Qt.MouseButton = Qt.MouseButton.RightButton,
+) -> None:
     global_pos = QPointF(widget.mapToGlobal(pos.toPoint()))
-    event = QMouseEvent(
-        kind, pos, global_pos, Qt.MouseButton.RightButton, buttons, Qt.KeyboardModifier.NoModifier
-    )
+    event = QMouseEvent(kind, pos, global_pos, button, buttons, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(widget, event)
 
 
@@ -140,36 +144,11 @@ def test_linked_zoom_and_pan_travel_in_millimetres_between_calibrated_films(
 
 
 def drag_left(widget: Any, start: QPointF, end: QPointF, steps: int = 6) -> None:
-    left_button = Qt.MouseButton.LeftButton
-    event = QMouseEvent(
-        QEvent.Type.MouseButtonPress,
-        start,
-        QPointF(widget.mapToGlobal(start.toPoint())),
-        left_button,
-        left_button,
-        Qt.KeyboardModifier.NoModifier,
-    )
-    QApplication.sendEvent(widget, event)
+    left = Qt.MouseButton.LeftButton
+    send(widget, QEvent.Type.MouseButtonPress, start, left, left)
     for i in range(1, steps + 1):
-        pos = start + (end - start) * (i / steps)
-        move = QMouseEvent(
-            QEvent.Type.MouseMove,
-            pos,
-            QPointF(widget.mapToGlobal(pos.toPoint())),
-            left_button,
-            left_button,
-            Qt.KeyboardModifier.NoModifier,
-        )
-        QApplication.sendEvent(widget, move)
-    send_release = QMouseEvent(
-        QEvent.Type.MouseButtonRelease,
-        end,
-        QPointF(widget.mapToGlobal(end.toPoint())),
-        left_button,
-        Qt.MouseButton.NoButton,
-        Qt.KeyboardModifier.NoModifier,
-    )
-    QApplication.sendEvent(widget, send_release)
+        send(widget, QEvent.Type.MouseMove, start + (end - start) * (i / steps), left, left)
+    send(widget, QEvent.Type.MouseButtonRelease, end, Qt.MouseButton.NoButton, left)
 
 
 def test_a_preview_follows_the_film_and_crop_on_screen(qtbot: Any) -> None:
