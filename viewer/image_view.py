@@ -370,6 +370,9 @@ class ImageViewWidget(QWidget):
         # the exact frame that ending the preview draws.
         self._previewing = False
         self._preview_codes: np.ndarray | None = None
+        # A spacing drawn on the film (a calibration; viewer.annotations sets it): the one its
+        # lengths use, so the millimetre link of viewer.view_links uses it too.
+        self._calibration_mm: tuple[float, float] | None = None
 
         self.view.window_dragged.connect(self._on_view_window_dragged)
         self.view.window_drag_started.connect(self.window_drag_started)
@@ -480,6 +483,15 @@ class ImageViewWidget(QWidget):
             self._syncing_histogram = False
         self._update_info()
         self.window_changed.emit(self._window[0], self._window[1])
+
+    # -- calibration ------------------------------------------------------------------------
+    @property
+    def calibration_mm(self) -> tuple[float, float] | None:
+        """(row, column) mm per pixel calibrated on the film by the reader; None when not."""
+        return self._calibration_mm
+
+    def set_calibration(self, spacing: tuple[float, float] | None) -> None:
+        self._calibration_mm = None if spacing is None else (float(spacing[0]), float(spacing[1]))
 
     # -- preview while another view leads a W/L drag ---------------------------------------
     @property

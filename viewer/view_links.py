@@ -4,8 +4,9 @@ Films from different detectors (or a PNG beside a 16-bit DICOM) do not share pix
 window travels as a fraction of each film's robust value range: the same film in two viewports
 gets the same numbers, a prior from another machine gets the same *look*. Zoom and pan travel as
 the part of the film shown, in the film's own pixel frame whatever its rotation: **in millimetres**
-from the film's centre when both films know their pixel spacing (a prior from a detector with
-other pixels shows the anatomy at the same size), else as fractions of the film's width and height.
+from the film's centre when both films know their pixel spacing, from the header or from a
+calibration drawn on the film (a prior from a detector with other pixels shows the anatomy at the
+same size), else as fractions of the film's width and height.
 A guard stops the echo: a view moved by the link does not move the others back; a film opening
 at its own window (a new film or frame in one viewport) moves nothing.
 
@@ -70,7 +71,10 @@ def apply_relative_rect(view: ImageViewWidget, rel: tuple[float, float, float, f
 
 
 def pixel_spacing(view: ImageViewWidget) -> tuple[float, float] | None:
-    """The film's (row, column) spacing in mm, or None when it has none (or a zero)."""
+    """The (row, column) mm per pixel the film's lengths use: a calibration drawn on it, else
+    its own spacing; None when it has neither (or a zero)."""
+    if view.calibration_mm is not None:
+        return view.calibration_mm
     image = view.image
     spacing = getattr(image, "spacing_mm", None) if image is not None else None
     if not spacing:

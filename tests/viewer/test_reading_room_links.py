@@ -143,6 +143,44 @@ def test_linked_zoom_and_pan_travel_in_millimetres_between_calibrated_films(
     assert rh == pytest.approx(lh, rel=1e-3)
 
 
+def test_a_film_calibrated_by_the_reader_follows_in_millimetres(
+    qtbot: Any, make_window: Any, tmp_path: Path
+) -> None:
+    from viewer.view_links import physical_rect, relative_rect
+
+    a = write_dicom(tmp_path / "a.dcm", chest_like(96, 80), spacing=(0.25, 0.25))
+    bare = write_dicom(tmp_path / "bare.dcm", chest_like(96, 80, seed=5), spacing=None)
+    window = make_window()
+    left = open_main(qtbot, window, a)
+    window.reading_room.open_beside([bare], "1x2")
+    right = shown(qtbot, window, 1, bare)
+    assert physical_rect(right.view) is None  # no spacing of its own
+    controller = window.reading_room._controllers[1]
+    # The reader draws a 40-pixel line on the right film and says it is 20 mm long.
+    controller.calibrate(((10.0, 10.0), (50.0, 10.0)), 20.0)
+    assert right.view.calibration_mm == pytest.approx((0.5, 0.5))
+    port = left.view.graphics.viewport()
+    qtbot.mouseClick(port, Qt.MouseButton.LeftButton, pos=port.rect().center())
+    window.activateWindow()
+    qtbot.keyClick(window, Qt.Key.Key_Plus)
+    qtbot.keyClick(window, Qt.Key.Key_Plus)
+    centre = QPointF(port.width() * 0.5, port.height() * 0.5)
+    drag_left(port, centre, centre + QPointF(30, 20))
+    (lx, ly, lw, lh), (rx, ry, rw, rh) = physical_rect(left.view), physical_rect(right.view)
+    assert (rx + rw / 2, ry + rh / 2) == pytest.approx((lx + lw / 2, ly + lh / 2), abs=1e-3)
+    assert rh == pytest.approx(lh, rel=1e-3)
+    # Half the pixels of the right film for the same millimetres (0.5 mm against 0.25 mm).
+    assert relative_rect(right.view)[3] == pytest.approx(relative_rect(left.view)[3] / 2, rel=1e-3)
+
+    # Without the calibration it follows by fractions of the film again.
+    controller.remove_calibration()
+    assert right.view.calibration_mm is None
+    qtbot.keyClick(window, Qt.Key.Key_Minus)
+    (lx, ly, lw, lh), (rx, ry, rw, rh) = relative_rect(left.view), relative_rect(right.view)
+    assert (rx + rw / 2, ry + rh / 2) == pytest.approx((lx + lw / 2, ly + lh / 2), abs=1e-3)
+    assert rh == pytest.approx(lh, rel=1e-3)
+
+
 def drag_left(widget: Any, start: QPointF, end: QPointF, steps: int = 6) -> None:
     left = Qt.MouseButton.LeftButton
     send(widget, QEvent.Type.MouseButtonPress, start, left, left)

@@ -215,6 +215,8 @@ class AnnotationController(QObject):
 
     # -- document ----------------------------------------------------------------------------
     def _on_document_changed(self, sheet: Sheet) -> None:
+        cal = sheet.calibration
+        self._view.set_calibration(None if cal is None else (cal.mm_per_px, cal.mm_per_px))
         if self.selected is not None and sheet.get(self.selected) is None:
             self.selected = None
             self.selection_changed.emit(None)
