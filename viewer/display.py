@@ -238,9 +238,9 @@ def screen_codes(
     """
     x0, y0, x1, y1 = crop
     codes = pyramid.levels[level][y0:y1, x0:x1]
-    factor = screen_per_image * (pyramid.shape[1] / pyramid.levels[level].shape[1])
-    if factor >= 0.999:
+    if not downsampled(pyramid, level, screen_per_image):
         return np.ascontiguousarray(codes)
+    factor = screen_per_image * (pyramid.shape[1] / pyramid.levels[level].shape[1])
     width = max(1, round(codes.shape[1] * factor))
     height = max(1, round(codes.shape[0] * factor))
     return cv2.resize(codes, (width, height), interpolation=cv2.INTER_LINEAR)

@@ -120,13 +120,7 @@ def test_linked_zoom_and_pan_travel_in_millimetres_between_calibrated_films(
     window.reading_room.open_beside([b], "1x2")
     right = shown(qtbot, window, 1, b)
     qtbot.waitUntil(lambda: bool(grid.change_label.text()), timeout=60000)
-    port = left.view.graphics.viewport()
-    qtbot.mouseClick(port, Qt.MouseButton.LeftButton, pos=port.rect().center())
-    window.activateWindow()
-    qtbot.keyClick(window, Qt.Key.Key_Plus)
-    qtbot.keyClick(window, Qt.Key.Key_Plus)
-    centre = QPointF(port.width() * 0.5, port.height() * 0.5)
-    drag_left(port, centre, centre + QPointF(40, 25))
+    zoom_in_and_pan(qtbot, window, left.view, QPointF(40, 25))
     (lx, ly, lw, lh), (rx, ry, rw, rh) = physical_rect(left.view), physical_rect(right.view)
     # The same millimetres around the same point from the film's centre (heights: each view box
     # keeps its own aspect).
@@ -159,13 +153,7 @@ def test_a_film_calibrated_by_the_reader_follows_in_millimetres(
     # The reader draws a 40-pixel line on the right film and says it is 20 mm long.
     controller.calibrate(((10.0, 10.0), (50.0, 10.0)), 20.0)
     assert right.view.calibration_mm == pytest.approx((0.5, 0.5))
-    port = left.view.graphics.viewport()
-    qtbot.mouseClick(port, Qt.MouseButton.LeftButton, pos=port.rect().center())
-    window.activateWindow()
-    qtbot.keyClick(window, Qt.Key.Key_Plus)
-    qtbot.keyClick(window, Qt.Key.Key_Plus)
-    centre = QPointF(port.width() * 0.5, port.height() * 0.5)
-    drag_left(port, centre, centre + QPointF(30, 20))
+    zoom_in_and_pan(qtbot, window, left.view, QPointF(30, 20))
     (lx, ly, lw, lh), (rx, ry, rw, rh) = physical_rect(left.view), physical_rect(right.view)
     assert (rx + rw / 2, ry + rh / 2) == pytest.approx((lx + lw / 2, ly + lh / 2), abs=1e-3)
     assert rh == pytest.approx(lh, rel=1e-3)
@@ -179,6 +167,17 @@ def test_a_film_calibrated_by_the_reader_follows_in_millimetres(
     (lx, ly, lw, lh), (rx, ry, rw, rh) = relative_rect(left.view), relative_rect(right.view)
     assert (rx + rw / 2, ry + rh / 2) == pytest.approx((lx + lw / 2, ly + lh / 2), abs=1e-3)
     assert rh == pytest.approx(lh, rel=1e-3)
+
+
+def zoom_in_and_pan(qtbot: Any, window: Any, view: Any, by: QPointF) -> None:
+    """Click the view, zoom in twice with +, and drag the film by ``by`` with the left button."""
+    port = view.graphics.viewport()
+    qtbot.mouseClick(port, Qt.MouseButton.LeftButton, pos=port.rect().center())
+    window.activateWindow()
+    qtbot.keyClick(window, Qt.Key.Key_Plus)
+    qtbot.keyClick(window, Qt.Key.Key_Plus)
+    centre = QPointF(port.width() * 0.5, port.height() * 0.5)
+    drag_left(port, centre, centre + by)
 
 
 def drag_left(widget: Any, start: QPointF, end: QPointF, steps: int = 6) -> None:
